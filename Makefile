@@ -1,0 +1,44 @@
+# arko: every target builds its own virtualenv, so a fresh clone needs only
+# Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv proto fmt lint test demo bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install arko with its dev tools.
+
+proto: $(STAMP) ## Regenerate arko/gen from protos/.
+	$(PY) scripts/genproto.py arko/gen
+
+fmt: $(STAMP) ## Format the code.
+	$(VENV)/bin/ruff format arko tests bench scripts
+	$(VENV)/bin/ruff check --fix arko tests bench scripts
+
+lint: $(STAMP) ## ruff and mypy.
+	$(VENV)/bin/ruff check arko tests bench scripts
+	$(VENV)/bin/ruff format --check arko tests bench scripts
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint ## Install, lint, run the whole test suite.
+	$(PY) -m pytest
+
+demo: $(STAMP) ## Start a master and a slave, run the README's grpcurl call, stop both.
+	$(PY) scripts/demo.py
+
+bench: $(STAMP) ## Run the benchmarks (not part of make test).
+	$(PY) -m bench
+
+clean: ## Remove the virtualenv and caches.
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""arko: an SDK for API-driven CI/CD pipelines built on gRPC."""

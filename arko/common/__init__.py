@@ -1,0 +1,1 @@
+"""Code shared by the master and the slave: errors, settings, logging, servers."""

@@ -1,0 +1,60 @@
+"""Run a daemon until SIGTERM or SIGINT, for both ``__main__`` modules."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import structlog
+
+from arko.common.errors import StartupError
+from arko.common.logging import configure_logging
+from arko.common.settings import DaemonSettings, load_settings
+
+S = TypeVar("S", bound=DaemonSettings)
+
+
+class Daemon(Protocol):
+    """What :func:`run_daemon` drives."""
+
+    async def start(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def exit_code(self) -> int: ...
+
+
+async def _serve(daemon: Daemon) -> int:
+    loop = asyncio.get_running_loop()
+    await daemon.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.stop()))
+    await daemon.wait()
+    return daemon.exit_code
+
+
+def run_daemon(
+    settings_cls: type[S], factory: Callable[[S], Daemon], argv: Sequence[str] | None = None
+) -> int:
+    """Load settings, configure logs, run the daemon; return the exit status.
+
+    Start-up problems print one line and exit 2; a signal stops it cleanly (0).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        settings = load_settings(settings_cls, args)
+    except StartupError as exc:
+        print(f"{settings_cls.model_config.get('cli_prog_name')}: {exc.message}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(_serve(factory(settings)))
+    except StartupError as exc:
+        structlog.get_logger("arko").error("startup_failed", reason=exc.message)
+        return 2

@@ -1,0 +1,101 @@
+"""The one way both daemons read their settings.
+
+Precedence, highest first: command-line flags, ``ARKO_<DAEMON>_*`` environment
+variables, the TOML config file named by ``--config`` (or the ``..._CONFIG``
+variable), then defaults. pydantic-settings does the parsing and validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    TomlConfigSettingsSource,
+)
+
+from arko.common.errors import StartupError
+from arko.common.logging import LogFormat
+
+S = TypeVar("S", bound="DaemonSettings")
+
+
+class DaemonSettings(BaseSettings):
+    """Settings every daemon has. Subclasses set ``model_config``'s env prefix."""
+
+    _config_file: ClassVar[Path | None] = None
+
+    config: Path | None = Field(
+        None, description="TOML file with settings (flag and env values override it)"
+    )
+    tls: bool = Field(False, description="Serve over TLS (needs --cert_file and --key_file)")
+    cert_file: Path | None = Field(None, description="PEM certificate for TLS")
+    key_file: Path | None = Field(None, description="PEM private key for TLS")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest log level printed"
+    )
+    log_format: LogFormat = Field("console", description="Log lines as 'console' text or 'json'")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Add the TOML file below the environment; the CLI source sits above all."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._config_file))
+        return tuple(sources)
+
+    def check_tls(self) -> None:
+        """Fail early, with a sentence, when TLS is asked for without its files."""
+        if self.tls and (self.cert_file is None or self.key_file is None):
+            raise StartupError("--tls needs both --cert_file and --key_file")
+        for path in (self.cert_file, self.key_file):
+            if self.tls and path is not None and not path.is_file():
+                raise StartupError(f"TLS file {path} does not exist")
+
+
+def _config_path(cls: type[DaemonSettings], argv: Sequence[str]) -> Path | None:
+    """Find ``--config`` before the full parse, since it decides the sources."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(list(argv))
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    raw = known.config or os.environ.get(f"{prefix}CONFIG")
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise StartupError(f"config file {path} does not exist")
+    return path
+
+
+def load_settings(cls: type[S], argv: Sequence[str]) -> S:
+    """Build ``cls`` from argv, the environment and the config file.
+
+    Raises:
+        StartupError: a value is invalid; the message names the setting.
+    """
+    config_file = _config_path(cls, argv)
+    bound: type[S] = type(cls.__name__, (cls,), {"_config_file": config_file})
+    init: dict[str, Any] = {"_cli_parse_args": list(argv)}
+    try:
+        settings = bound(**init)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise StartupError(f"invalid settings: {problems}") from None
+    settings.check_tls()
+    return settings

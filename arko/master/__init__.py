@@ -1,0 +1,1 @@
+"""The arko master: registers slaves, pings them, runs jobs on them."""

@@ -1,0 +1,116 @@
+"""The master daemon: store, registry, executor and server, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+import structlog
+from grpc_health.v1 import health_pb2
+
+from arko.common.server import TlsFiles, create_server
+from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.executor import Executor
+from arko.master.registry import Registry
+from arko.master.scheduler import FirstLiveScheduler, Scheduler
+from arko.master.servicers import ExecutionServicer, RegisterServicer
+from arko.master.settings import MasterSettings
+from arko.master.store import SqliteStore
+
+log = structlog.get_logger("arko.master")
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Master:
+    """One running master. ``async with Master(settings) as m: await m.wait()``."""
+
+    def __init__(self, settings: MasterSettings, scheduler: Scheduler | None = None) -> None:
+        self.settings = settings
+        self._scheduler = scheduler or FirstLiveScheduler()
+        self._store: SqliteStore | None = None
+        self._registry: Registry | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self.port = 0
+        self.exit_code = 0
+
+    async def start(self) -> None:
+        """Open the store, restore slaves, start serving and pinging.
+
+        Raises:
+            StartupError: the database or the port cannot be used.
+        """
+        s = self.settings
+        self._store = await SqliteStore.open(s.db)
+        self._registry = Registry(self._store, s.ping_timeout)
+        await self._registry.load()
+        executor = Executor(self._registry, self._scheduler, s.connect_timeout)
+        register = RegisterServicer(self._registry)
+        execution = ExecutionServicer(executor, s.job_timeout)
+        tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
+        services = [
+            (
+                register_pb2.DESCRIPTOR.services_by_name["Register"].full_name,
+                lambda srv: register_pb2_grpc.add_RegisterServicer_to_server(register, srv),
+            ),
+            (
+                execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name,
+                lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
+            ),
+        ]
+        try:
+            built = create_server(s.listen_host, s.port, services, tls)
+        except BaseException:
+            await self._store.close()
+            raise
+        self._server, self._health, self.port = built.server, built.health, built.port
+        await self._server.start()
+        for name, _ in services:
+            await self._health.set(name, _SERVING)
+        await self._health.set("", _SERVING)
+        self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
+        log.info("master_started", port=self.port, db=s.db, tls=tls is not None)
+
+    async def _ping_loop(self) -> None:
+        assert self._registry is not None
+        while True:
+            await self._registry.ping_all()
+            await asyncio.sleep(self.settings.ping_interval)
+
+    async def wait(self) -> None:
+        """Return once :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop taking calls, let running ones finish within the grace period; idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        log.info("master_stopping", grace=self.settings.grace)
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        if hasattr(self, "_server"):
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(self.settings.grace)
+        if self._registry is not None:
+            await self._registry.close()
+        if self._store is not None:
+            await self._store.close()
+        log.info("master_stopped")
+        self._stopped.set()
+
+    async def __aenter__(self) -> Master:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,204 @@
+"""Discover a slave's services through gRPC server reflection.
+
+The master has no generated code for slave services: everything it knows of a
+slave comes from here, as a ``Catalog`` (a private descriptor pool plus the
+method list). Reflection ``v1`` is asked first and ``v1alpha`` second; the two
+protocols' messages are identical on the wire, so grpcio-reflection's
+``v1alpha`` classes serve both. grpcio-reflection's own client-side descriptor
+database is blocking, so this speaks the stream over ``grpc.aio`` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+from grpc_reflection.v1alpha import reflection_pb2
+
+from arko.common.errors import ArkoError
+
+REFLECTION_PATHS = {
+    "v1": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "v1alpha": "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+}
+# Infrastructure every slave may serve; never offered as a job.
+HIDDEN_SERVICES = frozenset(
+    {
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.health.v1.Health",
+    }
+)
+# A slave answering with more than this is broken or hostile.
+MAX_FILES = 2000
+MAX_SERVICES = 500
+# grpc.aio may turn an unanswered v1 request into INTERNAL instead of
+# UNIMPLEMENTED (grpc/grpc#36066): both mean "try the older protocol".
+_FALLBACK_CODES = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL})
+
+
+class DiscoveryError(ArkoError):
+    """Reflection failed or answered something unusable; the message says what."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+@dataclass(slots=True)
+class Catalog:
+    """What one slave serves: its descriptors and its ``Service.Method`` names."""
+
+    protocol: str
+    pool: descriptor_pool.DescriptorPool
+    methods: tuple[str, ...]
+    fingerprint: bytes
+    _classes: dict[str, type[Message]] = field(default_factory=dict)
+
+    def method(self, service: str, method: str) -> descriptor.MethodDescriptor | None:
+        """The method's descriptor, or None when this slave does not serve it."""
+        try:
+            svc = self.pool.FindServiceByName(service)
+        except KeyError:
+            return None
+        return svc.methods_by_name.get(method)
+
+    def message_class(self, desc: descriptor.Descriptor) -> type[Message]:
+        """A message class for ``desc``, built once per catalog."""
+        cls = self._classes.get(desc.full_name)
+        if cls is None:
+            cls = message_factory.GetMessageClass(desc)
+            self._classes[desc.full_name] = cls
+        return cls
+
+
+def _request(**kwargs: Any) -> reflection_pb2.ServerReflectionRequest:
+    return reflection_pb2.ServerReflectionRequest(**kwargs)
+
+
+async def _ask(
+    stream: Any, request: reflection_pb2.ServerReflectionRequest
+) -> reflection_pb2.ServerReflectionResponse:
+    await stream.write(request)
+    response = await stream.read()
+    if response is grpc.aio.EOF:
+        raise DiscoveryError("reflection stream closed before answering")
+    if response.HasField("error_response"):
+        err = response.error_response
+        raise DiscoveryError(f"reflection error {err.error_code}: {err.error_message}")
+    return response  # type: ignore[no-any-return]
+
+
+def _collect(
+    response: reflection_pb2.ServerReflectionResponse,
+    files: dict[str, descriptor_pb2.FileDescriptorProto],
+) -> None:
+    if not response.HasField("file_descriptor_response"):
+        raise DiscoveryError("reflection answered a file request without files")
+    for raw in response.file_descriptor_response.file_descriptor_proto:
+        try:
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        except DecodeError as exc:
+            raise DiscoveryError(f"reflection sent an unreadable file descriptor: {exc}") from None
+        files.setdefault(fdp.name, fdp)
+    if len(files) > MAX_FILES:
+        raise DiscoveryError(f"reflection sent more than {MAX_FILES} files")
+
+
+async def _fetch(channel: grpc.aio.Channel, path: str, timeout: float) -> tuple[
+    list[str], dict[str, descriptor_pb2.FileDescriptorProto]
+]:
+    call = channel.stream_stream(
+        path,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    stream = call(timeout=timeout)
+    try:
+        listing = await _ask(stream, _request(list_services=""))
+        services = sorted(
+            s.name
+            for s in listing.list_services_response.service
+            if s.name not in HIDDEN_SERVICES
+        )
+        if len(services) > MAX_SERVICES:
+            raise DiscoveryError(f"reflection lists more than {MAX_SERVICES} services")
+        files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+        for name in services:
+            _collect(await _ask(stream, _request(file_containing_symbol=name)), files)
+        missing = _missing_dependencies(files.values(), files)
+        while missing:
+            for name in missing:
+                _collect(await _ask(stream, _request(file_by_filename=name)), files)
+            still = _missing_dependencies(files.values(), files)
+            if still & missing:
+                raise DiscoveryError(f"reflection cannot provide {sorted(still & missing)}")
+            missing = still
+        await stream.done_writing()
+        return services, files
+    finally:
+        stream.cancel()
+
+
+def _missing_dependencies(
+    protos: Iterable[descriptor_pb2.FileDescriptorProto], have: dict[str, Any]
+) -> set[str]:
+    return {dep for fdp in protos for dep in fdp.dependency if dep not in have}
+
+
+def _build_pool(files: dict[str, descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+    """Add files to a fresh pool, each after its dependencies."""
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+    pending = dict(files)
+    while pending:
+        ready = [n for n, f in pending.items() if all(d in added for d in f.dependency)]
+        if not ready:
+            raise DiscoveryError(f"circular or missing imports among {sorted(pending)}")
+        for name in ready:
+            try:
+                pool.Add(pending.pop(name))
+            except (TypeError, ValueError) as exc:
+                raise DiscoveryError(f"file {name} from reflection is invalid: {exc}") from None
+            added.add(name)
+    return pool
+
+
+async def discover(channel: grpc.aio.Channel, timeout: float, protocol: str | None = None) -> Catalog:
+    """Read a slave's services over ``channel`` within ``timeout`` seconds.
+
+    Args:
+        channel: An open channel to the slave.
+        timeout: Deadline for the whole reflection exchange.
+        protocol: "v1" or "v1alpha" when known to work for this slave; tried alone.
+
+    Raises:
+        DiscoveryError: reflection is missing, failed or answered garbage.
+        grpc.aio.AioRpcError: the slave could not be reached.
+    """
+    order = [protocol] if protocol else ["v1", "v1alpha"]
+    for i, proto in enumerate(order):
+        try:
+            services, files = await _fetch(channel, REFLECTION_PATHS[proto], timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _FALLBACK_CODES and i + 1 < len(order):
+                continue
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise DiscoveryError("slave does not serve gRPC server reflection") from None
+            raise
+        pool = _build_pool(files)
+        methods: list[str] = []
+        for name in services:
+            try:
+                svc = pool.FindServiceByName(name)
+            except KeyError:
+                raise DiscoveryError(f"reflection lists {name} but sends no descriptor") from None
+            methods.extend(f"{name}.{m.name}" for m in svc.methods)
+        digest = hashlib.sha256()
+        for name in sorted(files):
+            digest.update(files[name].SerializeToString(deterministic=True))
+        return Catalog(proto, pool, tuple(methods), digest.digest())
+    raise DiscoveryError("no reflection protocol left to try")

@@ -1,0 +1,116 @@
+"""Turn a job's ``map<string,string>`` parameters into the method's request message.
+
+Each value is converted by the type of the field it names, straight into the
+message (no JSON round trip for scalars). Message, repeated and map fields take
+a JSON value. Every failure names the parameter and says what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from arko.common.errors import InvalidArgument
+
+_F = FieldDescriptor
+_INT_RANGES: dict[int, tuple[int, int]] = {
+    _F.TYPE_INT32: (-(2**31), 2**31 - 1),
+    _F.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    _F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    _F.TYPE_INT64: (-(2**63), 2**63 - 1),
+    _F.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    _F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    _F.TYPE_UINT32: (0, 2**32 - 1),
+    _F.TYPE_FIXED32: (0, 2**32 - 1),
+    _F.TYPE_UINT64: (0, 2**64 - 1),
+    _F.TYPE_FIXED64: (0, 2**64 - 1),
+}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+def _scalar(field: FieldDescriptor, raw: str) -> Any:
+    """Convert one string to the Python value of a non-repeated scalar field."""
+    kind = field.type
+    if kind == _F.TYPE_STRING:
+        return raw
+    if kind == _F.TYPE_BYTES:
+        return raw.encode()
+    if kind == _F.TYPE_BOOL:
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ValueError("expected a bool (true/false)")
+    if kind in _INT_RANGES:
+        low, high = _INT_RANGES[kind]
+        try:
+            number = int(raw.strip(), 10)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected an integer in {low}..{high}")
+        return number
+    if kind in (_F.TYPE_DOUBLE, _F.TYPE_FLOAT):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if kind == _F.TYPE_ENUM:
+        enum = field.enum_type
+        by_name = enum.values_by_name.get(raw.strip())
+        if by_name is not None:
+            return by_name.number
+        try:
+            number = int(raw.strip(), 10)
+        except ValueError:
+            number = None
+        if number is None or number not in enum.values_by_number:
+            names = ", ".join(enum.values_by_name)
+            raise ValueError(f"expected one of {names}")
+        return number
+    raise ValueError(f"unsupported field type {kind}")
+
+
+def _find_field(desc: Descriptor, name: str) -> FieldDescriptor:
+    field = desc.fields_by_name.get(name)
+    if field is None:
+        field = next((f for f in desc.fields if f.json_name == name), None)
+    if field is None:
+        known = ", ".join(f.name for f in desc.fields) or "no fields"
+        raise InvalidArgument(
+            f"parameter {name!r} is not a field of {desc.full_name} (it has: {known})"
+        )
+    return field
+
+
+def build_request(cls: type[Message], params: Mapping[str, str]) -> Message:
+    """Fill a new ``cls`` message from ``params``.
+
+    Raises:
+        InvalidArgument: a parameter is not a field, or its value does not fit
+            the field's type; the message names the parameter.
+    """
+    message = cls()
+    desc = message.DESCRIPTOR
+    for name, raw in params.items():
+        field = _find_field(desc, name)
+        try:
+            if field.is_repeated or field.type == _F.TYPE_MESSAGE:
+                json_format.ParseDict(
+                    {field.name: json.loads(raw)}, message, max_recursion_depth=32
+                )
+            else:
+                setattr(message, field.name, _scalar(field, raw))
+        except (ValueError, json_format.ParseError) as exc:
+            kind = "JSON" if field.is_repeated or field.type == _F.TYPE_MESSAGE else "value"
+            raise InvalidArgument(
+                f"parameter {name!r} has an invalid {kind} for {desc.full_name}.{field.name}: {exc}"
+            ) from None
+    return message

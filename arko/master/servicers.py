@@ -1,0 +1,73 @@
+"""gRPC servicers of the master: proto in, domain call, proto out.
+
+All logic lives in ``Registry`` and ``Executor``; here ``ArkoError`` becomes a
+status code in one place and nothing else happens.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NoReturn
+
+import grpc
+import structlog
+
+from arko.common.errors import ArkoError, InvalidArgument
+from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.executor import Executor
+from arko.master.registry import Registry
+
+log = structlog.get_logger("arko.master.servicers")
+
+
+async def abort(context: grpc.aio.ServicerContext, error: ArkoError) -> NoReturn:
+    """Answer the call with the error's status code and message."""
+    await context.abort(error.code, error.message)
+    raise AssertionError("unreachable: abort raises")
+
+
+def peer_host(peer: str) -> str:
+    """The IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        raise InvalidArgument(f"host is empty and the caller's address {peer!r} is not IP")
+    host = rest.rpartition(":")[0].strip("[]")
+    return str(ipaddress.ip_address(host.split("%")[0]))
+
+
+class RegisterServicer(register_pb2_grpc.RegisterServicer):
+    """``Register.RegisterNewSlave``: slaves announce themselves."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def RegisterNewSlave(
+        self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext
+    ) -> register_pb2.SlaveRegisterStatus:
+        try:
+            host = request.host or peer_host(context.peer())
+            await self._registry.register(host, request.port)
+        except ArkoError as exc:
+            log.info("register_refused", reason=exc.message)
+            await abort(context, exc)
+        return register_pb2.SlaveRegisterStatus(message="done")
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
+    """``Execution.ExecuteJob``: clients run a method on the fleet."""
+
+    def __init__(self, executor: Executor, default_timeout: float | None) -> None:
+        self._executor = executor
+        self._default_timeout = default_timeout
+
+    async def ExecuteJob(
+        self, request: execution_pb2.JobParams, context: grpc.aio.ServicerContext
+    ) -> execution_pb2.JobStatus:
+        remaining = context.time_remaining()
+        timeout = remaining if remaining is not None else self._default_timeout
+        try:
+            message = await self._executor.execute(request.method, dict(request.params), timeout)
+        except ArkoError as exc:
+            log.info("job_refused", method=request.method[:200], code=exc.code.name, reason=exc.message)
+            await abort(context, exc)
+        return execution_pb2.JobStatus(message=message)

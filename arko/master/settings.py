@@ -1,0 +1,35 @@
+"""Settings of ``arko-master``: flags, ``ARKO_MASTER_*`` variables, a TOML file."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from arko.common.settings import DaemonSettings
+
+
+class MasterSettings(DaemonSettings):
+    """Everything ``arko-master`` can be told. Flag names keep the original's spelling."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARKO_MASTER_",
+        cli_prog_name="arko-master",
+        cli_implicit_flags=True,
+        cli_kebab_case=False,
+        extra="forbid",
+    )
+
+    port: int = Field(10001, ge=0, le=65535, description="Port to listen on (0: any free port)")
+    listen_host: str = Field("[::]", description="Address to listen on")
+    db: str = Field("arko.db", description="SQLite database file of the slave list")
+    ping_interval: float = Field(30.0, gt=0, description="Seconds between two pings of all slaves")
+    ping_timeout: float = Field(
+        5.0, gt=0, description="Seconds a slave gets to answer a ping or a discovery"
+    )
+    connect_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
+    )
+    job_timeout: float | None = Field(
+        None, gt=0, description="Deadline in seconds for a job whose caller set none (none: no limit)"
+    )
+    grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")

@@ -1,0 +1,82 @@
+"""One slave as the master sees it: its address, liveness, catalog and channel.
+
+The channel and the catalog (descriptors from reflection) live as long as the
+slave answers, so jobs never re-dial or re-read reflection; a failed probe
+drops the channel, because a channel in reconnect backoff would keep a slave
+that came back looking dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import grpc
+
+from arko.master.discovery import Catalog
+from arko.master.store import STATUS_LIVE, SlaveRow
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+@dataclass(eq=False, slots=True)
+class Slave:
+    """A registered slave. ``id`` is its registration order."""
+
+    id: int
+    host: str
+    port: int
+    status: int
+    methods: tuple[str, ...] = ()
+    catalog: Catalog | None = None
+    probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _channel: grpc.aio.Channel | None = None
+
+    @classmethod
+    def from_row(cls, row: SlaveRow) -> Slave:
+        """A slave restored from the store, before its first probe."""
+        return cls(id=row.id, host=row.host, port=row.port, status=row.status, methods=row.methods)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, IPv6 hosts bracketed."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def live(self) -> bool:
+        """Whether the last probe (or registration) found it answering."""
+        return self.status == STATUS_LIVE
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The cached channel, opened on first use."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        return self._channel
+
+    async def ensure_connected(self, timeout: float) -> bool:
+        """Whether the channel reaches READY within ``timeout``.
+
+        A job sent only after this returns True may have reached the slave, so
+        it is never retried elsewhere; one that never got here cannot have.
+        """
+        channel = self.channel
+        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return True
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def reset_channel(self) -> None:
+        """Drop the channel so the next use dials afresh."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()

@@ -1,0 +1,1 @@
+"""The arko slave: serves pipeline services and registers with a master."""

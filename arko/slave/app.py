@@ -1,0 +1,110 @@
+"""The slave daemon: serve the plug-in services, register with the master."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2
+
+from arko.common.errors import StartupError
+from arko.common.retry import Backoff
+from arko.common.server import TlsFiles, create_server
+from arko.gen import register_pb2
+from arko.slave.plugins import load_services
+from arko.slave.registration import GrpcMasterLink, register_until_done
+from arko.slave.settings import SlaveSettings
+
+log = structlog.get_logger("arko.slave")
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+class Slave:
+    """One running slave. ``async with Slave(settings) as s: await s.wait()``."""
+
+    def __init__(self, settings: SlaveSettings) -> None:
+        self.settings = settings
+        self.port = 0
+        self.exit_code = 0
+        self._registrar: asyncio.Task[None] | None = None
+        self._link: GrpcMasterLink | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Load the plug-ins, serve them, and (standalone) start registering.
+
+        Raises:
+            StartupError: unsupported mode or engine, bad plug-in, port taken.
+        """
+        s = self.settings
+        if s.mode == "delegate":
+            raise StartupError("--mode delegate is not supported yet; use standalone or rpc")
+        services = load_services(s.service, s)
+        tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
+        built = create_server(s.listen_host, s.port, [(x.name, x.add) for x in services], tls)
+        self._server, self._health, self.port = built.server, built.health, built.port
+        await self._server.start()
+        for service in services:
+            await self._health.set(service.name, _SERVING)
+        await self._health.set("", _SERVING)
+        log.info(
+            "slave_started",
+            port=self.port,
+            mode=s.mode,
+            services=[x.name for x in services],
+            tls=tls is not None,
+        )
+        if s.mode == "standalone":
+            self._registrar = asyncio.create_task(self._register(), name="register")
+
+    async def _register(self) -> None:
+        s = self.settings
+        self._link = GrpcMasterLink(s.master, s.register_timeout)
+        config = register_pb2.SlaveConfig(
+            host=s.advertise_host, port=s.advertise_port or self.port
+        )
+        try:
+            await register_until_done(
+                self._link, config, Backoff(initial=0.2, maximum=s.register_backoff_max)
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.error("register_refused", master=s.master, code=exc.code().name, reason=exc.details())
+            self.exit_code = 1
+            asyncio.ensure_future(self.stop())
+
+    async def wait(self) -> None:
+        """Return once :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Set NOT_SERVING, let running calls finish within the grace period; idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        log.info("slave_stopping", grace=self.settings.grace)
+        if self._registrar is not None and self._registrar is not asyncio.current_task():
+            self._registrar.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._registrar
+        if self._link is not None:
+            await self._link.close()
+        if hasattr(self, "_server"):
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(self.settings.grace)
+        log.info("slave_stopped")
+        self._stopped.set()
+
+    async def __aenter__(self) -> Slave:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.stop()

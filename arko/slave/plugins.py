@@ -1,0 +1,78 @@
+"""The plug-in path through which a slave serves pipeline services.
+
+A plug-in is ``module:attr`` where ``attr`` is a callable taking the slave's
+settings and returning the services to serve. The example ``MyPipeline`` is
+loaded this way too, so a user's own service needs nothing from arko but this.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.descriptor import FileDescriptor
+
+from arko.common.errors import StartupError
+
+if TYPE_CHECKING:
+    from arko.slave.settings import SlaveSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A servicer ready to add to a server, with its full name for reflection."""
+
+    name: str
+    add: Callable[[grpc.aio.Server], None]
+
+    @classmethod
+    def of(
+        cls,
+        file: FileDescriptor,
+        service: str,
+        servicer: Any,
+        add_to_server: Callable[[Any, grpc.aio.Server], None],
+    ) -> Service:
+        """Build from generated code: ``Service.of(x_pb2.DESCRIPTOR, "X", impl, add_XServicer_to_server)``."""
+        name = file.services_by_name[service].full_name
+        return cls(name=name, add=lambda server: add_to_server(servicer, server))
+
+
+Plugin = Callable[["SlaveSettings"], Iterable[Service]]
+
+
+def load_plugin(spec: str) -> Plugin:
+    """Import ``module:attr``.
+
+    Raises:
+        StartupError: the spec is malformed, the module or attribute missing,
+            or the attribute is not callable.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise StartupError(f"service plug-in {spec!r} is not of the form module:attr")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StartupError(f"cannot import service plug-in module {module_name!r}: {exc}") from None
+    plugin = getattr(module, attr, None)
+    if not callable(plugin):
+        raise StartupError(f"service plug-in {spec!r}: {attr!r} is missing or not callable")
+    return plugin  # type: ignore[no-any-return]
+
+
+def load_services(specs: Iterable[str], settings: SlaveSettings) -> list[Service]:
+    """Every service all plug-ins provide, with duplicates refused."""
+    services: list[Service] = []
+    for spec in specs:
+        services.extend(load_plugin(spec)(settings))
+    names = [s.name for s in services]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise StartupError(f"services provided twice: {', '.join(dupes)}")
+    if not services:
+        raise StartupError("no service to serve: give at least one --service module:attr")
+    return services

@@ -1,0 +1,73 @@
+"""Registering the slave with its master, retried while the master is away."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import grpc
+import structlog
+
+from arko.common.retry import Backoff, retry
+from arko.gen import register_pb2, register_pb2_grpc
+
+log = structlog.get_logger("arko.slave.registration")
+
+# Codes after which trying again can help: the master is away or busy.
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+class MasterLink(Protocol):
+    """The slave's view of its master."""
+
+    async def register(self, config: register_pb2.SlaveConfig) -> str:
+        """Register once; return the master's answer."""
+        ...
+
+
+class GrpcMasterLink:
+    """``MasterLink`` over a gRPC channel to the master."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = register_pb2_grpc.RegisterStub(self._channel)
+        self._timeout = timeout
+        self.address = address
+
+    async def register(self, config: register_pb2.SlaveConfig) -> str:
+        reply = await self._stub.RegisterNewSlave(config, timeout=self._timeout)
+        return str(reply.message)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
+
+
+async def register_until_done(
+    link: MasterLink, config: register_pb2.SlaveConfig, backoff: Backoff
+) -> str:
+    """Register, retrying transient failures with backoff; return the master's answer.
+
+    Raises:
+        grpc.aio.AioRpcError: the master refused the registration (bad config).
+    """
+
+    def on_retry(exc: BaseException, delay: float) -> None:
+        code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
+        log.warning("register_retry", code=code, retry_in=round(delay, 2))
+
+    answer = await retry(lambda: link.register(config), _retryable, backoff, on_retry)
+    log.info("registered", host=config.host or "(from connection)", port=config.port, answer=answer)
+    return answer

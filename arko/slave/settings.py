@@ -1,0 +1,56 @@
+"""Settings of ``arko-slave``: flags, ``ARKO_SLAVE_*`` variables, a TOML file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from arko.common.settings import DaemonSettings
+
+DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
+
+
+class SlaveSettings(DaemonSettings):
+    """Everything ``arko-slave`` can be told. Flag names keep the original's spelling."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARKO_SLAVE_",
+        cli_prog_name="arko-slave",
+        cli_implicit_flags=True,
+        cli_kebab_case=False,
+        extra="forbid",
+    )
+
+    port: int = Field(10002, ge=0, le=65535, description="Port to listen on (0: any free port)")
+    listen_host: str = Field("[::]", description="Address to listen on")
+    master: str = Field("127.0.0.1:10001", description="host:port of the master to register with")
+    mode: Literal["standalone", "rpc", "delegate"] = Field(
+        "standalone",
+        description="standalone: serve and register; rpc: serve only; delegate: not supported yet",
+    )
+    engine: Literal["inprocess"] = Field(
+        "inprocess",
+        description="How pipeline methods run: 'inprocess' (servicers in this process) is the only one so far",
+    )
+    advertise_host: str = Field(
+        "", description="Host the master should dial (empty: the address the master sees us from)"
+    )
+    advertise_port: int = Field(
+        0, ge=0, le=65535, description="Port the master should dial (0: the port we listen on)"
+    )
+    service: list[str] = Field(
+        default_factory=lambda: [DEFAULT_SERVICE],
+        description="Service plug-in as module:attr; repeat the flag for several",
+    )
+    run_delay: float = Field(
+        5.0, ge=0, description="Seconds the example MyPipeline.Run waits before answering"
+    )
+    register_timeout: float = Field(
+        5.0, gt=0, description="Seconds one registration call may take"
+    )
+    register_backoff_max: float = Field(
+        10.0, gt=0, description="Longest wait in seconds between two registration attempts"
+    )
+    grace: float = Field(10.0, ge=0, description="Seconds running calls get to finish on shutdown")
