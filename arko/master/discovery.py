@@ -89,7 +89,7 @@ async def _ask(
     if response.HasField("error_response"):
         err = response.error_response
         raise DiscoveryError(f"reflection error {err.error_code}: {err.error_message}")
-    return response  # type: ignore[no-any-return]
+    return response
 
 
 def _collect(
@@ -108,9 +108,9 @@ def _collect(
         raise DiscoveryError(f"reflection sent more than {MAX_FILES} files")
 
 
-async def _fetch(channel: grpc.aio.Channel, path: str, timeout: float) -> tuple[
-    list[str], dict[str, descriptor_pb2.FileDescriptorProto]
-]:
+async def _fetch(
+    channel: grpc.aio.Channel, path: str, timeout: float
+) -> tuple[list[str], dict[str, descriptor_pb2.FileDescriptorProto]]:
     call = channel.stream_stream(
         path,
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
@@ -120,9 +120,7 @@ async def _fetch(channel: grpc.aio.Channel, path: str, timeout: float) -> tuple[
     try:
         listing = await _ask(stream, _request(list_services=""))
         services = sorted(
-            s.name
-            for s in listing.list_services_response.service
-            if s.name not in HIDDEN_SERVICES
+            s.name for s in listing.list_services_response.service if s.name not in HIDDEN_SERVICES
         )
         if len(services) > MAX_SERVICES:
             raise DiscoveryError(f"reflection lists more than {MAX_SERVICES} services")
@@ -149,7 +147,9 @@ def _missing_dependencies(
     return {dep for fdp in protos for dep in fdp.dependency if dep not in have}
 
 
-def _build_pool(files: dict[str, descriptor_pb2.FileDescriptorProto]) -> descriptor_pool.DescriptorPool:
+def _build_pool(
+    files: dict[str, descriptor_pb2.FileDescriptorProto],
+) -> descriptor_pool.DescriptorPool:
     """Add files to a fresh pool, each after its dependencies."""
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
@@ -167,7 +167,9 @@ def _build_pool(files: dict[str, descriptor_pb2.FileDescriptorProto]) -> descrip
     return pool
 
 
-async def discover(channel: grpc.aio.Channel, timeout: float, protocol: str | None = None) -> Catalog:
+async def discover(
+    channel: grpc.aio.Channel, timeout: float, protocol: str | None = None
+) -> Catalog:
     """Read a slave's services over ``channel`` within ``timeout`` seconds.
 
     Args:

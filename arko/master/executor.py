@@ -90,4 +90,3 @@ class Executor:
         except grpc.aio.AioRpcError as exc:
             raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
         return reply
-

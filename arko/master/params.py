@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -51,12 +51,12 @@ def _scalar(field: FieldDescriptor, raw: str) -> Any:
     if kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
         try:
-            number = int(raw.strip(), 10)
+            value = int(raw.strip(), 10)
         except ValueError:
             raise ValueError("expected an integer") from None
-        if not low <= number <= high:
+        if not low <= value <= high:
             raise ValueError(f"expected an integer in {low}..{high}")
-        return number
+        return value
     if kind in (_F.TYPE_DOUBLE, _F.TYPE_FLOAT):
         try:
             return float(raw.strip())
@@ -64,11 +64,12 @@ def _scalar(field: FieldDescriptor, raw: str) -> Any:
             raise ValueError("expected a number") from None
     if kind == _F.TYPE_ENUM:
         enum = field.enum_type
+        assert enum is not None, "enum fields have an enum type"
         by_name = enum.values_by_name.get(raw.strip())
         if by_name is not None:
             return by_name.number
         try:
-            number = int(raw.strip(), 10)
+            number: int | None = int(raw.strip(), 10)
         except ValueError:
             number = None
         if number is None or number not in enum.values_by_number:
@@ -98,7 +99,7 @@ def build_request(cls: type[Message], params: Mapping[str, str]) -> Message:
             the field's type; the message names the parameter.
     """
     message = cls()
-    desc = message.DESCRIPTOR
+    desc = cast(Descriptor, message.DESCRIPTOR)
     for name, raw in params.items():
         field = _find_field(desc, name)
         try:

@@ -7,7 +7,7 @@ status code in one place and nothing else happens.
 from __future__ import annotations
 
 import ipaddress
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 import structlog
@@ -20,7 +20,7 @@ from arko.master.registry import Registry
 log = structlog.get_logger("arko.master.servicers")
 
 
-async def abort(context: grpc.aio.ServicerContext, error: ArkoError) -> NoReturn:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ArkoError) -> NoReturn:
     """Answer the call with the error's status code and message."""
     await context.abort(error.code, error.message)
     raise AssertionError("unreachable: abort raises")
@@ -42,7 +42,7 @@ class RegisterServicer(register_pb2_grpc.RegisterServicer):
         self._registry = registry
 
     async def RegisterNewSlave(
-        self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext
+        self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> register_pb2.SlaveRegisterStatus:
         try:
             host = request.host or peer_host(context.peer())
@@ -61,13 +61,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         self._default_timeout = default_timeout
 
     async def ExecuteJob(
-        self, request: execution_pb2.JobParams, context: grpc.aio.ServicerContext
+        self, request: execution_pb2.JobParams, context: grpc.aio.ServicerContext[Any, Any]
     ) -> execution_pb2.JobStatus:
         remaining = context.time_remaining()
         timeout = remaining if remaining is not None else self._default_timeout
         try:
             message = await self._executor.execute(request.method, dict(request.params), timeout)
         except ArkoError as exc:
-            log.info("job_refused", method=request.method[:200], code=exc.code.name, reason=exc.message)
+            log.info(
+                "job_refused", method=request.method[:200], code=exc.code.name, reason=exc.message
+            )
             await abort(context, exc)
         return execution_pb2.JobStatus(message=message)

@@ -30,6 +30,8 @@ class MasterSettings(DaemonSettings):
         2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
     )
     job_timeout: float | None = Field(
-        None, gt=0, description="Deadline in seconds for a job whose caller set none (none: no limit)"
+        None,
+        gt=0,
+        description="Deadline in seconds for a job whose caller set none (none: no limit)",
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")

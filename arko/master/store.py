@@ -64,6 +64,7 @@ def _now() -> dt.datetime:
 
 
 class _SlaveModel(peewee.Model):
+    id = peewee.AutoField()
     host = peewee.CharField()
     port = peewee.IntegerField()
     status = peewee.IntegerField(default=STATUS_DOWN)

@@ -31,6 +31,7 @@ class Slave:
         self.port = 0
         self.exit_code = 0
         self._registrar: asyncio.Task[None] | None = None
+        self._stopper: asyncio.Future[None] | None = None
         self._link: GrpcMasterLink | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -65,17 +66,17 @@ class Slave:
     async def _register(self) -> None:
         s = self.settings
         self._link = GrpcMasterLink(s.master, s.register_timeout)
-        config = register_pb2.SlaveConfig(
-            host=s.advertise_host, port=s.advertise_port or self.port
-        )
+        config = register_pb2.SlaveConfig(host=s.advertise_host, port=s.advertise_port or self.port)
         try:
             await register_until_done(
                 self._link, config, Backoff(initial=0.2, maximum=s.register_backoff_max)
             )
         except grpc.aio.AioRpcError as exc:
-            log.error("register_refused", master=s.master, code=exc.code().name, reason=exc.details())
+            log.error(
+                "register_refused", master=s.master, code=exc.code().name, reason=exc.details()
+            )
             self.exit_code = 1
-            asyncio.ensure_future(self.stop())
+            self._stopper = asyncio.ensure_future(self.stop())
 
     async def wait(self) -> None:
         """Return once :meth:`stop` has finished."""

@@ -7,7 +7,7 @@ that is this example's own choice, not something arko does with secrets.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -28,7 +28,7 @@ class MyPipeline(pipeline_pb2_grpc.MyPipelineServicer):
         self._run_delay = run_delay
 
     async def Run(
-        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext
+        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pipeline_pb2.PipelineStatus:
         await asyncio.sleep(self._run_delay)
         log.info("pipeline_run", param=request.param)
@@ -37,12 +37,12 @@ class MyPipeline(pipeline_pb2_grpc.MyPipelineServicer):
         )
 
     async def DryRun(
-        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext
+        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pipeline_pb2.PipelineStatus:
         return pipeline_pb2.PipelineStatus(message="job execution done")
 
     async def Rollback(
-        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext
+        self, request: pipeline_pb2.MyPipelineConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pipeline_pb2.PipelineStatus:
         log.info("pipeline_rollback", param=request.param)
         return pipeline_pb2.PipelineStatus(message="job execution done")

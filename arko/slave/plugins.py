@@ -36,7 +36,10 @@ class Service:
         servicer: Any,
         add_to_server: Callable[[Any, grpc.aio.Server], None],
     ) -> Service:
-        """Build from generated code: ``Service.of(x_pb2.DESCRIPTOR, "X", impl, add_XServicer_to_server)``."""
+        """Build from generated code.
+
+        Example: ``Service.of(x_pb2.DESCRIPTOR, "X", impl, add_XServicer_to_server)``.
+        """
         name = file.services_by_name[service].full_name
         return cls(name=name, add=lambda server: add_to_server(servicer, server))
 

@@ -32,7 +32,7 @@ class SlaveSettings(DaemonSettings):
     )
     engine: Literal["inprocess"] = Field(
         "inprocess",
-        description="How pipeline methods run: 'inprocess' (servicers in this process) is the only one so far",
+        description="How pipeline methods run; only 'inprocess' (this process) so far",
     )
     advertise_host: str = Field(
         "", description="Host the master should dial (empty: the address the master sees us from)"
@@ -47,9 +47,7 @@ class SlaveSettings(DaemonSettings):
     run_delay: float = Field(
         5.0, ge=0, description="Seconds the example MyPipeline.Run waits before answering"
     )
-    register_timeout: float = Field(
-        5.0, gt=0, description="Seconds one registration call may take"
-    )
+    register_timeout: float = Field(5.0, gt=0, description="Seconds one registration call may take")
     register_backoff_max: float = Field(
         10.0, gt=0, description="Longest wait in seconds between two registration attempts"
     )
