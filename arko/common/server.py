@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from arko.common.errors import StartupError
 
-SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,7 @@ def create_server(
     services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]],
     tls: TlsFiles | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE,
 ) -> BuiltServer:
     """Create a server with health and reflection, bound to ``host:port``.
 
@@ -63,11 +64,16 @@ def create_server(
         services: (full service name, function adding its servicer) pairs.
         tls: Serve TLS with these files instead of plaintext.
         interceptors: Server interceptors, outermost first.
+        max_message_bytes: Larger requests are refused with RESOURCE_EXHAUSTED.
 
     Raises:
         StartupError: the port is taken or the address cannot be bound.
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors))
+    options = [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+    server = grpc.aio.server(options=options, interceptors=list(interceptors))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for name, _ in services]

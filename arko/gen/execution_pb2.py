@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61rko/gen/execution.proto\"r\n\tJobParams\x12\x0e\n\x06method\x18\x01 \x01(\t\x12&\n\x06params\x18\x02 \x03(\x0b\x32\x16.JobParams.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\tJobStatus\x12\x0f\n\x07message\x18\x01 \x01(\t23\n\tExecution\x12&\n\nExecuteJob\x12\n.JobParams\x1a\n.JobStatus\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61rko/gen/execution.proto\"r\n\tJobParams\x12\x0e\n\x06method\x18\x01 \x01(\t\x12&\n\x06params\x18\x02 \x03(\x0b\x32\x16.JobParams.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\",\n\tJobStatus\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t23\n\tExecution\x12&\n\nExecuteJob\x12\n.JobParams\x1a\n.JobStatus\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBPARAMS_PARAMSENTRY']._serialized_start=97
   _globals['_JOBPARAMS_PARAMSENTRY']._serialized_end=142
   _globals['_JOBSTATUS']._serialized_start=144
-  _globals['_JOBSTATUS']._serialized_end=172
-  _globals['_EXECUTION']._serialized_start=174
-  _globals['_EXECUTION']._serialized_end=225
+  _globals['_JOBSTATUS']._serialized_end=188
+  _globals['_EXECUTION']._serialized_start=190
+  _globals['_EXECUTION']._serialized_end=241
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,9 @@ class JobParams(_message.Message):
     def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("message",)
+    __slots__ = ("message", "job_id")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     message: str
-    def __init__(self, message: _Optional[str] = ...) -> None: ...
+    job_id: str
+    def __init__(self, message: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...

@@ -1,17 +1,20 @@
-"""The master daemon: store, registry, executor and server, started and stopped together."""
+"""The master daemon: store, registry, job records, executor and server, run together."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from types import TracebackType
 
 import structlog
 from grpc_health.v1 import health_pb2
 
+from arko.common.errors import StartupError
 from arko.common.server import TlsFiles, create_server
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.executor import Executor
+from arko.master.executor import Executor, Limits
+from arko.master.jobs import JobRecorder
 from arko.master.registry import Registry
 from arko.master.scheduler import FirstLiveScheduler, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
@@ -21,7 +24,6 @@ from arko.master.store import SqliteStore
 log = structlog.get_logger("arko.master")
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
-_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class Master:
@@ -29,26 +31,49 @@ class Master:
 
     def __init__(self, settings: MasterSettings, scheduler: Scheduler | None = None) -> None:
         self.settings = settings
+        self.port = 0
+        self.exit_code = 0
         self._scheduler = scheduler or FirstLiveScheduler()
         self._store: SqliteStore | None = None
         self._registry: Registry | None = None
+        self._recorder: JobRecorder | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
-        self.port = 0
-        self.exit_code = 0
+
+    def _journal_dir(self) -> Path:
+        s = self.settings
+        return Path(s.journal_dir) if s.journal_dir else Path(f"{s.db}.journal")
 
     async def start(self) -> None:
-        """Open the store, restore slaves, start serving and pinging.
+        """Open the store, recover job records, restore slaves, serve, ping.
 
         Raises:
-            StartupError: the database or the port cannot be used.
+            StartupError: the database, the journal or the port cannot be used.
         """
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_resources()
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         self._store = await SqliteStore.open(s.db)
+        self._recorder = JobRecorder(self._store, self._journal_dir(), s.job_flush_interval)
+        try:
+            await self._recorder.recover()
+        except OSError as exc:
+            raise StartupError(f"cannot use job journal {self._journal_dir()}: {exc}") from None
         self._registry = Registry(self._store, s.ping_timeout)
         await self._registry.load()
-        executor = Executor(self._registry, self._scheduler, s.connect_timeout)
+        executor = Executor(
+            self._registry,
+            self._scheduler,
+            self._recorder,
+            s.connect_timeout,
+            Limits(s.max_params, s.max_param_bytes),
+        )
         register = RegisterServicer(self._registry)
         execution = ExecutionServicer(executor, s.job_timeout)
         tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
@@ -62,13 +87,12 @@ class Master:
                 lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
             ),
         ]
-        try:
-            built = create_server(s.listen_host, s.port, services, tls)
-        except BaseException:
-            await self._store.close()
-            raise
+        built = create_server(
+            s.listen_host, s.port, services, tls, max_message_bytes=s.max_message_bytes
+        )
         self._server, self._health, self.port = built.server, built.health, built.port
         await self._server.start()
+        self._recorder.start()
         for name, _ in services:
             await self._health.set(name, _SERVING)
         await self._health.set("", _SERVING)
@@ -86,7 +110,7 @@ class Master:
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        """Stop taking calls, let running ones finish within the grace period; idempotent."""
+        """Stop taking calls, let running jobs finish within the grace period; idempotent."""
         if self._stopping:
             await self._stopped.wait()
             return
@@ -99,12 +123,19 @@ class Master:
         if hasattr(self, "_server"):
             await self._health.enter_graceful_shutdown()
             await self._server.stop(self.settings.grace)
-        if self._registry is not None:
-            await self._registry.close()
-        if self._store is not None:
-            await self._store.close()
+        await self._close_resources()
         log.info("master_stopped")
         self._stopped.set()
+
+    async def _close_resources(self) -> None:
+        if self._registry is not None:
+            await self._registry.close()
+        if self._recorder is not None:
+            await self._recorder.close()
+            self._recorder = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     async def __aenter__(self) -> Master:
         await self.start()

@@ -104,7 +104,7 @@ class Registry:
                 if before[0] == STATUS_LIVE or force_log:
                     log.warning("slave_down", slave=slave.address, reason=reason)
             if (slave.status, slave.methods) != before or force_log:
-                await self._store.update_slave(slave.id, slave.status, slave.methods)
+                await self._store.update_slave(slave.id, slave.status, slave.methods, reason or "")
                 self._log_fleet()
 
     async def mark_down(self, slave: Slave, reason: str) -> None:
@@ -115,7 +115,7 @@ class Registry:
             slave.status = STATUS_DOWN
             await slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
-            await self._store.update_slave(slave.id, slave.status, slave.methods)
+            await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_fleet()
 
     async def _check(self, slave: Slave) -> str | None:

@@ -19,6 +19,8 @@ from arko.master.registry import Registry
 
 log = structlog.get_logger("arko.master.servicers")
 
+JOB_ID_HEADER = "arko-job-id"
+
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ArkoError) -> NoReturn:
     """Answer the call with the error's status code and message."""
@@ -65,11 +67,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
     ) -> execution_pb2.JobStatus:
         remaining = context.time_remaining()
         timeout = remaining if remaining is not None else self._default_timeout
+        params = dict(request.params)
+        job = self._executor.new_job(request.method, params)
+        await context.send_initial_metadata(((JOB_ID_HEADER, job.id),))
         try:
-            message = await self._executor.execute(request.method, dict(request.params), timeout)
+            message = await self._executor.run(job, params, timeout)
         except ArkoError as exc:
-            log.info(
-                "job_refused", method=request.method[:200], code=exc.code.name, reason=exc.message
-            )
-            await abort(context, exc)
-        return execution_pb2.JobStatus(message=message)
+            await abort(context, exc)  # the executor logged and recorded it
+        return execution_pb2.JobStatus(message=message, job_id=job.id)

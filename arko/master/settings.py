@@ -29,9 +29,20 @@ class MasterSettings(DaemonSettings):
     connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
     )
-    job_timeout: float | None = Field(
-        None,
-        gt=0,
-        description="Deadline in seconds for a job whose caller set none (none: no limit)",
+    job_timeout: float = Field(
+        3600.0, gt=0, description="Deadline in seconds for a job whose caller set none"
+    )
+    max_params: int = Field(256, ge=0, description="Most parameters one job may carry")
+    max_param_bytes: int = Field(
+        1024 * 1024, ge=0, description="Most bytes (names and values) of one job's parameters"
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request message the master accepts"
+    )
+    journal_dir: str = Field(
+        "", description="Folder of the job journal (empty: '<db>.journal' beside the database)"
+    )
+    job_flush_interval: float = Field(
+        0.05, gt=0, description="Seconds job records gather before one database write"
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")

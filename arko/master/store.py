@@ -1,14 +1,17 @@
-"""Persistence of the slave list, behind a small ``Store`` protocol.
+"""Persistence of slaves and job records, behind a small ``Store`` protocol.
 
 Only this module knows SQL. It uses peewee 4's asyncio layer
 (``playhouse.pwasyncio``): queries run on aiosqlite's thread, so the event
-loop never waits on the disk. Rows come back as plain dataclasses.
+loop never waits on the disk. Rows come back as plain dataclasses. SQLite runs
+in WAL mode with a busy timeout, and the schema carries a version
+(``PRAGMA user_version``) that :mod:`arko.master.migrations` upgrades.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,9 +20,12 @@ import peewee
 from playhouse.pwasyncio import AsyncSqliteDatabase
 
 from arko.common.errors import StartupError
+from arko.master import migrations
+from arko.master.models import JobModel, SlaveModel
 
 STATUS_DOWN = 0
 STATUS_LIVE = 1
+PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +38,26 @@ class SlaveRow:
     status: int
     methods: tuple[str, ...]
 
-    @property
-    def address(self) -> str:
-        """``host:port`` with IPv6 hosts bracketed, ready to dial."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A stored job record; secret-looking parameter values are already redacted."""
+
+    id: str
+    method: str
+    params: dict[str, str]
+    state: str
+    slave: str = ""
+    result: str = ""
+    error_code: str = ""
+    error: str = ""
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
 
 
 class Store(Protocol):
-    """What the registry needs from persistence."""
+    """What the registry and the job recorder need from persistence."""
 
     async def list_slaves(self) -> list[SlaveRow]:
         """Every stored slave, in registration order."""
@@ -50,8 +67,22 @@ class Store(Protocol):
         """Insert the slave or, if (host, port) exists, update it; one row either way."""
         ...
 
-    async def update_slave(self, slave_id: int, status: int, methods: tuple[str, ...]) -> None:
-        """Save a slave's liveness and method list."""
+    async def update_slave(
+        self, slave_id: int, status: int, methods: tuple[str, ...], last_error: str = ""
+    ) -> None:
+        """Save a slave's liveness, method list and why it is down."""
+        ...
+
+    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+        """Insert or replace job records, all in one transaction."""
+        ...
+
+    async def interrupt_unfinished(self, reason: str) -> int:
+        """Mark queued/running jobs interrupted (after a crash); return how many."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRow | None:
+        """One job record, or None."""
         ...
 
     async def close(self) -> None:
@@ -59,25 +90,12 @@ class Store(Protocol):
         ...
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The current UTC time, as stored."""
     return dt.datetime.now(dt.UTC)
 
 
-class _SlaveModel(peewee.Model):
-    id = peewee.AutoField()
-    host = peewee.CharField()
-    port = peewee.IntegerField()
-    status = peewee.IntegerField(default=STATUS_DOWN)
-    methods = peewee.TextField(default="[]")
-    registered_at = peewee.DateTimeField(default=_now)
-    updated_at = peewee.DateTimeField(default=_now)
-
-    class Meta:
-        table_name = "slave"
-        indexes = ((("host", "port"), True),)
-
-
-def _row(model: Any) -> SlaveRow:
+def _slave_row(model: Any) -> SlaveRow:
     return SlaveRow(
         id=model.id,
         host=model.host,
@@ -87,53 +105,114 @@ def _row(model: Any) -> SlaveRow:
     )
 
 
+def _job_row(model: Any) -> JobRow:
+    return JobRow(
+        id=model.id,
+        method=model.method,
+        params=json.loads(model.params),
+        state=model.state,
+        slave=model.slave,
+        result=model.result,
+        error_code=model.error_code,
+        error=model.error,
+        created_at=model.created_at,
+        started_at=model.started_at,
+        ended_at=model.ended_at,
+    )
+
+
 class SqliteStore:
     """``Store`` on a SQLite file (or ``:memory:`` for tests)."""
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
-        db.bind([_SlaveModel])
+        db.bind([SlaveModel, JobModel])
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
-        """Open (creating if needed) the database at ``path`` and its schema.
+        """Open (creating if needed) the database at ``path`` and upgrade its schema.
 
         Raises:
-            StartupError: the file cannot be opened, written or is not a database.
+            StartupError: the file cannot be opened or written, is not a
+                database, or was made by a newer arko.
         """
-        db = AsyncSqliteDatabase(str(path), pragmas={"foreign_keys": 1})
+        db = AsyncSqliteDatabase(str(path), pragmas=PRAGMAS)
         store = cls(db)
         try:
-            await db.acreate_tables([_SlaveModel])
-            await db.list(_SlaveModel.select().limit(1))
-        except (peewee.DatabaseError, OSError) as exc:
+            await db.run(migrations.upgrade, db)
+            await db.list(SlaveModel.select().limit(1))
+        except (peewee.DatabaseError, OSError, migrations.SchemaTooNew) as exc:
             await store.close()
             raise StartupError(f"cannot use database {path}: {exc}") from None
         return store
 
     async def list_slaves(self) -> list[SlaveRow]:
-        rows = await self._db.list(_SlaveModel.select().order_by(_SlaveModel.id))
-        return [_row(r) for r in rows]
+        rows = await self._db.list(SlaveModel.select().order_by(SlaveModel.id))
+        return [_slave_row(r) for r in rows]
 
     async def upsert_slave(self, host: str, port: int, status: int) -> SlaveRow:
-        now = _now()
+        stamp = now()
         await self._db.aexecute(
-            _SlaveModel.insert(host=host, port=port, status=status, updated_at=now).on_conflict(
-                conflict_target=[_SlaveModel.host, _SlaveModel.port],
-                update={_SlaveModel.status: status, _SlaveModel.updated_at: now},
+            SlaveModel.insert(host=host, port=port, status=status, updated_at=stamp).on_conflict(
+                conflict_target=[SlaveModel.host, SlaveModel.port],
+                update={SlaveModel.status: status, SlaveModel.updated_at: stamp},
             )
         )
         model = await self._db.get(
-            _SlaveModel.select().where((_SlaveModel.host == host) & (_SlaveModel.port == port))
+            SlaveModel.select().where((SlaveModel.host == host) & (SlaveModel.port == port))
         )
-        return _row(model)
+        return _slave_row(model)
 
-    async def update_slave(self, slave_id: int, status: int, methods: tuple[str, ...]) -> None:
+    async def update_slave(
+        self, slave_id: int, status: int, methods: tuple[str, ...], last_error: str = ""
+    ) -> None:
         await self._db.aexecute(
-            _SlaveModel.update(
-                status=status, methods=json.dumps(list(methods)), updated_at=_now()
-            ).where(_SlaveModel.id == slave_id)
+            SlaveModel.update(
+                status=status,
+                methods=json.dumps(list(methods)),
+                last_error=last_error,
+                updated_at=now(),
+            ).where(SlaveModel.id == slave_id)
         )
+
+    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+        if not jobs:
+            return
+        rows = [
+            {
+                "id": j.id,
+                "method": j.method,
+                "params": json.dumps(j.params),
+                "state": j.state,
+                "slave": j.slave,
+                "result": j.result,
+                "error_code": j.error_code,
+                "error": j.error,
+                "created_at": j.created_at,
+                "started_at": j.started_at,
+                "ended_at": j.ended_at,
+            }
+            for j in jobs
+        ]
+
+        def write() -> None:
+            with self._db.atomic():
+                for start in range(0, len(rows), 100):
+                    JobModel.insert_many(rows[start : start + 100]).on_conflict_replace().execute()
+
+        await self._db.run(write)
+
+    async def interrupt_unfinished(self, reason: str) -> int:
+        count: int = await self._db.aexecute(
+            JobModel.update(
+                state="interrupted", error_code="ABORTED", error=reason, ended_at=now()
+            ).where(JobModel.state.in_(["queued", "running"]))
+        )
+        return count
+
+    async def get_job(self, job_id: str) -> JobRow | None:
+        rows = await self._db.list(JobModel.select().where(JobModel.id == job_id))
+        return _job_row(rows[0]) if rows else None
 
     async def close(self) -> None:
         await self._db.close_pool()

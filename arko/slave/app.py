@@ -15,12 +15,13 @@ from arko.common.retry import Backoff
 from arko.common.server import TlsFiles, create_server
 from arko.gen import register_pb2
 from arko.slave.plugins import load_services
-from arko.slave.registration import GrpcMasterLink, register_until_done
+from arko.slave.registration import GrpcMasterLink, stay_registered
 from arko.slave.settings import SlaveSettings
 
 log = structlog.get_logger("arko.slave")
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class Slave:
@@ -49,6 +50,7 @@ class Slave:
         tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
         built = create_server(s.listen_host, s.port, [(x.name, x.add) for x in services], tls)
         self._server, self._health, self.port = built.server, built.health, built.port
+        await self._health.set("", _NOT_SERVING)  # until every service is ready
         await self._server.start()
         for service in services:
             await self._health.set(service.name, _SERVING)
@@ -68,7 +70,7 @@ class Slave:
         self._link = GrpcMasterLink(s.master, s.register_timeout)
         config = register_pb2.SlaveConfig(host=s.advertise_host, port=s.advertise_port or self.port)
         try:
-            await register_until_done(
+            await stay_registered(
                 self._link, config, Backoff(initial=0.2, maximum=s.register_backoff_max)
             )
         except grpc.aio.AioRpcError as exc:

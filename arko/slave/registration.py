@@ -1,4 +1,10 @@
-"""Registering the slave with its master, retried while the master is away."""
+"""Registering the slave with its master, and again whenever the master comes back.
+
+After registering, the slave watches the master's health (``Health.Watch`` on
+the ``Register`` service). The stream ends when the master stops, crashes or
+drains, and the slave then registers again with capped, jittered backoff, so
+a restarted master (even one that lost its database) gets its fleet back.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from typing import Protocol
 
 import grpc
 import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.retry import Backoff, retry
 from arko.gen import register_pb2, register_pb2_grpc
@@ -32,6 +39,10 @@ class MasterLink(Protocol):
         """Register once; return the master's answer."""
         ...
 
+    async def watch(self) -> str:
+        """Wait while the master is up and serving; return why it no longer is."""
+        ...
+
 
 class GrpcMasterLink:
     """``MasterLink`` over a gRPC channel to the master."""
@@ -39,6 +50,7 @@ class GrpcMasterLink:
     def __init__(self, address: str, timeout: float) -> None:
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = register_pb2_grpc.RegisterStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout
         self.address = address
 
@@ -46,9 +58,23 @@ class GrpcMasterLink:
         reply = await self._stub.RegisterNewSlave(config, timeout=self._timeout)
         return str(reply.message)
 
+    async def watch(self) -> str:
+        request = health_pb2.HealthCheckRequest(service=REGISTER_SERVICE)
+        try:
+            async for reply in self._health.Watch(request):
+                if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                    return f"master reports {status}"
+        except grpc.aio.AioRpcError as exc:
+            return f"{exc.code().name}: {exc.details()}"
+        return "master ended the health stream"
+
     async def close(self) -> None:
         """Close the channel."""
         await self._channel.close()
+
+
+REGISTER_SERVICE = register_pb2.DESCRIPTOR.services_by_name["Register"].full_name
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -71,3 +97,17 @@ async def register_until_done(
     answer = await retry(lambda: link.register(config), _retryable, backoff, on_retry)
     log.info("registered", host=config.host or "(from connection)", port=config.port, answer=answer)
     return answer
+
+
+async def stay_registered(
+    link: MasterLink, config: register_pb2.SlaveConfig, backoff: Backoff
+) -> None:
+    """Register, watch the master, and register again each time it is lost; forever.
+
+    Raises:
+        grpc.aio.AioRpcError: the master refused the registration (bad config).
+    """
+    while True:
+        await register_until_done(link, config, backoff)
+        reason = await link.watch()
+        log.warning("master_lost", reason=reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,19 @@ EXPECTED = (
     "MyPipeline.Run done: Job finished with status OK: "
     '{\n  "message": "job execution done with: one parola"\n}'
 )
+
+
+def _assert_answer(stdout: str) -> None:
+    """The original's message, plus the job id arko adds.
+
+    grpcurl names the field jobId from a proto file and job_id through
+    reflection (Python's reflection sends descriptors without json_name).
+    """
+    answer = json.loads(stdout)
+    assert answer.pop("message") == EXPECTED
+    (job_id,) = (answer.pop(k) for k in ("jobId", "job_id") if k in answer)
+    assert re.fullmatch(r"[0-9a-f]{32}", job_id)
+    assert answer == {}
 
 
 def _grpcurl(grpcurl: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +51,7 @@ def test_acceptance_call_with_proto_file(fleet: Fleet, grpcurl: str) -> None:
         "Execution/ExecuteJob",
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"message": EXPECTED}
+    _assert_answer(out.stdout)
 
 
 def test_acceptance_call_through_reflection(fleet: Fleet, grpcurl: str) -> None:
@@ -46,7 +60,7 @@ def test_acceptance_call_through_reflection(fleet: Fleet, grpcurl: str) -> None:
     fleet.slave(master, "--run_delay", "0")
     out = _grpcurl(grpcurl, "-d", REQUEST, "-plaintext", master.address, "Execution/ExecuteJob")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"message": EXPECTED}
+    _assert_answer(out.stdout)
 
 
 def test_both_daemons_serve_health_and_reflection(fleet: Fleet, grpcurl: str) -> None:
