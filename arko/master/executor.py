@@ -133,6 +133,7 @@ class Executor:
                 await self._registry.mark_down(slave, "cannot connect to run a job")
                 continue
             self._recorder.running(job, slave.address)
+            log.debug("job_dispatched", job_id=job.id, method=name.dotted, slave=slave.address)
             reply = await self._call(slave, name.path, request, reply_cls, timeout)
             return f"{method.strip()} done: Job finished with status OK: {render_reply(reply)}"
         raise NoLiveSlave(f"no slave could take {name.dotted}")

@@ -59,14 +59,17 @@ class GrpcMasterLink:
         return str(reply.message)
 
     async def watch(self) -> str:
-        request = health_pb2.HealthCheckRequest(service=REGISTER_SERVICE)
+        call = self._health.Watch(health_pb2.HealthCheckRequest(service=REGISTER_SERVICE))
         try:
-            async for reply in self._health.Watch(request):
+            async for reply in call:
                 if reply.status != health_pb2.HealthCheckResponse.SERVING:
                     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
                     return f"master reports {status}"
         except grpc.aio.AioRpcError as exc:
             return f"{exc.code().name}: {exc.details()}"
+        finally:
+            # End the stream ourselves: a draining master waits for open calls.
+            call.cancel()
         return "master ended the health stream"
 
     async def close(self) -> None:
