@@ -86,6 +86,9 @@ async def _ask(
     response = await stream.read()
     if response is grpc.aio.EOF:
         raise DiscoveryError("reflection stream closed before answering")
+    if not isinstance(response, reflection_pb2.ServerReflectionResponse):
+        # grpc.aio hands back None when the bytes do not parse.
+        raise DiscoveryError("reflection answered with bytes that are not a reflection message")
     if response.HasField("error_response"):
         err = response.error_response
         raise DiscoveryError(f"reflection error {err.error_code}: {err.error_message}")

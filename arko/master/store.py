@@ -9,8 +9,10 @@ in WAL mode with a busy timeout, and the schema carries a version
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from arko.master.models import JobModel, SlaveModel
 STATUS_DOWN = 0
 STATUS_LIVE = 1
 PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
+# SQLite has one writer; each pooled aiosqlite connection costs a thread.
+POOL_SIZE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,20 @@ class Store(Protocol):
         ...
 
 
+def _check_file(path: str) -> None:
+    """Open the file with plain sqlite3 and read its header.
+
+    A broken file then fails here, with one error, instead of inside pool
+    creation, where half-made connections (each with its own thread) would
+    keep the process from exiting.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    finally:
+        conn.close()
+
+
 def now() -> dt.datetime:
     """The current UTC time, as stored."""
     return dt.datetime.now(dt.UTC)
@@ -136,7 +154,11 @@ class SqliteStore:
             StartupError: the file cannot be opened or written, is not a
                 database, or was made by a newer arko.
         """
-        db = AsyncSqliteDatabase(str(path), pragmas=PRAGMAS)
+        try:
+            await asyncio.to_thread(_check_file, str(path))
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot use database {path}: {exc}") from None
+        db = AsyncSqliteDatabase(str(path), pragmas=PRAGMAS, pool_size=POOL_SIZE)
         store = cls(db)
         try:
             await db.run(migrations.upgrade, db)
