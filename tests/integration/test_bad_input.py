@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from arko.common.errors import InvalidArgument
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.registry import validate_address
-from arko.common.errors import InvalidArgument
 from arko.testing import Daemon, Fleet, free_port, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
