@@ -78,7 +78,8 @@ class JobRecorder:
                 with contextlib.suppress(ValueError, TypeError):
                     row = _decode(line)
                     latest[row.id] = row
-        await self._store.save_jobs(list(latest.values()))
+        if latest:
+            await self._store.save_jobs(list(latest.values()))
         for path in files:
             path.unlink()
         interrupted = await self._store.interrupt_unfinished(INTERRUPTED_REASON)

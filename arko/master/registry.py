@@ -79,7 +79,7 @@ class Registry:
             self._slaves[(host, port)] = slave
         else:
             # It may have restarted: a channel in reconnect backoff would lie.
-            await slave.reset_channel()
+            slave.reset_channel()
         slave.status = STATUS_LIVE
         log.info("slave_registered", slave=slave.address, id=slave.id)
         await self.probe(slave, force_log=True)
@@ -100,7 +100,7 @@ class Registry:
                 slave.status = STATUS_LIVE
             else:
                 slave.status = STATUS_DOWN
-                await slave.reset_channel()
+                slave.reset_channel()
                 if before[0] == STATUS_LIVE or force_log:
                     log.warning("slave_down", slave=slave.address, reason=reason)
             if (slave.status, slave.methods) != before or force_log:
@@ -113,7 +113,7 @@ class Registry:
             if not slave.live:
                 return
             slave.status = STATUS_DOWN
-            await slave.reset_channel()
+            slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
             await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_fleet()
@@ -164,4 +164,4 @@ class Registry:
     async def close(self) -> None:
         """Close every slave channel."""
         for slave in self._slaves.values():
-            await slave.reset_channel()
+            await slave.close()

@@ -16,6 +16,8 @@ import grpc
 from arko.master.discovery import Catalog
 from arko.master.store import STATUS_LIVE, SlaveRow
 
+# How long an abandoned channel may keep serving the calls it carries.
+RETIRE_GRACE = 24 * 3600.0
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -36,6 +38,7 @@ class Slave:
     catalog: Catalog | None = None
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
+    _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def from_row(cls, row: SlaveRow) -> Slave:
@@ -75,8 +78,24 @@ class Slave:
             return False
         return True
 
-    async def reset_channel(self) -> None:
-        """Drop the channel so the next use dials afresh."""
+    def reset_channel(self) -> None:
+        """Dial afresh next time; calls still running on the old channel go on.
+
+        Closing the old channel at once would cancel the jobs running on it,
+        and a failed ping does not mean those jobs are lost (a draining slave
+        finishes them), so the old channel closes only when they are done.
+        """
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            task = asyncio.create_task(channel.close(grace=RETIRE_GRACE))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def close(self) -> None:
+        """Close every channel now, cancelling whatever still runs on them."""
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -236,3 +236,25 @@ def test_job_timeout_applies_when_caller_sets_no_deadline(
         )
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     channel.close()
+
+
+def test_draining_slave_is_not_given_new_jobs(fleet: Fleet, client_for) -> None:
+    """A slave draining after SIGTERM reports NOT_SERVING; the master sends jobs elsewhere."""
+    master = fleet.master(*FAST_PING, "--log_level", "debug")
+    draining = fleet.slave(master, "--run_delay", "4", "--grace", "20")
+    other = fleet.slave(master, "--run_delay", "0")
+    channel, stub = _stub(master)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        call = pool.submit(
+            stub.ExecuteJob,
+            execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "long"}),
+            timeout=30,
+        )
+        master.wait_for_event("job_dispatched")
+        draining.signal(signal.SIGTERM)
+        down = master.wait_for_event("slave_down", timeout=10)
+        assert down["slave"] == draining.address
+        client_for(master).run("MyPipeline.Run", param="new", timeout=10)
+        assert other.events("pipeline_run")[-1]["param"] == "new"
+        assert "long" in call.result(timeout=30).message
+    channel.close()

@@ -1,0 +1,180 @@
+"""JobRecorder: journal, batching, crash recovery and secret scrubbing, on a fake store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from arko.master.jobs import INTERRUPTED_REASON, JobRecorder
+from arko.master.store import JobRow
+
+
+class FakeStore:
+    """Keeps job rows in a dict; can be told to fail writes."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobRow] = {}
+        self.writes = 0
+        self.fail = False
+
+    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.writes += 1
+        for job in jobs:
+            self.jobs[job.id] = job
+
+    async def interrupt_unfinished(self, reason: str) -> int:
+        count = 0
+        for job_id, row in list(self.jobs.items()):
+            if row.state in ("queued", "running"):
+                self.jobs[job_id] = replace(row, state="interrupted", error=reason)
+                count += 1
+        return count
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_a_job_is_journaled_before_any_flush(tmp_path: Path) -> None:
+    """running() writes to the journal at once, before the store sees anything."""
+
+    async def scenario() -> None:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin("MyPipeline.Run", {"param": "a"})
+        rec.running(job, "127.0.0.1:1")
+        lines = [
+            json.loads(x) for p in tmp_path.glob("journal.*") for x in p.read_text().splitlines()
+        ]
+        assert [(x["id"], x["state"]) for x in lines] == [(job.id, "running")]
+        assert store.jobs == {}
+        await rec.close()
+        assert store.jobs[job.id].state == "running"
+
+    run(scenario())
+
+
+def test_many_jobs_are_flushed_in_one_write(tmp_path: Path) -> None:
+    """Transitions gathered within the flush interval reach the store in one batch."""
+
+    async def scenario() -> None:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path, flush_interval=0.05)  # type: ignore[arg-type]
+        await rec.recover()
+        rec.start()
+        jobs = [rec.begin("MyPipeline.DryRun", {}) for _ in range(50)]
+        for job in jobs:
+            rec.running(job, "s")
+            rec.succeeded(job, "ok")
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(store.jobs) == 50:
+                break
+        assert {r.state for r in store.jobs.values()} == {"succeeded"}
+        assert store.writes == 1
+        await rec.close()
+        assert list(tmp_path.glob("journal.*")) == []
+
+    run(scenario())
+
+
+def test_crash_journal_is_replayed_and_unfinished_jobs_interrupted(tmp_path: Path) -> None:
+    """A journal left by a killed master is replayed; running jobs become interrupted."""
+
+    async def crashed_run() -> tuple[str, str]:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        done = rec.begin("A.B", {})
+        rec.running(done, "s")
+        rec.succeeded(done, "fine")
+        cut = rec.begin("A.B", {})
+        rec.running(cut, "s")
+        return done.id, cut.id  # no close(): the process "dies" here
+
+    done_id, cut_id = run(crashed_run())
+
+    async def restart() -> FakeStore:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        await rec.close()
+        return store
+
+    store = run(restart())
+    assert store.jobs[done_id].state == "succeeded"
+    assert store.jobs[cut_id].state == "interrupted"
+    assert store.jobs[cut_id].error == INTERRUPTED_REASON
+
+
+def test_secret_values_never_reach_the_journal_or_store(tmp_path: Path) -> None:
+    """Secret-named parameters are redacted, and their values scrubbed from results."""
+
+    async def scenario() -> FakeStore:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin(
+            "MyPipeline.Run", {"param": "one", "password": "hunter22", "api_token": "t0k3n"}
+        )
+        rec.running(job, "s")
+        journal = "".join(p.read_text() for p in tmp_path.glob("journal.*"))
+        assert "hunter22" not in journal and "t0k3n" not in journal
+        rec.succeeded(job, "job execution done with: one hunter22")
+        await rec.close()
+        return store
+
+    store = run(scenario())
+    (row,) = store.jobs.values()
+    assert row.params == {"param": "one", "password": "***", "api_token": "***"}
+    assert "hunter22" not in row.result and "***" in row.result
+
+
+def test_failed_flush_keeps_records_for_the_next_try(tmp_path: Path) -> None:
+    """When the store cannot write, records stay journaled and are written later."""
+
+    async def scenario() -> None:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin("A.B", {})
+        rec.running(job, "s")
+        store.fail = True
+        await rec.flush()
+        assert store.jobs == {}
+        journal = "".join(p.read_text() for p in tmp_path.glob("journal.*"))
+        assert job.id in journal
+        store.fail = False
+        await rec.close()
+        assert store.jobs[job.id].state == "running"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed"])
+def test_final_state_wins_over_running(tmp_path: Path, state: str) -> None:
+    """The last transition of a job is the one stored."""
+
+    async def scenario() -> FakeStore:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin("A.B", {})
+        rec.running(job, "s")
+        if state == "succeeded":
+            rec.succeeded(job, "ok")
+        else:
+            rec.failed(job, "NOT_FOUND", "nope")
+        await rec.close()
+        return store
+
+    (row,) = run(scenario()).jobs.values()
+    assert row.state == state
