@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT_DIRS := $(wildcard arko tests bench scripts)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto fmt lint test demo bench clean
@@ -23,12 +24,12 @@ proto: $(STAMP) ## Regenerate arko/gen from protos/.
 	$(PY) scripts/genproto.py arko/gen
 
 fmt: $(STAMP) ## Format the code.
-	$(VENV)/bin/ruff format arko tests bench scripts
-	$(VENV)/bin/ruff check --fix arko tests bench scripts
+	$(VENV)/bin/ruff format $(LINT_DIRS)
+	$(VENV)/bin/ruff check --fix $(LINT_DIRS)
 
 lint: $(STAMP) ## ruff and mypy.
-	$(VENV)/bin/ruff check arko tests bench scripts
-	$(VENV)/bin/ruff format --check arko tests bench scripts
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint ## Install, lint, run the whole test suite.
