@@ -29,6 +29,12 @@ class InvalidArgument(ArkoError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class Unauthenticated(ArkoError):
+    """The caller did not prove who it is (token or certificate)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class MethodNotFound(ArkoError):
     """No registered slave exposes the requested method."""
 

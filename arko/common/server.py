@@ -10,23 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arko.common.errors import StartupError
+from arko.common.tls import TlsConfig, is_loopback, server_credentials
+
+log = structlog.get_logger("arko.server")
 
 DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """Where a server's certificate and key live."""
-
-    cert_file: Path
-    key_file: Path
 
 
 @dataclass(slots=True)
@@ -38,21 +33,11 @@ class BuiltServer:
     health: health.HealthServicer
 
 
-def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    """Read the PEM files into server credentials, with a clear error if unreadable."""
-    try:
-        key = tls.key_file.read_bytes()
-        cert = tls.cert_file.read_bytes()
-    except OSError as exc:
-        raise StartupError(f"cannot read TLS file: {exc}") from None
-    return grpc.ssl_server_credentials([(key, cert)])
-
-
 def create_server(
     host: str,
     port: int,
     services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]],
-    tls: TlsFiles | None = None,
+    tls: TlsConfig | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE,
 ) -> BuiltServer:
@@ -62,7 +47,7 @@ def create_server(
         host: Address to listen on ("[::]" for all interfaces).
         port: TCP port; 0 picks a free one (returned in ``BuiltServer.port``).
         services: (full service name, function adding its servicer) pairs.
-        tls: Serve TLS with these files instead of plaintext.
+        tls: Serve TLS (mutual TLS when it has a CA) instead of plaintext.
         interceptors: Server interceptors, outermost first.
         max_message_bytes: Larger requests are refused with RESOURCE_EXHAUSTED.
 
@@ -97,4 +82,10 @@ def create_server(
         raise StartupError(f"cannot listen on {address}: port in use or address invalid") from exc
     if bound == 0:
         raise StartupError(f"cannot listen on {address}: port in use or address invalid")
+    if tls is None and not is_loopback(host):
+        log.warning(
+            "plaintext_listener",
+            address=f"{host}:{bound}",
+            hint="anyone on the network can read and send calls; use --tls",
+        )
     return BuiltServer(server=server, port=bound, health=health_servicer)

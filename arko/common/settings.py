@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from arko.common.errors import StartupError
 from arko.common.logging import LogFormat
+from arko.common.tls import TlsConfig, load_tls
 
 S = TypeVar("S", bound="DaemonSettings")
 
@@ -37,6 +38,11 @@ class DaemonSettings(BaseSettings):
     tls: bool = Field(False, description="Serve over TLS (needs --cert_file and --key_file)")
     cert_file: Path | None = Field(None, description="PEM certificate for TLS")
     key_file: Path | None = Field(None, description="PEM private key for TLS")
+    ca_file: Path | None = Field(
+        None,
+        description="PEM CA that vouches for the other side; with it, TLS is mutual "
+        "(peers must present certificates it signed)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level printed"
     )
@@ -61,9 +67,36 @@ class DaemonSettings(BaseSettings):
         """Fail early, with a sentence, when TLS is asked for without its files."""
         if self.tls and (self.cert_file is None or self.key_file is None):
             raise StartupError("--tls needs both --cert_file and --key_file")
-        for path in (self.cert_file, self.key_file):
+        if self.ca_file is not None and not self.tls:
+            raise StartupError("--ca_file needs --tls")
+        for path in (self.cert_file, self.key_file, self.ca_file):
             if self.tls and path is not None and not path.is_file():
                 raise StartupError(f"TLS file {path} does not exist")
+
+    def tls_config(self) -> TlsConfig | None:
+        """The TLS material these settings name, read from disk; None when TLS is off."""
+        return load_tls(self.tls, self.cert_file, self.key_file, self.ca_file)
+
+
+def read_secret(inline: SecretStr | None, file: Path | None, what: str) -> str | None:
+    """A token from its environment variable or its file (never from argv).
+
+    Raises:
+        StartupError: both are given, the file is unreadable, or it is empty.
+    """
+    if inline is not None and file is not None:
+        raise StartupError(f"give the {what} by environment or by file, not both")
+    if file is not None:
+        try:
+            value = file.read_text().strip()
+        except OSError as exc:
+            raise StartupError(f"cannot read {what} file {file}: {exc.strerror}") from None
+        if not value:
+            raise StartupError(f"{what} file {file} is empty")
+        return value
+    if inline is not None and inline.get_secret_value():
+        return inline.get_secret_value()
+    return None
 
 
 def _config_path(cls: type[DaemonSettings], argv: Sequence[str]) -> Path | None:

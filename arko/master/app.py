@@ -11,14 +11,17 @@ import structlog
 from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
-from arko.common.server import TlsFiles, create_server
+from arko.common.server import create_server
+from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
 from arko.master.jobs import JobRecorder
 from arko.master.registry import Registry
 from arko.master.scheduler import FirstLiveScheduler, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
+from arko.master.slaves import CHANNEL_OPTIONS
 from arko.master.store import SqliteStore
 
 log = structlog.get_logger("arko.master")
@@ -59,13 +62,19 @@ class Master:
 
     async def _start(self) -> None:
         s = self.settings
+        tls = s.tls_config()
+        join_token, client_token = s.tokens()
         self._store = await SqliteStore.open(s.db)
         self._recorder = JobRecorder(self._store, self._journal_dir(), s.job_flush_interval)
         try:
             await self._recorder.recover()
         except OSError as exc:
             raise StartupError(f"cannot use job journal {self._journal_dir()}: {exc}") from None
-        self._registry = Registry(self._store, s.ping_timeout)
+        self._registry = Registry(
+            self._store,
+            s.ping_timeout,
+            lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
+        )
         await self._registry.load()
         executor = Executor(
             self._registry,
@@ -74,21 +83,29 @@ class Master:
             s.connect_timeout,
             Limits(s.max_params, s.max_param_bytes),
         )
-        register = RegisterServicer(self._registry)
+        register = RegisterServicer(self._registry, join_token)
         execution = ExecutionServicer(executor, s.job_timeout)
-        tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
+        execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
+        interceptors = (
+            [ClientTokenInterceptor(client_token, (execution_name,))] if client_token else []
+        )
         services = [
             (
                 register_pb2.DESCRIPTOR.services_by_name["Register"].full_name,
                 lambda srv: register_pb2_grpc.add_RegisterServicer_to_server(register, srv),
             ),
             (
-                execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name,
+                execution_name,
                 lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
             ),
         ]
         built = create_server(
-            s.listen_host, s.port, services, tls, max_message_bytes=s.max_message_bytes
+            s.listen_host,
+            s.port,
+            services,
+            tls,
+            interceptors=interceptors,
+            max_message_bytes=s.max_message_bytes,
         )
         self._server, self._health, self.port = built.server, built.health, built.port
         await self._server.start()
@@ -97,7 +114,14 @@ class Master:
             await self._health.set(name, _SERVING)
         await self._health.set("", _SERVING)
         self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
-        log.info("master_started", port=self.port, db=s.db, tls=tls is not None)
+        log.info(
+            "master_started",
+            port=self.port,
+            db=s.db,
+            tls="mutual" if tls and tls.mutual else bool(tls),
+            join_token=join_token is not None,
+            client_token=client_token is not None,
+        )
 
     async def _ping_loop(self) -> None:
         assert self._registry is not None

@@ -42,6 +42,9 @@ MAX_SERVICES = 500
 _FALLBACK_CODES = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL})
 
 
+Metadata = tuple[tuple[str, str], ...] | None
+
+
 class DiscoveryError(ArkoError):
     """Reflection failed or answered something unusable; the message says what."""
 
@@ -112,14 +115,14 @@ def _collect(
 
 
 async def _fetch(
-    channel: grpc.aio.Channel, path: str, timeout: float
+    channel: grpc.aio.Channel, path: str, timeout: float, metadata: Metadata
 ) -> tuple[list[str], dict[str, descriptor_pb2.FileDescriptorProto]]:
     call = channel.stream_stream(
         path,
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
         response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
     )
-    stream = call(timeout=timeout)
+    stream = call(timeout=timeout, metadata=metadata)
     try:
         listing = await _ask(stream, _request(list_services=""))
         services = sorted(
@@ -171,7 +174,10 @@ def _build_pool(
 
 
 async def discover(
-    channel: grpc.aio.Channel, timeout: float, protocol: str | None = None
+    channel: grpc.aio.Channel,
+    timeout: float,
+    protocol: str | None = None,
+    metadata: Metadata = None,
 ) -> Catalog:
     """Read a slave's services over ``channel`` within ``timeout`` seconds.
 
@@ -179,6 +185,7 @@ async def discover(
         channel: An open channel to the slave.
         timeout: Deadline for the whole reflection exchange.
         protocol: "v1" or "v1alpha" when known to work for this slave; tried alone.
+        metadata: Sent with the reflection call (the slave's call secret).
 
     Raises:
         DiscoveryError: reflection is missing, failed or answered garbage.
@@ -187,7 +194,7 @@ async def discover(
     order = [protocol] if protocol else ["v1", "v1alpha"]
     for i, proto in enumerate(order):
         try:
-            services, files = await _fetch(channel, REFLECTION_PATHS[proto], timeout)
+            services, files = await _fetch(channel, REFLECTION_PATHS[proto], timeout, metadata)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _FALLBACK_CODES and i + 1 < len(order):
                 continue

@@ -152,7 +152,7 @@ class Executor:
             response_deserializer=reply_cls.FromString,
         )
         try:
-            reply: Message = await call(request, timeout=timeout)
+            reply: Message = await call(request, timeout=timeout, metadata=slave.metadata)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 # The slave went away mid-call: not retried (it may have run),

@@ -18,11 +18,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.errors import InvalidArgument
 from arko.master.discovery import DiscoveryError, discover
-from arko.master.slaves import Slave
+from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store
 
 log = structlog.get_logger("arko.master.registry")
 
+MAX_SECRET = 256
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -51,35 +52,40 @@ def validate_address(host: str, port: int) -> str:
 class Registry:
     """Registered slaves, in registration order, kept in step with the store."""
 
-    def __init__(self, store: Store, probe_timeout: float) -> None:
+    def __init__(self, store: Store, probe_timeout: float, dial: Dialer = plaintext) -> None:
         self._store = store
         self._probe_timeout = probe_timeout
+        self._dial = dial
         self._slaves: dict[tuple[str, int], Slave] = {}
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
         for row in await self._store.list_slaves():
-            self._slaves[(row.host, row.port)] = Slave.from_row(row)
+            self._slaves[(row.host, row.port)] = Slave.from_row(row, self._dial)
         log.info("slaves_loaded", count=len(self._slaves))
 
     def slaves(self) -> Sequence[Slave]:
         """All slaves in registration order (a snapshot)."""
         return sorted(self._slaves.values(), key=lambda s: s.id)
 
-    async def register(self, host: str, port: int) -> Slave:
+    async def register(self, host: str, port: int, secret: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
 
         A slave that cannot be reached is kept with status 0; the reason is logged.
+        ``secret`` is what the master must present on calls to it.
         """
         host = validate_address(host, port)
+        if len(secret) > MAX_SECRET:
+            raise InvalidArgument(f"call_secret is longer than {MAX_SECRET} characters")
         row = await self._store.upsert_slave(host, port, STATUS_LIVE)
         slave = self._slaves.get((host, port))
         if slave is None:
-            slave = Slave.from_row(row)
+            slave = Slave.from_row(row, self._dial)
             self._slaves[(host, port)] = slave
         else:
             # It may have restarted: a channel in reconnect backoff would lie.
             slave.reset_channel()
+        slave.secret = secret
         slave.status = STATUS_LIVE
         log.info("slave_registered", slave=slave.address, id=slave.id)
         await self.probe(slave, force_log=True)
@@ -126,7 +132,7 @@ class Registry:
                 if serving is False:
                     return "health check answers NOT_SERVING"
                 hint = slave.catalog.protocol if slave.catalog else None
-                catalog = await discover(slave.channel, self._probe_timeout, hint)
+                catalog = await discover(slave.channel, self._probe_timeout, hint, slave.metadata)
         except TimeoutError:
             return f"no answer within {self._probe_timeout:g}s"
         except grpc.aio.AioRpcError as exc:
@@ -145,7 +151,11 @@ class Registry:
         """True/False from ``grpc.health.v1``; None when the slave has no health service."""
         stub = health_pb2_grpc.HealthStub(slave.channel)
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=self._probe_timeout)
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(),
+                timeout=self._probe_timeout,
+                metadata=slave.metadata,
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None  # e.g. the original Go slave: judge by reflection alone

@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 import grpc
 import structlog
 
-from arko.common.errors import ArkoError, InvalidArgument
+from arko.common.auth import tokens_match
+from arko.common.errors import ArkoError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.executor import Executor
 from arko.master.registry import Registry
@@ -40,17 +41,20 @@ def peer_host(peer: str) -> str:
 class RegisterServicer(register_pb2_grpc.RegisterServicer):
     """``Register.RegisterNewSlave``: slaves announce themselves."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, join_token: str | None = None) -> None:
         self._registry = registry
+        self._join_token = join_token
 
     async def RegisterNewSlave(
         self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> register_pb2.SlaveRegisterStatus:
         try:
+            if self._join_token is not None and not tokens_match(self._join_token, request.token):
+                raise Unauthenticated("join token missing or wrong")
             host = request.host or peer_host(context.peer())
-            await self._registry.register(host, request.port)
+            await self._registry.register(host, request.port, request.call_secret)
         except ArkoError as exc:
-            log.info("register_refused", reason=exc.message)
+            log.info("register_refused", peer=context.peer(), reason=exc.message)
             await abort(context, exc)
         return register_pb2.SlaveRegisterStatus(message="done")
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
 
-from arko.common.settings import DaemonSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import CliSuppress, SettingsConfigDict
+
+from arko.common.settings import DaemonSettings, read_secret
 
 
 class MasterSettings(DaemonSettings):
     """Everything ``arko-master`` can be told. Flag names keep the original's spelling."""
+
+    def tokens(self) -> tuple[str | None, str | None]:
+        """(join token, client token), each from env or file, None when unset."""
+        return (
+            read_secret(self.join_token, self.join_token_file, "join token"),
+            read_secret(self.client_token, self.client_token_file, "client token"),
+        )
 
     model_config = SettingsConfigDict(
         env_prefix="ARKO_MASTER_",
@@ -46,3 +55,18 @@ class MasterSettings(DaemonSettings):
         0.05, gt=0, description="Seconds job records gather before one database write"
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")
+    # Tokens come from the environment or a file, never from argv (visible in ps).
+    join_token: CliSuppress[SecretStr | None] = Field(
+        None, description="Token slaves must present to register (env ARKO_MASTER_JOIN_TOKEN)"
+    )
+    join_token_file: Path | None = Field(
+        None, description="File holding the token slaves must present to register"
+    )
+    client_token: CliSuppress[SecretStr | None] = Field(
+        None, description="Bearer token callers of Execution must present"
+    )
+    client_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer token callers of Execution must present "
+        "(or env ARKO_MASTER_CLIENT_TOKEN)",
+    )

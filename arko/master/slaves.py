@@ -9,16 +9,18 @@ that came back looking dead.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
 
+from arko.common.auth import SECRET_HEADER
 from arko.master.discovery import Catalog
 from arko.master.store import STATUS_LIVE, SlaveRow
 
 # How long an abandoned channel may keep serving the calls it carries.
 RETIRE_GRACE = 24 * 3600.0
-CHANNEL_OPTIONS: list[tuple[str, int]] = [
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
@@ -26,24 +28,50 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+Dialer = Callable[[str], grpc.aio.Channel]
+
+
+def plaintext(address: str) -> grpc.aio.Channel:
+    """The default dialer: a plaintext channel with arko's options."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
 @dataclass(eq=False, slots=True)
 class Slave:
-    """A registered slave. ``id`` is its registration order."""
+    """A registered slave. ``id`` is its registration order.
+
+    ``secret`` is what the slave asked the master to present on every call
+    (kept in memory only: after a master restart the slave registers again).
+    """
 
     id: int
     host: str
     port: int
     status: int
     methods: tuple[str, ...] = ()
+    secret: str = ""
+    dial: Dialer = plaintext
     catalog: Catalog | None = None
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
-    def from_row(cls, row: SlaveRow) -> Slave:
+    def from_row(cls, row: SlaveRow, dial: Dialer = plaintext) -> Slave:
         """A slave restored from the store, before its first probe."""
-        return cls(id=row.id, host=row.host, port=row.port, status=row.status, methods=row.methods)
+        return cls(
+            id=row.id,
+            host=row.host,
+            port=row.port,
+            status=row.status,
+            methods=row.methods,
+            dial=dial,
+        )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """Call metadata proving to the slave that the master calls."""
+        return ((SECRET_HEADER, self.secret),) if self.secret else None
 
     @property
     def address(self) -> str:
@@ -60,7 +88,7 @@ class Slave:
     def channel(self) -> grpc.aio.Channel:
         """The cached channel, opened on first use."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+            self._channel = self.dial(self.address)
         return self._channel
 
     async def ensure_connected(self, timeout: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from types import TracebackType
 
 import grpc
@@ -12,8 +13,10 @@ from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
 from arko.common.retry import Backoff
-from arko.common.server import TlsFiles, create_server
+from arko.common.server import create_server
+from arko.common.tls import TlsConfig
 from arko.gen import register_pb2
+from arko.slave.guard import MasterOnly
 from arko.slave.plugins import load_services
 from arko.slave.registration import GrpcMasterLink, stay_registered
 from arko.slave.settings import SlaveSettings
@@ -36,6 +39,10 @@ class Slave:
         self._link: GrpcMasterLink | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
+        # Handed to the master at registration; it must present it on every call.
+        self._secret = secrets.token_urlsafe(32)
+        self._tls: TlsConfig | None = None
+        self._join_token: str | None = None
 
     async def start(self) -> None:
         """Load the plug-ins, serve them, and (standalone) start registering.
@@ -47,8 +54,20 @@ class Slave:
         if s.mode == "delegate":
             raise StartupError("--mode delegate is not supported yet; use standalone or rpc")
         services = load_services(s.service, s)
-        tls = TlsFiles(s.cert_file, s.key_file) if s.tls and s.cert_file and s.key_file else None
-        built = create_server(s.listen_host, s.port, [(x.name, x.add) for x in services], tls)
+        self._tls = tls = s.tls_config()
+        self._join_token = s.join_token_value()
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        guarded = s.mode == "standalone" and s.protect
+        if guarded:
+            mutual = tls is not None and tls.mutual
+            interceptors.append(MasterOnly(self._secret, s.master_name if mutual else None))
+        built = create_server(
+            s.listen_host,
+            s.port,
+            [(x.name, x.add) for x in services],
+            tls,
+            interceptors=interceptors,
+        )
         self._server, self._health, self.port = built.server, built.health, built.port
         await self._health.set("", _NOT_SERVING)  # until every service is ready
         await self._server.start()
@@ -60,15 +79,21 @@ class Slave:
             port=self.port,
             mode=s.mode,
             services=[x.name for x in services],
-            tls=tls is not None,
+            tls="mutual" if tls and tls.mutual else bool(tls),
+            master_only=guarded,
         )
         if s.mode == "standalone":
             self._registrar = asyncio.create_task(self._register(), name="register")
 
     async def _register(self) -> None:
         s = self.settings
-        self._link = GrpcMasterLink(s.master, s.register_timeout)
-        config = register_pb2.SlaveConfig(host=s.advertise_host, port=s.advertise_port or self.port)
+        self._link = GrpcMasterLink(s.master, s.register_timeout, self._tls)
+        config = register_pb2.SlaveConfig(
+            host=s.advertise_host,
+            port=s.advertise_port or self.port,
+            token=self._join_token or "",
+            call_secret=self._secret,
+        )
         try:
             await stay_registered(
                 self._link, config, Backoff(initial=0.2, maximum=s.register_backoff_max)

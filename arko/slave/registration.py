@@ -15,6 +15,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.retry import Backoff, retry
+from arko.common.tls import TlsConfig, open_channel
 from arko.gen import register_pb2, register_pb2_grpc
 
 log = structlog.get_logger("arko.slave.registration")
@@ -47,8 +48,8 @@ class MasterLink(Protocol):
 class GrpcMasterLink:
     """``MasterLink`` over a gRPC channel to the master."""
 
-    def __init__(self, address: str, timeout: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, timeout: float, tls: TlsConfig | None = None) -> None:
+        self._channel = open_channel(address, tls)
         self._stub = register_pb2_grpc.RegisterStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import CliSuppress, SettingsConfigDict
 
-from arko.common.settings import DaemonSettings
+from arko.common.settings import DaemonSettings, read_secret
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
 
@@ -52,3 +53,22 @@ class SlaveSettings(DaemonSettings):
         10.0, gt=0, description="Longest wait in seconds between two registration attempts"
     )
     grace: float = Field(10.0, ge=0, description="Seconds running calls get to finish on shutdown")
+    join_token: CliSuppress[SecretStr | None] = Field(
+        None, description="Token to register with (env ARKO_SLAVE_JOIN_TOKEN)"
+    )
+    join_token_file: Path | None = Field(
+        None, description="File holding the token to register with (or env ARKO_SLAVE_JOIN_TOKEN)"
+    )
+    protect: bool = Field(
+        True,
+        description="In standalone mode, answer pipeline and reflection calls only from the "
+        "master (its certificate with mutual TLS, else a secret agreed at registration)",
+    )
+    master_name: str = Field(
+        "arko-master",
+        description="Common name the master's certificate must carry (mutual TLS)",
+    )
+
+    def join_token_value(self) -> str | None:
+        """The join token from env or file, None when unset."""
+        return read_secret(self.join_token, self.join_token_file, "join token")

@@ -64,13 +64,22 @@ def test_acceptance_call_through_reflection(fleet: Fleet, grpcurl: str) -> None:
 
 
 def test_both_daemons_serve_health_and_reflection(fleet: Fleet, grpcurl: str) -> None:
-    """grpc.health.v1 answers SERVING on master and slave, found through reflection."""
+    """grpc.health.v1 answers SERVING on both; reflection lists health too.
+
+    A registered slave answers reflection only to its master (health stays
+    open to probes that bring the proto, as fleet.slave's readiness check
+    does), so grpcurl's reflection-driven calls are checked on an rpc-mode slave.
+    """
     master = fleet.master()
-    slave = fleet.slave(master)
-    for daemon, service in ((master, "Execution"), (slave, "MyPipeline")):
+    registered = fleet.slave(master)
+    open_slave = fleet.slave(None)
+    for daemon, service in ((master, "Execution"), (open_slave, "MyPipeline")):
         health = _grpcurl(grpcurl, "-plaintext", daemon.address, "grpc.health.v1.Health/Check")
         assert health.returncode == 0, health.stderr
         assert json.loads(health.stdout) == {"status": "SERVING"}
         listing = _grpcurl(grpcurl, "-plaintext", daemon.address, "list").stdout.split()
         assert service in listing
         assert "grpc.health.v1.Health" in listing
+    refused = _grpcurl(grpcurl, "-plaintext", registered.address, "list")
+    assert refused.returncode != 0
+    assert "only takes calls from its master" in refused.stderr

@@ -124,15 +124,31 @@ def test_bad_registration_is_invalid_argument(
 
 
 def test_restarted_master_knows_its_slaves(fleet: Fleet, client_for) -> None:
-    """A master restarted on the same database runs jobs on the slaves it knew."""
+    """A master restarted on the same database knows and pings the slaves it knew."""
     master = fleet.master()
-    fleet.slave(master, "--run_delay", "0")
+    slave = fleet.slave(None, "--run_delay", "0")  # rpc mode: never registers by itself
+    assert _register(master, "127.0.0.1", slave.port) == "done"
     master.kill()
     again = fleet.master(port=master.port)
-    # The slave does not register again: the master must know it from its file.
     assert again.wait_for_event("slaves_loaded")["count"] == 1
     reply = client_for(again).run("MyPipeline.Run", param="after-restart")
     assert "after-restart" in reply
+
+
+def test_registered_slave_is_back_after_master_restart(fleet: Fleet, client_for) -> None:
+    """A protected slave registers again by itself when its master restarts.
+
+    Its call secret lives only in the master's memory, so the restarted
+    master can call it once it has registered again.
+    """
+    master = fleet.master()
+    slave = fleet.slave(master, "--run_delay", "0", "--register_backoff_max", "0.5")
+    master.kill()
+    again = fleet.master(port=master.port)
+    slave.wait_for_event("registered", count=2)
+    reply = client_for(again).run("MyPipeline.Run", param="after-restart")
+    assert "after-restart" in reply
+    assert _rows(fleet.workdir / "arko.db") == [("127.0.0.1", slave.port, 1)]
 
 
 def test_master_logs_slaves_and_methods_when_they_change(fleet: Fleet) -> None:
