@@ -57,8 +57,10 @@ class Daemon:
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.kind = kind
+        self.credentials = credentials
         self.port = port
         self.address = f"{LOOPBACK}:{port}"
         self.args = [
@@ -127,7 +129,7 @@ class Daemon:
 
     def wait_serving(self, timeout: float = 15.0) -> Daemon:
         """Wait until the daemon's own health check answers SERVING."""
-        with grpc.insecure_channel(self.address) as channel:
+        with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
 
             def serving() -> bool:
@@ -140,6 +142,12 @@ class Daemon:
 
             wait_until(serving, timeout, f"{self.kind} on {self.address} to serve")
         return self
+
+    def channel(self) -> grpc.Channel:
+        """A blocking channel to the daemon, over TLS when it was given credentials."""
+        if self.credentials is None:
+            return grpc.insecure_channel(self.address)
+        return grpc.secure_channel(self.address, self.credentials)
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to this daemon's own PID."""
@@ -179,11 +187,12 @@ class Fleet:
         db: Path | None = None,
         wait: bool = True,
         env: dict[str, str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> Daemon:
         """Start a master (database in the work folder unless ``db`` is given)."""
         port = port or free_port()
         db = db or self.workdir / "arko.db"
-        daemon = self._add("master", port, ["--db", str(db), *args], env)
+        daemon = self._add("master", port, ["--db", str(db), *args], env, credentials)
         return daemon.wait_serving() if wait else daemon
 
     def slave(
@@ -193,20 +202,29 @@ class Fleet:
         port: int | None = None,
         wait: bool = True,
         env: dict[str, str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> Daemon:
         """Start a slave; with a master it registers there and this waits for it."""
         port = port or free_port()
         link = ["--master", master.address] if master else ["--mode", "rpc"]
-        daemon = self._add("slave", port, [*link, *args], env)
+        daemon = self._add("slave", port, [*link, *args], env, credentials)
         if wait:
             daemon.wait_serving()
             if master is not None:
                 daemon.wait_for_event("registered")
         return daemon
 
-    def _add(self, kind: str, port: int, args: list[str], env: dict[str, str] | None) -> Daemon:
+    def _add(
+        self,
+        kind: str,
+        port: int,
+        args: list[str],
+        env: dict[str, str] | None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> Daemon:
         log = self.workdir / f"{kind}-{port}-{len(self.daemons)}.log"
-        daemon = Daemon(kind, port, args, log, env=env, cwd=self.workdir).start()
+        daemon = Daemon(kind, port, args, log, env=env, cwd=self.workdir, credentials=credentials)
+        daemon.start()
         self.daemons.append(daemon)
         return daemon
 

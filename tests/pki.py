@@ -51,9 +51,16 @@ class CertificateAuthority:
         )
         self.cert_path = folder / f"{name}.pem"
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+        # The CA's own pair doubles as a self-signed certificate for negative tests.
+        self.key_path = folder / f"{name}.key"
+        self.key_path.write_bytes(_key_pem(self._key))
 
     def issue(self, common_name: str, *, client: bool = False, expired: bool = False) -> Issued:
-        """A certificate for 127.0.0.1, ::1 and localhost (server) or a client."""
+        """A certificate for 127.0.0.1, ::1 and localhost.
+
+        Daemons get server and client usage (they serve and dial); ``client``
+        makes a client-only certificate, as a CI caller would hold.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         start, end = (
@@ -61,7 +68,11 @@ class CertificateAuthority:
             if expired
             else (now - dt.timedelta(minutes=5), now + dt.timedelta(days=1))
         )
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        usage = (
+            [ExtendedKeyUsageOID.CLIENT_AUTH]
+            if client
+            else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        )
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -70,7 +81,7 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
             .not_valid_after(end)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
             .add_extension(
                 x509.SubjectAlternativeName(
                     [

@@ -1,0 +1,124 @@
+"""Tests of the slave's plug-in path: arko.slave.plugins.load_plugin / load_services."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arko.common.errors import StartupError
+from arko.common.settings import load_settings
+from arko.slave.plugins import Service, load_plugin, load_services
+from arko.slave.settings import DEFAULT_SERVICE, SlaveSettings
+
+# A user's plug-in module: two services of its own, one of them named like the example's.
+USER_PLUGIN = textwrap.dedent(
+    """
+    from arko.slave.plugins import Service
+
+    def _add(server):
+        raise AssertionError("not called by these tests")
+
+    def build(settings):
+        return [Service("acme.ci.Build", _add), Service("acme.ci.Deploy", _add)]
+
+    def clash(settings):
+        return [Service("MyPipeline", _add)]
+
+    def nothing(settings):
+        return []
+
+    NOT_CALLABLE = 42
+    """
+)
+
+
+@pytest.fixture
+def settings() -> SlaveSettings:
+    """Default slave settings, as a plug-in receives them."""
+    return load_settings(SlaveSettings, ["--run_delay", "0"])
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The name of an importable user plug-in module written for this test."""
+    name = "arko_test_user_plugin"
+    (tmp_path / f"{name}.py").write_text(USER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("spec", ["arko.slave.mypipeline", "arko.slave.mypipeline:", ":plugin", ""])
+def test_malformed_spec_is_refused(spec: str) -> None:
+    """A spec that is not module:attr is refused, showing the expected form."""
+    with pytest.raises(StartupError, match="is not of the form module:attr"):
+        load_plugin(spec)
+
+
+def test_missing_module_is_refused() -> None:
+    """A module that cannot be imported is refused, naming it."""
+    with pytest.raises(
+        StartupError, match="cannot import service plug-in module 'arko_no_such_mod'"
+    ):
+        load_plugin("arko_no_such_mod:plugin")
+
+
+def test_missing_attribute_is_refused() -> None:
+    """A module without the named attribute is refused, naming the attribute."""
+    with pytest.raises(StartupError, match="'nope' is missing or not callable"):
+        load_plugin("arko.slave.mypipeline:nope")
+
+
+def test_non_callable_attribute_is_refused(user_module: str) -> None:
+    """An attribute that is not callable is refused, naming it."""
+    with pytest.raises(StartupError, match="'NOT_CALLABLE' is missing or not callable"):
+        load_plugin(f"{user_module}:NOT_CALLABLE")
+
+
+def test_default_plugin_serves_mypipeline(settings: SlaveSettings) -> None:
+    """The default spec loads the example as one service named MyPipeline."""
+    services = load_services([DEFAULT_SERVICE], settings)
+    assert [s.name for s in services] == ["MyPipeline"]
+    assert callable(services[0].add)
+
+
+def test_default_spec_is_what_the_settings_use(settings: SlaveSettings) -> None:
+    """A slave with default settings serves the example through the plug-in path."""
+    assert settings.service == [DEFAULT_SERVICE]
+    assert load_plugin(settings.service[0]).__module__ == "arko.slave.mypipeline"
+
+
+def test_user_plugin_is_loaded_alongside_the_example(
+    user_module: str, settings: SlaveSettings
+) -> None:
+    """A user's module:attr plug-in adds its services, in the order the specs are given."""
+    services = load_services([DEFAULT_SERVICE, f"{user_module}:build"], settings)
+    assert [s.name for s in services] == ["MyPipeline", "acme.ci.Build", "acme.ci.Deploy"]
+    assert all(isinstance(s, Service) for s in services)
+
+
+def test_same_plugin_twice_is_refused(settings: SlaveSettings) -> None:
+    """Loading the same plug-in twice is refused, naming the duplicate service."""
+    with pytest.raises(StartupError, match="services provided twice: MyPipeline"):
+        load_services([DEFAULT_SERVICE, DEFAULT_SERVICE], settings)
+
+
+def test_two_plugins_with_one_service_name_are_refused(
+    user_module: str, settings: SlaveSettings
+) -> None:
+    """Two plug-ins that both provide a service of the same name are refused."""
+    with pytest.raises(StartupError, match="services provided twice: MyPipeline"):
+        load_services([DEFAULT_SERVICE, f"{user_module}:clash"], settings)
+
+
+@pytest.mark.parametrize("specs", [[], ["{mod}:nothing"]])
+def test_no_service_at_all_is_refused(
+    specs: list[str], user_module: str, settings: SlaveSettings
+) -> None:
+    """A slave with nothing to serve is refused, saying how to give a service."""
+    with pytest.raises(StartupError, match="no service to serve"):
+        load_services([s.format(mod=user_module) for s in specs], settings)

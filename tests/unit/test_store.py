@@ -1,0 +1,329 @@
+"""Tests of arko.master.store.SqliteStore on real SQLite files in a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from arko.common.errors import StartupError
+from arko.master.migrations import LATEST
+from arko.master.store import STATUS_DOWN, STATUS_LIVE, JobRow, SlaveRow, SqliteStore
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+def with_store(path: Path, body: Callable[[SqliteStore], Awaitable[T]]) -> T:
+    """Open the store at ``path``, run ``body`` on it, and always close it."""
+
+    async def scenario() -> T:
+        store = await SqliteStore.open(path)
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return run(scenario())
+
+
+def open_error(path: Path) -> StartupError:
+    """The StartupError that opening ``path`` raises."""
+
+    async def scenario() -> StartupError:
+        before = set(threading.enumerate())
+        with pytest.raises(StartupError) as caught:
+            await SqliteStore.open(path)
+        # aiosqlite stops a connection that failed to open without awaiting its
+        # worker thread; let that thread finish while this loop still runs, or it
+        # reports "Event loop is closed" in the background of a later test.
+        for thread in set(threading.enumerate()) - before:
+            if thread.name.endswith("(_connection_worker_thread)"):
+                await asyncio.to_thread(thread.join, 10)
+        return caught.value
+
+    return run(scenario())
+
+
+def user_version(path: Path) -> int:
+    """The schema version stored in a database file."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def last_errors(path: Path) -> dict[int, str]:
+    """Each slave's stored ``last_error``, by id."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return dict(conn.execute("SELECT id, last_error FROM slave").fetchall())
+
+
+def test_new_file_starts_empty(tmp_path: Path) -> None:
+    """Opening a new file creates the schema and lists no slaves."""
+
+    async def body(store: SqliteStore) -> list[SlaveRow]:
+        return await store.list_slaves()
+
+    assert with_store(tmp_path / "arko.db", body) == []
+    assert (tmp_path / "arko.db").is_file()
+
+
+def test_upsert_twice_keeps_one_row_and_its_id(tmp_path: Path) -> None:
+    """Registering the same host:port twice updates the one row and keeps its id."""
+
+    async def body(store: SqliteStore) -> tuple[SlaveRow, SlaveRow, list[SlaveRow]]:
+        first = await store.upsert_slave("10.0.0.1", 10002, STATUS_LIVE)
+        second = await store.upsert_slave("10.0.0.1", 10002, STATUS_DOWN)
+        return first, second, await store.list_slaves()
+
+    first, second, rows = with_store(tmp_path / "arko.db", body)
+    assert second.id == first.id
+    assert first.status == STATUS_LIVE
+    assert second.status == STATUS_DOWN
+    assert rows == [second]
+
+
+def test_same_host_other_port_is_another_slave(tmp_path: Path) -> None:
+    """Slaves are keyed by host and port together."""
+
+    async def body(store: SqliteStore) -> list[SlaveRow]:
+        await store.upsert_slave("h", 1, STATUS_LIVE)
+        await store.upsert_slave("h", 2, STATUS_LIVE)
+        return await store.list_slaves()
+
+    assert [(r.host, r.port) for r in with_store(tmp_path / "arko.db", body)] == [
+        ("h", 1),
+        ("h", 2),
+    ]
+
+
+def test_registration_order_is_preserved(tmp_path: Path) -> None:
+    """Slaves are listed in first-registration order, even after re-registering one."""
+
+    async def body(store: SqliteStore) -> list[SlaveRow]:
+        for host in ("c", "a", "b"):
+            await store.upsert_slave(host, 10002, STATUS_LIVE)
+        await store.upsert_slave("c", 10002, STATUS_LIVE)
+        return await store.list_slaves()
+
+    rows = with_store(tmp_path / "arko.db", body)
+    assert [r.host for r in rows] == ["c", "a", "b"]
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+
+
+def test_update_slave_persists_status_and_methods(tmp_path: Path) -> None:
+    """update_slave saves liveness and the method list in order."""
+    methods = ("MyPipeline.Run", "MyPipeline.DryRun", "acme.ci.Build.Run")
+
+    async def body(store: SqliteStore) -> list[SlaveRow]:
+        row = await store.upsert_slave("h", 1, STATUS_LIVE)
+        await store.update_slave(row.id, STATUS_DOWN, methods)
+        return await store.list_slaves()
+
+    (row,) = with_store(tmp_path / "arko.db", body)
+    assert row.status == STATUS_DOWN
+    assert row.methods == methods
+
+
+def test_upsert_keeps_the_known_methods(tmp_path: Path) -> None:
+    """Re-registering a slave changes its status but not its stored methods."""
+
+    async def body(store: SqliteStore) -> SlaveRow:
+        row = await store.upsert_slave("h", 1, STATUS_DOWN)
+        await store.update_slave(row.id, STATUS_DOWN, ("MyPipeline.Run",))
+        return await store.upsert_slave("h", 1, STATUS_LIVE)
+
+    row = with_store(tmp_path / "arko.db", body)
+    assert (row.status, row.methods) == (STATUS_LIVE, ("MyPipeline.Run",))
+
+
+def test_reopening_the_file_returns_the_same_slaves(tmp_path: Path) -> None:
+    """A store reopened on the same file knows every slave it knew."""
+    path = tmp_path / "arko.db"
+
+    async def fill(store: SqliteStore) -> list[SlaveRow]:
+        a = await store.upsert_slave("a", 1, STATUS_LIVE)
+        await store.upsert_slave("::1", 2, STATUS_DOWN)
+        await store.update_slave(a.id, STATUS_LIVE, ("MyPipeline.Run",))
+        return await store.list_slaves()
+
+    async def read(store: SqliteStore) -> list[SlaveRow]:
+        return await store.list_slaves()
+
+    before = with_store(path, fill)
+    assert with_store(path, read) == before
+    assert len(before) == 2
+
+
+def test_update_slave_keeps_why_it_is_down(tmp_path: Path) -> None:
+    """The reason a slave is down is saved with it, and cleared when it is back."""
+    path = tmp_path / "arko.db"
+
+    async def body(store: SqliteStore) -> SlaveRow:
+        row = await store.upsert_slave("h", 1, STATUS_LIVE)
+        await store.update_slave(row.id, STATUS_DOWN, (), "UNAVAILABLE: connection refused")
+        return row
+
+    row = with_store(path, body)
+    assert last_errors(path) == {row.id: "UNAVAILABLE: connection refused"}
+
+    async def revive(store: SqliteStore) -> None:
+        await store.update_slave(row.id, STATUS_LIVE, ("MyPipeline.Run",))
+
+    with_store(path, revive)
+    assert last_errors(path) == {row.id: ""}
+
+
+def job(job_id: str, state: str, **fields: Any) -> JobRow:
+    """A job record with a fixed method and parameters."""
+    return JobRow(
+        id=job_id, method="MyPipeline.Run", params={"param": "one"}, state=state, **fields
+    )
+
+
+def test_saved_jobs_read_back_equal(tmp_path: Path) -> None:
+    """A job record saved then read back has every field unchanged."""
+    stamp = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    done = job(
+        "j1",
+        "succeeded",
+        slave="h:1",
+        result="{}",
+        created_at=stamp,
+        started_at=stamp,
+        ended_at=stamp,
+    )
+
+    async def body(store: SqliteStore) -> JobRow | None:
+        await store.save_jobs([done])
+        return await store.get_job("j1")
+
+    got = with_store(tmp_path / "arko.db", body)
+    assert got is not None
+    assert got.ended_at is not None
+    assert got.ended_at.replace(tzinfo=dt.UTC) == stamp
+    assert dataclasses.replace(got, created_at=None, started_at=None, ended_at=None) == (
+        dataclasses.replace(done, created_at=None, started_at=None, ended_at=None)
+    )
+
+
+def test_saving_a_job_again_replaces_it(tmp_path: Path) -> None:
+    """Saving a newer state of a job overwrites the record rather than adding one."""
+
+    async def body(store: SqliteStore) -> JobRow | None:
+        await store.save_jobs([job("j1", "queued")])
+        await store.save_jobs([job("j1", "running", slave="h:1")])
+        return await store.get_job("j1")
+
+    got = with_store(tmp_path / "arko.db", body)
+    assert got is not None
+    assert (got.state, got.slave) == ("running", "h:1")
+
+
+def test_many_jobs_are_saved_in_one_call(tmp_path: Path) -> None:
+    """A batch larger than one insert statement is saved whole."""
+
+    async def body(store: SqliteStore) -> list[JobRow | None]:
+        await store.save_jobs([job(f"j{i}", "succeeded") for i in range(250)])
+        return [await store.get_job(f"j{i}") for i in (0, 99, 100, 249)]
+
+    assert all(row is not None for row in with_store(tmp_path / "arko.db", body))
+
+
+def test_unknown_job_is_none(tmp_path: Path) -> None:
+    """Asking for a job that was never saved gives None."""
+
+    async def body(store: SqliteStore) -> JobRow | None:
+        return await store.get_job("nope")
+
+    assert with_store(tmp_path / "arko.db", body) is None
+
+
+def test_interrupt_unfinished_marks_only_queued_and_running(tmp_path: Path) -> None:
+    """After a crash, queued and running jobs become interrupted; finished ones stay."""
+    states = {"q": "queued", "r": "running", "s": "succeeded", "f": "failed"}
+
+    async def body(store: SqliteStore) -> tuple[int, dict[str, JobRow | None]]:
+        await store.save_jobs([job(job_id, state) for job_id, state in states.items()])
+        count = await store.interrupt_unfinished("master restarted")
+        return count, {job_id: await store.get_job(job_id) for job_id in states}
+
+    count, rows = with_store(tmp_path / "arko.db", body)
+    assert count == 2
+    after = {k: (r.state, r.error_code, r.error) for k, r in rows.items() if r is not None}
+    assert after == {
+        "q": ("interrupted", "ABORTED", "master restarted"),
+        "r": ("interrupted", "ABORTED", "master restarted"),
+        "s": ("succeeded", "", ""),
+        "f": ("failed", "", ""),
+    }
+
+
+def test_database_of_the_first_release_is_upgraded(tmp_path: Path) -> None:
+    """A 0.1 database (slave table only, version 0) is upgraded and keeps its slaves."""
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            'CREATE TABLE "slave" ("id" INTEGER NOT NULL PRIMARY KEY, "host" VARCHAR(255) '
+            'NOT NULL, "port" INTEGER NOT NULL, "status" INTEGER NOT NULL, "methods" TEXT '
+            'NOT NULL, "registered_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL)'
+        )
+        conn.execute('CREATE UNIQUE INDEX "slave_host_port" ON "slave" ("host", "port")')
+        conn.execute(
+            "INSERT INTO slave VALUES (1, 'old-host', 10002, 1, '[\"MyPipeline.Run\"]', "
+            "'2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+        )
+        conn.commit()
+
+    async def body(store: SqliteStore) -> tuple[list[SlaveRow], JobRow | None]:
+        await store.save_jobs([job("j1", "queued")])
+        return await store.list_slaves(), await store.get_job("j1")
+
+    slaves, saved = with_store(path, body)
+    assert slaves == [SlaveRow(1, "old-host", 10002, STATUS_LIVE, ("MyPipeline.Run",))]
+    assert saved is not None
+    assert user_version(path) == LATEST
+
+
+def test_database_of_a_newer_arko_is_refused(tmp_path: Path) -> None:
+    """A database whose schema is newer than this arko is refused, not damaged."""
+    path = tmp_path / "new.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+        conn.commit()
+    error = open_error(path)
+    assert "newer than this arko" in error.message
+    assert user_version(path) == LATEST + 1
+
+
+def test_file_that_is_not_a_database_is_a_startup_error(tmp_path: Path) -> None:
+    """A file holding something else is refused with a message naming it."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite\x00\xff" * 512)
+    error = open_error(path)
+    assert str(path) in error.message
+    assert "not a database" in error.message
+
+
+def test_path_in_missing_directory_is_a_startup_error(tmp_path: Path) -> None:
+    """A database path whose directory does not exist is refused with its path."""
+    path = tmp_path / "no" / "such" / "dir" / "arko.db"
+    error = open_error(path)
+    assert str(path) in error.message
+    assert "cannot use database" in error.message
+
+
+def test_directory_as_database_is_a_startup_error(tmp_path: Path) -> None:
+    """A path naming a directory is refused, not crashed on."""
+    assert str(tmp_path) in open_error(tmp_path).message
