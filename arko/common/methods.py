@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from arko.common.errors import InvalidArgument
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_SERVICE_RE = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
-_METHOD_RE = re.compile(rf"^{_IDENT}$")
+_SERVICE_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*")
+_METHOD_RE = re.compile(_IDENT)
 MAX_METHOD_NAME = 512
 
 
@@ -51,7 +51,7 @@ def parse_method_name(raw: str) -> MethodName:
         service, _, method = name.lstrip("/").rpartition("/")
     else:
         service, _, method = name.rpartition(".")
-    if not service or not _SERVICE_RE.match(service) or not _METHOD_RE.match(method):
+    if not service or not _SERVICE_RE.fullmatch(service) or not _METHOD_RE.fullmatch(method):
         raise InvalidArgument(
             f"method {raw!r} is not of the form Service.Method (or Service/Method), "
             "e.g. MyPipeline.Run"

@@ -21,12 +21,16 @@ def is_secret_name(name: str) -> bool:
 
 def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``values`` with secret-looking entries replaced, recursively."""
-    out: dict[str, Any] = {}
-    for name, value in values.items():
-        if is_secret_name(str(name)):
-            out[name] = REDACTED
-        elif isinstance(value, Mapping):
-            out[name] = redact_mapping(value)
-        else:
-            out[name] = value
-    return out
+    return {
+        name: REDACTED if is_secret_name(str(name)) else _redact(value)
+        for name, value in values.items()
+    }
+
+
+def _redact(value: Any) -> Any:
+    """Look inside mappings, lists and tuples (e.g. a logged list of jobs)."""
+    if isinstance(value, Mapping):
+        return redact_mapping(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(item) for item in value)
+    return value

@@ -26,7 +26,7 @@ class Backoff:
 
     def delays(self) -> Iterator[float]:
         """An endless series of delays in seconds."""
-        ceiling = self.initial
+        ceiling = min(self.initial, self.maximum)
         while True:
             yield random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
             ceiling = min(ceiling * self.factor, self.maximum)

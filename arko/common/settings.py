@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -125,6 +127,10 @@ def load_settings(cls: type[S], argv: Sequence[str]) -> S:
     init: dict[str, Any] = {"_cli_parse_args": list(argv)}
     try:
         settings = bound(**init)
+    except tomllib.TOMLDecodeError as exc:
+        raise StartupError(f"config file {config_file} is not valid TOML: {exc}") from None
+    except SettingsError as exc:
+        raise StartupError(f"invalid settings: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

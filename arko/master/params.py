@@ -8,6 +8,9 @@ a JSON value. Every failure names the parameter and says what was expected.
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -30,6 +33,10 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     _F.TYPE_UINT64: (0, 2**64 - 1),
     _F.TYPE_FIXED64: (0, 2**64 - 1),
 }
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLOAT_MAX = 3.4028234663852886e38
+# Spelled out on purpose, these are fine; an overflow like 1e999 is not.
+_NON_FINITE = frozenset({"inf", "infinity", "nan"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
@@ -50,18 +57,23 @@ def _scalar(field: FieldDescriptor, raw: str) -> Any:
         raise ValueError("expected a bool (true/false)")
     if kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
-        try:
-            value = int(raw.strip(), 10)
-        except ValueError:
-            raise ValueError("expected an integer") from None
+        if not _INTEGER.fullmatch(raw.strip()):
+            raise ValueError("expected an integer")
+        value = int(raw.strip(), 10)
         if not low <= value <= high:
             raise ValueError(f"expected an integer in {low}..{high}")
         return value
     if kind in (_F.TYPE_DOUBLE, _F.TYPE_FLOAT):
         try:
-            return float(raw.strip())
+            real = float(raw.strip())
         except ValueError:
             raise ValueError("expected a number") from None
+        limit = _FLOAT_MAX if kind == _F.TYPE_FLOAT else sys.float_info.max
+        if math.isfinite(real) and abs(real) > limit:
+            raise ValueError(f"expected a number within ±{limit:g}")
+        if not math.isfinite(real) and raw.strip().lower().lstrip("+-") not in _NON_FINITE:
+            raise ValueError("expected a finite number")
+        return real
     if kind == _F.TYPE_ENUM:
         enum = field.enum_type
         assert enum is not None, "enum fields have an enum type"
@@ -109,6 +121,8 @@ def build_request(cls: type[Message], params: Mapping[str, str]) -> Message:
                 )
             else:
                 setattr(message, field.name, _scalar(field, raw))
+        except RecursionError:
+            raise InvalidArgument(f"parameter {name!r} is nested too deeply") from None
         except (ValueError, json_format.ParseError) as exc:
             kind = "JSON" if field.is_repeated or field.type == _F.TYPE_MESSAGE else "value"
             raise InvalidArgument(

@@ -44,7 +44,9 @@ def validate_address(host: str, port: int) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    if len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.rstrip(".").split(".")):
+    labels = host.rstrip(".").split(".")
+    # An all-numeric name ("1.2.3.999") is a mistyped IP address, not a hostname.
+    if len(host) > 253 or labels[-1].isdigit() or not all(_HOSTNAME_LABEL.match(p) for p in labels):
         raise InvalidArgument(f"host {host[:64]!r} is neither an IP address nor a hostname")
     return host.lower()
 

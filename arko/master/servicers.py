@@ -7,6 +7,7 @@ status code in one place and nothing else happens.
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 from typing import Any, NoReturn
 
 import grpc
@@ -30,12 +31,21 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ArkoError) -
 
 
 def peer_host(peer: str) -> str:
-    """The IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
-    kind, _, rest = peer.partition(":")
-    if kind not in ("ipv4", "ipv6"):
+    """The IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``).
+
+    gRPC percent-encodes the brackets of IPv6 peers, so the string is decoded
+    first.
+    """
+    kind, _, rest = urllib.parse.unquote(peer).partition(":")
+    host = rest.rpartition(":")[0].strip("[]").split("%")[0]
+    if kind not in ("ipv4", "ipv6") or not host:
         raise InvalidArgument(f"host is empty and the caller's address {peer!r} is not IP")
-    host = rest.rpartition(":")[0].strip("[]")
-    return str(ipaddress.ip_address(host.split("%")[0]))
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise InvalidArgument(
+            f"host is empty and the caller's address {peer!r} is not IP"
+        ) from None
 
 
 class RegisterServicer(register_pb2_grpc.RegisterServicer):

@@ -86,13 +86,6 @@ def test_malformed_name_is_refused_with_the_expected_form(raw: str) -> None:
     assert "MyPipeline.Run" in caught.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _SERVICE_RE/_METHOD_RE (methods.py:16-17, used at :54) match with '$', which "
-        "also matches before a trailing newline, so a newline inside the name is accepted"
-    ),
-)
 @pytest.mark.parametrize("raw", ["MyPipeline\n.Run", "MyPipeline\n/Run", "acme.ci\n.Run"])
 def test_newline_inside_name_is_refused(raw: str) -> None:
     """A newline inside the name (not at its ends) is not a valid service name."""

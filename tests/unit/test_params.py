@@ -211,15 +211,6 @@ def test_bad_json_names_the_parameter(all_kinds: type[Message], field: str, raw:
     assert f"parameter {field!r} has an invalid JSON" in caught.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason=(
-        "BUG: build_request (params.py:108-112) catches ValueError and ParseError only; "
-        "json.loads raises RecursionError on deeply nested JSON, which escapes as a crash "
-        "(UNKNOWN)"
-    ),
-)
 def test_deeply_nested_json_is_an_invalid_argument(all_kinds: type[Message]) -> None:
     """A pathologically nested JSON value is refused as INVALID_ARGUMENT, not a crash."""
     with pytest.raises(InvalidArgument):

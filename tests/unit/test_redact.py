@@ -67,13 +67,6 @@ def test_input_is_not_modified() -> None:
     assert values == {"password": "parola", "inner": {"token": "t"}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: redact_mapping (redact.py:28) recurses into mappings only, so a secret inside a"
-        " list of mappings (e.g. a logged list of jobs or slaves) is logged in clear"
-    ),
-)
 def test_mappings_inside_lists_are_redacted() -> None:
     """Secrets in mappings held by a list are hidden too."""
     redacted = redact_mapping({"jobs": [{"param": "one", "password": "parola"}]})

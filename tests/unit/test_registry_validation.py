@@ -96,16 +96,6 @@ def test_peer_host_refuses_non_ip_peers(peer: str) -> None:
         peer_host(peer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason=(
-        "BUG: peer_host (servicers.py:37) strips literal brackets only, but gRPC's "
-        "context.peer() percent-encodes them (ipv6:%5B::1%5D:port), so an IPv6 slave "
-        "registering with an empty host gets a ValueError (status UNKNOWN) instead of being "
-        "registered"
-    ),
-)
 @pytest.mark.parametrize(
     ("peer", "expected"),
     [("ipv6:%5B::1%5D:5555", "::1"), ("ipv6:%5B2001:db8::7%5D:40000", "2001:db8::7")],
@@ -115,14 +105,6 @@ def test_peer_host_reads_percent_encoded_ipv6(peer: str, expected: str) -> None:
     assert peer_host(peer) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason=(
-        "BUG: peer_host (servicers.py:38) lets ipaddress's ValueError escape for a peer it "
-        "cannot parse instead of raising InvalidArgument"
-    ),
-)
 def test_unparseable_ip_peer_is_an_invalid_argument() -> None:
     """A peer string with an ipv4 prefix but no IP is refused as InvalidArgument."""
     with pytest.raises(InvalidArgument):

@@ -78,14 +78,6 @@ def test_jitter_spreads_the_delays() -> None:
     assert len(set(delays)) > 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Backoff.delays (retry.py:29-31) yields the first delay before applying the cap,"
-        " so initial > maximum (e.g. --register_backoff_max below the 0.2 s initial) "
-        "overshoots"
-    ),
-)
 def test_maximum_below_initial_still_caps_every_delay() -> None:
     """No delay exceeds the maximum, even when the maximum is below the initial delay."""
     assert max(first(Backoff(initial=1.0, maximum=0.1), 5)) <= 0.1

@@ -293,14 +293,6 @@ def test_tls_file_that_does_not_exist_is_a_startup_error() -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: load_settings (settings.py:128) catches only ValidationError; a malformed TOML "
-        "file escapes as tomllib.TOMLDecodeError, a traceback instead of a one-line error"
-    ),
-)
 def test_malformed_config_file_is_a_startup_error(tmp_path: Path) -> None:
     """A config file that is not valid TOML is a StartupError naming the file."""
     path = write_toml(tmp_path / "master.toml", 'port = "unterminated\n')
@@ -314,14 +306,6 @@ def test_malformed_config_file_is_a_startup_error(tmp_path: Path) -> None:
         raise AssertionError("a malformed config file was accepted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: load_settings (settings.py:128) catches only ValidationError; a list variable "
-        "that is not JSON escapes as pydantic_settings.SettingsError, a traceback"
-    ),
-)
 def test_non_json_list_env_var_is_a_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """ARKO_SLAVE_SERVICE that is not a JSON list is a StartupError naming the setting."""
     monkeypatch.setenv("ARKO_SLAVE_SERVICE", "acme.ci:plugin")
