@@ -33,6 +33,9 @@ class DaemonSettings(BaseSettings):
     """Settings every daemon has. Subclasses set ``model_config``'s env prefix."""
 
     _config_file: ClassVar[Path | None] = None
+    # Secrets: settable by env or config file only, never on the command line,
+    # where every user of the machine can read them (ps, shell history).
+    not_on_argv: ClassVar[tuple[str, ...]] = ()
 
     config: Path | None = Field(
         None, description="TOML file with settings (flag and env values override it)"
@@ -122,6 +125,14 @@ def load_settings(cls: type[S], argv: Sequence[str]) -> S:
     Raises:
         StartupError: a value is invalid; the message names the setting.
     """
+    for arg in argv:
+        name = arg.removeprefix("--").partition("=")[0]
+        if arg.startswith("--") and name in cls.not_on_argv:
+            prefix = cls.model_config.get("env_prefix", "")
+            raise StartupError(
+                f"--{name} is not taken on the command line (others can read it there); "
+                f"set {prefix}{name.upper()} or --{name}_file"
+            )
     config_file = _config_path(cls, argv)
     bound: type[S] = type(cls.__name__, (cls,), {"_config_file": config_file})
     init: dict[str, Any] = {"_cli_parse_args": list(argv)}

@@ -119,8 +119,8 @@ class Master:
             port=self.port,
             db=s.db,
             tls="mutual" if tls and tls.mutual else bool(tls),
-            join_token=join_token is not None,
-            client_token=client_token is not None,
+            registration_auth=join_token is not None,
+            execution_auth=client_token is not None,
         )
 
     async def _ping_loop(self) -> None:

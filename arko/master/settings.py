@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
@@ -12,6 +13,8 @@ from arko.common.settings import DaemonSettings, read_secret
 
 class MasterSettings(DaemonSettings):
     """Everything ``arko-master`` can be told. Flag names keep the original's spelling."""
+
+    not_on_argv: ClassVar[tuple[str, ...]] = ("join_token", "client_token")
 
     def tokens(self) -> tuple[str | None, str | None]:
         """(join token, client token), each from env or file, None when unset."""

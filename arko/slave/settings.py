@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
@@ -68,6 +68,8 @@ class SlaveSettings(DaemonSettings):
         "arko-master",
         description="Common name the master's certificate must carry (mutual TLS)",
     )
+
+    not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)
 
     def join_token_value(self) -> str | None:
         """The join token from env or file, None when unset."""
