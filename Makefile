@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo bench clean
+.PHONY: help venv proto fmt lint test demo demo-tls bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,8 +38,12 @@ test: $(STAMP) lint ## Install, lint, run the whole test suite.
 demo: $(STAMP) ## Start a master and a slave, run the README's grpcurl call, stop both.
 	$(PY) scripts/demo.py
 
-bench: $(STAMP) ## Run the benchmarks (not part of make test).
-	$(PY) -m bench
+demo-tls: $(STAMP) ## The same call with mutual TLS on every link (throw-away CA).
+	$(PY) scripts/demo_tls.py
+
+bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quick for a short run.
+	bash bench/setup.sh $(VENV)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
