@@ -1,0 +1,214 @@
+"""The load generator: a separate process the bench drives, one command at a time.
+
+Load must not come from the process that measures, nor share its interpreter
+with a daemon under test, so ``python -m bench.loadgen`` reads one JSON command
+per line on stdin and answers one JSON line on stdout (its own logs and any
+library chatter go to stderr). gRPC load uses ``grpc.aio`` with a fixed number
+of calls in flight; the Celery peer uses Celery's own client. Every run stops
+at ``count`` calls or ``max_seconds``, whichever comes first.
+
+Commands (``op`` plus arguments):
+
+- ``unary``: ``address``, ``target`` (``execute``: ``Execution/ExecuteJob`` of
+  ``MyPipeline.DryRun``, on a master or the naive relay; ``direct``:
+  ``MyPipeline/DryRun`` with the generated stub), ``count``, ``inflight``,
+  ``max_seconds``, ``warmup``.
+- ``register``: ``address``, ``slaves`` ([host, port] pairs), ``concurrency``,
+  ``max_seconds``.
+- ``celery``: ``redis_url``, ``count``, ``inflight``, ``max_seconds``, ``warmup``.
+- ``quit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+import grpc
+
+from arko.gen import (
+    execution_pb2,
+    execution_pb2_grpc,
+    pipeline_pb2,
+    pipeline_pb2_grpc,
+    register_pb2,
+    register_pb2_grpc,
+)
+from bench.stats import latency_summary
+
+METHOD = "MyPipeline.DryRun"
+PARAMS = {"param": "bench"}
+CALL_TIMEOUT = 30.0
+# A run that fails this often is measuring an error path, not the system.
+MAX_ERRORS = 100
+
+Call = Callable[[], Awaitable[object]]
+
+
+class TooManyErrors(RuntimeError):
+    """The run hit ``MAX_ERRORS``; its first error says why."""
+
+
+def _caller(channel: grpc.aio.Channel, target: str) -> Call:
+    """The one call a run repeats, built once so the loop only awaits it."""
+    if target == "direct":
+        pipeline = pipeline_pb2_grpc.MyPipelineStub(channel)
+        config = pipeline_pb2.MyPipelineConfig(**PARAMS)
+        return lambda: pipeline.DryRun(config, timeout=CALL_TIMEOUT)
+    if target == "execute":
+        execution = execution_pb2_grpc.ExecutionStub(channel)
+        job = execution_pb2.JobParams(method=METHOD, params=PARAMS)
+        return lambda: execution.ExecuteJob(job, timeout=CALL_TIMEOUT)
+    raise ValueError(f"unknown target {target!r}")
+
+
+async def drive(
+    call: Call, count: int, inflight: int, max_seconds: float, max_errors: int = MAX_ERRORS
+) -> dict[str, Any]:
+    """Keep ``inflight`` calls going until ``count`` are issued or time runs out.
+
+    More than ``max_errors`` failures abort the run: it would time an error path.
+    """
+    latencies: list[int] = []
+    errors: list[str] = []
+    issued = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < count and time.perf_counter() < deadline:
+            issued += 1
+            start = time.perf_counter_ns()
+            try:
+                await call()
+            except grpc.aio.AioRpcError as exc:
+                errors.append(f"{exc.code().name}: {exc.details()}")
+                if len(errors) >= max_errors:
+                    raise TooManyErrors(errors[0]) from None
+                continue
+            latencies.append(time.perf_counter_ns() - start)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, count)))))
+    summary = latency_summary(latencies, len(errors), time.perf_counter() - began)
+    summary["first_error"] = errors[0] if errors else ""
+    return summary
+
+
+async def op_unary(
+    address: str, target: str, count: int, inflight: int, max_seconds: float, warmup: int
+) -> dict[str, Any]:
+    """Time ``count`` DryRun jobs at ``inflight`` concurrency, after ``warmup`` untimed ones."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = _caller(channel, target)
+        if warmup:
+            await drive(call, warmup, inflight, max_seconds)
+        return await drive(call, count, inflight, max_seconds)
+
+
+async def op_register(
+    address: str, slaves: list[list[Any]], concurrency: int, max_seconds: float
+) -> dict[str, Any]:
+    """Register every (host, port) with ``concurrency`` registrants working a shared queue.
+
+    Failed registrations are part of the result (a master refusing under load
+    is a finding), so they never abort the run.
+    """
+    queue = collections.deque((str(h), int(p)) for h, p in slaves)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = register_pb2_grpc.RegisterStub(channel)
+
+        async def call() -> object:
+            host, port = queue.popleft()  # drive() issues exactly len(slaves) calls
+            return await stub.RegisterNewSlave(
+                register_pb2.SlaveConfig(host=host, port=port), timeout=CALL_TIMEOUT
+            )
+
+        return await drive(call, len(slaves), concurrency, max_seconds, len(slaves) + 1)
+
+
+def _celery_run(redis_url: str, count: int, inflight: int, max_seconds: float) -> dict[str, Any]:
+    """Sliding window of ``inflight`` tasks; each result is awaited oldest first.
+
+    The solo worker runs tasks in arrival order, so waiting for the oldest
+    never holds back a finished younger one for long.
+    """
+    from bench.celery_app import TASK_NAME, make_app  # celery only where used
+
+    app = make_app(redis_url)
+    latencies: list[int] = []
+    errors: list[str] = []
+    window: collections.deque[tuple[int, Any]] = collections.deque()
+    issued = 0
+    began = time.perf_counter()
+    deadline = began + max_seconds
+    try:
+        while window or (issued < count and time.perf_counter() < deadline):
+            while len(window) < inflight and issued < count and time.perf_counter() < deadline:
+                window.append((time.perf_counter_ns(), app.send_task(TASK_NAME, args=["bench"])))
+                issued += 1
+            start, result = window.popleft()
+            try:
+                result.get(timeout=CALL_TIMEOUT)
+            except Exception as exc:  # Celery raises the task's errors and its own
+                errors.append(f"{type(exc).__name__}: {exc}")
+                if len(errors) >= MAX_ERRORS:
+                    raise TooManyErrors(errors[0]) from None
+                continue
+            latencies.append(time.perf_counter_ns() - start)
+    finally:
+        app.close()
+    summary = latency_summary(latencies, len(errors), time.perf_counter() - began)
+    summary["first_error"] = errors[0] if errors else ""
+    return summary
+
+
+async def op_celery(
+    redis_url: str, count: int, inflight: int, max_seconds: float, warmup: int
+) -> dict[str, Any]:
+    """Celery's client is blocking: run it on a thread so this loop stays responsive."""
+    if warmup:
+        await asyncio.to_thread(_celery_run, redis_url, warmup, inflight, max_seconds)
+    return await asyncio.to_thread(_celery_run, redis_url, count, inflight, max_seconds)
+
+
+OPS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    "unary": op_unary,
+    "register": op_register,
+    "celery": op_celery,
+}
+
+
+async def serve(commands: TextIO, replies: TextIO) -> None:
+    """Answer commands until ``quit`` or end of input."""
+    while True:
+        line = await asyncio.to_thread(commands.readline)
+        if not line or not line.strip():
+            return
+        command = json.loads(line)
+        op = command.pop("op")
+        if op == "quit":
+            return
+        try:
+            reply = {"ok": True, "result": await OPS[op](**command)}
+        except Exception as exc:  # the bench gets any failure back as data
+            reply = {"ok": False, "error": f"{op}: {type(exc).__name__}: {exc}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    """Keep the real stdout for replies; send everything else printed to stderr."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    asyncio.run(serve(sys.stdin, replies))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The original's executor design, kept as a yardstick: ``python -m bench.naive``.
+
+The Go prototype dialled the slave and re-read its server reflection for
+every job. :func:`naive_execute` does exactly that with arko's own pieces
+(``discover``, ``build_request``, a dynamic unary call), and this module also
+serves it behind ``Execution/ExecuteJob`` so the load generator drives it the
+same way it drives the master: one hop, same client, same reply text. The
+only difference left is what the issue asks to price -- caching the channel
+and the descriptors per slave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from arko.common.errors import ArkoError, InvalidArgument
+from arko.common.methods import parse_method_name
+from arko.common.server import create_server
+from arko.gen import execution_pb2, execution_pb2_grpc
+from arko.master.discovery import discover
+from arko.master.executor import render_reply
+from arko.master.params import build_request
+
+
+async def naive_execute(address: str, method: str, params: dict[str, str], timeout: float) -> str:
+    """Run one job the prototype's way: new channel, fresh reflection, call, close.
+
+    Raises:
+        ArkoError: the method is unknown or a parameter does not fit.
+        grpc.aio.AioRpcError: the slave failed the call.
+    """
+    name = parse_method_name(method)
+    async with grpc.aio.insecure_channel(address) as channel:
+        catalog = await discover(channel, timeout)
+        desc = catalog.method(name.service, name.method)
+        if desc is None:
+            raise InvalidArgument(f"{address} does not serve {name.dotted}")
+        request = build_request(catalog.message_class(desc.input_type), params)
+        reply_cls = catalog.message_class(desc.output_type)
+        call = channel.unary_unary(
+            name.path,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=reply_cls.FromString,
+        )
+        reply = await call(request, timeout=timeout)
+    return f"{method.strip()} done: Job finished with status OK: {render_reply(reply)}"
+
+
+class NaiveExecution(execution_pb2_grpc.ExecutionServicer):
+    """``Execution.ExecuteJob`` relayed to one slave with :func:`naive_execute`."""
+
+    def __init__(self, slave: str, timeout: float) -> None:
+        self._slave = slave
+        self._timeout = timeout
+
+    async def ExecuteJob(
+        self, request: execution_pb2.JobParams, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> execution_pb2.JobStatus:
+        try:
+            message = await naive_execute(
+                self._slave, request.method, dict(request.params), self._timeout
+            )
+        except ArkoError as exc:
+            await context.abort(exc.code, exc.message)
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), f"slave {self._slave}: {exc.details()}")
+        return execution_pb2.JobStatus(message=message)
+
+
+async def serve(host: str, port: int, slave: str, timeout: float) -> None:
+    """Serve the naive relay until SIGTERM or SIGINT."""
+    servicer = NaiveExecution(slave, timeout)
+    name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
+    built = create_server(
+        host,
+        port,
+        [(name, lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, srv))],
+    )
+    await built.server.start()
+    await built.health.set("", health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await built.server.stop(1.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse flags and serve."""
+    parser = argparse.ArgumentParser(prog="python -m bench.naive", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--listen_host", default="127.0.0.1")
+    parser.add_argument("--slave", required=True, help="host:port of the slave to relay to")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline of one job")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.listen_host, args.port, args.slave, args.timeout))
+
+
+if __name__ == "__main__":
+    main()
