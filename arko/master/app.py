@@ -74,6 +74,7 @@ class Master:
             self._store,
             s.ping_timeout,
             lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
+            s.ping_concurrency,
         )
         await self._registry.load()
         executor = Executor(

@@ -178,6 +178,7 @@ async def discover(
     timeout: float,
     protocol: str | None = None,
     metadata: Metadata = None,
+    known: Catalog | None = None,
 ) -> Catalog:
     """Read a slave's services over ``channel`` within ``timeout`` seconds.
 
@@ -186,6 +187,7 @@ async def discover(
         timeout: Deadline for the whole reflection exchange.
         protocol: "v1" or "v1alpha" when known to work for this slave; tried alone.
         metadata: Sent with the reflection call (the slave's call secret).
+        known: The slave's current catalog; returned as is when nothing changed.
 
     Raises:
         DiscoveryError: reflection is missing, failed or answered garbage.
@@ -201,6 +203,12 @@ async def discover(
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 raise DiscoveryError("slave does not serve gRPC server reflection") from None
             raise
+        digest = hashlib.sha256()
+        for name in sorted(files):
+            digest.update(files[name].SerializeToString(deterministic=True))
+        fingerprint = digest.digest()
+        if known is not None and known.fingerprint == fingerprint and known.protocol == proto:
+            return known  # unchanged: skip rebuilding the pool and its classes
         pool = _build_pool(files)
         methods: list[str] = []
         for name in services:
@@ -209,8 +217,5 @@ async def discover(
             except KeyError:
                 raise DiscoveryError(f"reflection lists {name} but sends no descriptor") from None
             methods.extend(f"{name}.{m.name}" for m in svc.methods)
-        digest = hashlib.sha256()
-        for name in sorted(files):
-            digest.update(files[name].SerializeToString(deterministic=True))
-        return Catalog(proto, pool, tuple(methods), digest.digest())
+        return Catalog(proto, pool, tuple(methods), fingerprint)
     raise DiscoveryError("no reflection protocol left to try")

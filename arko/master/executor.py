@@ -99,27 +99,27 @@ class Executor:
             log.info(
                 "job_failed",
                 job_id=job.id,
-                method=job.row.method,
+                method=job.method,
                 code=exc.code.name,
-                reason=job.row.error,
+                reason=job.error,
             )
             raise
         except asyncio.CancelledError:
             self._recorder.failed(job, "CANCELLED", "the caller cancelled or went away")
-            log.info("job_cancelled", job_id=job.id, method=job.row.method, slave=job.row.slave)
+            log.info("job_cancelled", job_id=job.id, method=job.method, slave=job.slave)
             raise
         self._recorder.succeeded(job, message)
-        log.info("job_succeeded", job_id=job.id, method=job.row.method, slave=job.row.slave)
+        log.debug("job_succeeded", job_id=job.id, method=job.method, slave=job.slave)
         return message
 
     async def _run(self, job: Job, params: Mapping[str, str], timeout: float | None) -> str:
-        method = job.row.method
+        method = job.method
         self._limits.check(params)
         name = parse_method_name(method)
         # A slave we could not even connect to never saw the job, so trying
         # the next one cannot run it twice. Bounded: each pass marks one down.
-        for _ in range(len(self._registry.slaves()) + 1):
-            slave = self._scheduler.pick(name.dotted, self._registry.slaves())
+        for _ in range(len(self._registry.offering(name.dotted)) + 1):
+            slave = self._scheduler.pick(name.dotted, self._registry.offering(name.dotted))
             catalog = slave.catalog
             desc = catalog.method(name.service, name.method) if catalog else None
             if catalog is None or desc is None:

@@ -8,8 +8,10 @@ master knows every slave it knew.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
 import re
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -24,6 +26,7 @@ from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store
 log = structlog.get_logger("arko.master.registry")
 
 MAX_SECRET = 256
+FLEET_LOG_LIMIT = 100
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -52,23 +55,62 @@ def validate_address(host: str, port: int) -> str:
 
 
 class Registry:
-    """Registered slaves, in registration order, kept in step with the store."""
+    """Registered slaves, in registration order, kept in step with the store.
 
-    def __init__(self, store: Store, probe_timeout: float, dial: Dialer = plaintext) -> None:
+    Jobs read two in-memory structures and never the database: the slaves in
+    registration order, and an index from method to the slaves offering it
+    (also in registration order), updated whenever a slave's methods change.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        probe_timeout: float,
+        dial: Dialer = plaintext,
+        max_concurrent_probes: int = 500,
+    ) -> None:
         self._store = store
         self._probe_timeout = probe_timeout
         self._dial = dial
         self._slaves: dict[tuple[str, int], Slave] = {}
+        self._ordered: list[Slave] = []
+        self._by_method: dict[str, list[Slave]] = {}
+        # Bounds the channels a sweep holds at once (memory at fleet scale);
+        # refused ports answer at once, so only hanging slaves queue behind it.
+        self._probe_slots = asyncio.Semaphore(max_concurrent_probes)
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
         for row in await self._store.list_slaves():
-            self._slaves[(row.host, row.port)] = Slave.from_row(row, self._dial)
+            self._add(Slave.from_row(row, self._dial))
         log.info("slaves_loaded", count=len(self._slaves))
 
+    def _add(self, slave: Slave) -> None:
+        self._slaves[(slave.host, slave.port)] = slave
+        self._ordered.append(slave)  # ids grow with registration, so order holds
+        self._index(slave, (), slave.methods)
+
+    def _index(self, slave: Slave, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        for method in set(old) - set(new):
+            self._by_method[method].remove(slave)
+            if not self._by_method[method]:
+                del self._by_method[method]
+        for method in set(new) - set(old):
+            offering = self._by_method.setdefault(method, [])
+            bisect.insort(offering, slave, key=lambda s: s.id)
+
+    def _set_methods(self, slave: Slave, methods: tuple[str, ...]) -> None:
+        if methods != slave.methods:
+            self._index(slave, slave.methods, methods)
+            slave.methods = methods
+
     def slaves(self) -> Sequence[Slave]:
-        """All slaves in registration order (a snapshot)."""
-        return sorted(self._slaves.values(), key=lambda s: s.id)
+        """All slaves in registration order (read-only)."""
+        return self._ordered
+
+    def offering(self, method: str) -> Sequence[Slave]:
+        """Slaves, live or not, whose method list has ``method``, in registration order."""
+        return self._by_method.get(method, ())
 
     async def register(self, host: str, port: int, secret: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
@@ -83,7 +125,7 @@ class Registry:
         slave = self._slaves.get((host, port))
         if slave is None:
             slave = Slave.from_row(row, self._dial)
-            self._slaves[(host, port)] = slave
+            self._add(slave)
         else:
             # It may have restarted: a channel in reconnect backoff would lie.
             slave.reset_channel()
@@ -95,9 +137,20 @@ class Registry:
 
     async def ping_all(self) -> None:
         """Probe every slave concurrently; the sweep takes about one timeout."""
-        slaves = self.slaves()
-        await asyncio.gather(*(self.probe(s) for s in slaves))
-        log.debug("ping_sweep_done", slaves=len(slaves), live=sum(s.live for s in slaves))
+        started, cpu = time.monotonic(), time.process_time()
+        slaves = list(self._ordered)
+        await asyncio.gather(*(self._bounded_probe(s) for s in slaves))
+        log.debug(
+            "ping_sweep_done",
+            slaves=len(slaves),
+            live=sum(s.live for s in slaves),
+            seconds=round(time.monotonic() - started, 4),
+            cpu_seconds=round(time.process_time() - cpu, 4),
+        )
+
+    async def _bounded_probe(self, slave: Slave) -> None:
+        async with self._probe_slots:
+            await self.probe(slave)
 
     async def probe(self, slave: Slave, force_log: bool = False) -> None:
         """Check health and re-read reflection; save and log any change."""
@@ -113,7 +166,7 @@ class Registry:
                     log.warning("slave_down", slave=slave.address, reason=reason)
             if (slave.status, slave.methods) != before or force_log:
                 await self._store.update_slave(slave.id, slave.status, slave.methods, reason or "")
-                self._log_fleet()
+                self._log_change(slave)
 
     async def mark_down(self, slave: Slave, reason: str) -> None:
         """Record that a job could not reach ``slave``; the next ping may revive it."""
@@ -124,7 +177,7 @@ class Registry:
             slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
             await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
-            self._log_fleet()
+            self._log_change(slave)
 
     async def _check(self, slave: Slave) -> str | None:
         """None when the slave is healthy and its catalog fresh, else why not."""
@@ -133,8 +186,11 @@ class Registry:
                 serving = await self._health(slave)
                 if serving is False:
                     return "health check answers NOT_SERVING"
-                hint = slave.catalog.protocol if slave.catalog else None
-                catalog = await discover(slave.channel, self._probe_timeout, hint, slave.metadata)
+                known = slave.catalog
+                hint = known.protocol if known else None
+                catalog = await discover(
+                    slave.channel, self._probe_timeout, hint, slave.metadata, known
+                )
         except TimeoutError:
             return f"no answer within {self._probe_timeout:g}s"
         except grpc.aio.AioRpcError as exc:
@@ -142,11 +198,8 @@ class Registry:
         except DiscoveryError as exc:
             slave.catalog = None
             return f"reflection failed: {exc.message}"
-        # Keep the old catalog (and its built message classes) unless the
-        # slave's descriptors really changed.
-        if slave.catalog is None or slave.catalog.fingerprint != catalog.fingerprint:
-            slave.catalog = catalog
-            slave.methods = catalog.methods
+        slave.catalog = catalog  # the same object when nothing changed
+        self._set_methods(slave, catalog.methods)
         return None
 
     async def _health(self, slave: Slave) -> bool | None:
@@ -164,16 +217,31 @@ class Registry:
             raise
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-    def _log_fleet(self) -> None:
-        log.info(
-            "slaves_changed",
-            slaves=[
-                {"slave": s.address, "status": s.status, "methods": list(s.methods)}
-                for s in self.slaves()
-            ],
-        )
+    def _log_change(self, slave: Slave) -> None:
+        """Log the slave list with methods; past a size, only the slave that changed.
+
+        Listing 10,000 slaves on each of 10,000 registrations would write
+        gigabytes, so big fleets get the change and the counts.
+        """
+        if len(self._ordered) <= FLEET_LOG_LIMIT:
+            log.info(
+                "slaves_changed",
+                slaves=[
+                    {"slave": s.address, "status": s.status, "methods": list(s.methods)}
+                    for s in self._ordered
+                ],
+            )
+        else:
+            log.info(
+                "slave_changed",
+                slave=slave.address,
+                status=slave.status,
+                methods=list(slave.methods),
+                slaves=len(self._ordered),
+                live=sum(s.live for s in self._ordered),
+            )
 
     async def close(self) -> None:
         """Close every slave channel."""
-        for slave in self._slaves.values():
+        for slave in self._ordered:
             await slave.close()

@@ -38,6 +38,9 @@ class MasterSettings(DaemonSettings):
     ping_timeout: float = Field(
         5.0, gt=0, description="Seconds a slave gets to answer a ping or a discovery"
     )
+    ping_concurrency: int = Field(
+        500, ge=1, description="Most slaves probed at once during a ping sweep (bounds memory)"
+    )
     connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
     )

@@ -28,6 +28,12 @@ from arko.master.models import JobModel, SlaveModel
 STATUS_DOWN = 0
 STATUS_LIVE = 1
 PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
+_JOB_INSERT = (
+    'INSERT OR REPLACE INTO "job" ("id", "method", "params", "state", "slave", "result", '
+    '"error_code", "error", "created_at", "started_at", "ended_at") VALUES'
+)
+_JOB_ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
+_JOB_CHUNK = 500  # 5,500 variables a statement, well under SQLite's limit
 # SQLite has one writer; each pooled aiosqlite connection costs a thread.
 POOL_SIZE = 4
 
@@ -198,31 +204,30 @@ class SqliteStore:
         )
 
     async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+        # Hand-built multi-row statements: peewee's per-row SQL generation
+        # ran on the event loop and cost more than the write itself.
         if not jobs:
             return
-        rows = [
-            {
-                "id": j.id,
-                "method": j.method,
-                "params": json.dumps(j.params),
-                "state": j.state,
-                "slave": j.slave,
-                "result": j.result,
-                "error_code": j.error_code,
-                "error": j.error,
-                "created_at": j.created_at,
-                "started_at": j.started_at,
-                "ended_at": j.ended_at,
-            }
-            for j in jobs
-        ]
-
-        def write() -> None:
-            with self._db.atomic():
-                for start in range(0, len(rows), 100):
-                    JobModel.insert_many(rows[start : start + 100]).on_conflict_replace().execute()
-
-        await self._db.run(write)
+        async with self._db.atomic():
+            for start in range(0, len(jobs), _JOB_CHUNK):
+                chunk = jobs[start : start + _JOB_CHUNK]
+                params: list[Any] = []
+                for j in chunk:
+                    params += (
+                        j.id,
+                        j.method,
+                        json.dumps(j.params),
+                        j.state,
+                        j.slave,
+                        j.result,
+                        j.error_code,
+                        j.error,
+                        j.created_at,
+                        j.started_at,
+                        j.ended_at,
+                    )
+                values = ",".join([_JOB_ROW] * len(chunk))
+                await self._db.aexecute_sql(f"{_JOB_INSERT} {values}", params)
 
     async def interrupt_unfinished(self, reason: str) -> int:
         count: int = await self._db.aexecute(

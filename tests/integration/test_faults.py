@@ -34,7 +34,7 @@ def _stub(master: Daemon) -> tuple[grpc.Channel, execution_pb2_grpc.ExecutionStu
 
 
 def _job_id_of(err: grpc.RpcError) -> str | None:
-    for key, value in err.initial_metadata() or ():  # type: ignore[attr-defined]
+    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
         if key == "arko-job-id":
             return str(value)
     return None

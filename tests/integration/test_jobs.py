@@ -150,3 +150,19 @@ def test_plugin_and_default_service_together(
     assert "name=both" in str(
         _reply(client.run("arko.testing.v1.Toolbox.Echo", name="both"))["summary"]
     )
+
+
+def test_job_id_comes_back_in_trailing_metadata(toolbox_master: Daemon) -> None:
+    """Success and failure both carry arko-job-id; on success it equals JobStatus.job_id."""
+    from arko.gen import execution_pb2, execution_pb2_grpc
+
+    with grpc.insecure_channel(toolbox_master.address) as channel:
+        stub = execution_pb2_grpc.ExecutionStub(channel)
+        reply, call = stub.ExecuteJob.with_call(
+            execution_pb2.JobParams(method="arko.testing.v1.Toolbox.Echo"), timeout=10
+        )
+        assert dict(call.trailing_metadata())["arko-job-id"] == reply.job_id
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ExecuteJob(execution_pb2.JobParams(method="arko.testing.v1.Toolbox.Nope"))
+        job_id = dict(err.value.trailing_metadata())["arko-job-id"]
+        assert len(job_id) == 32 and job_id != reply.job_id

@@ -178,3 +178,35 @@ def test_final_state_wins_over_running(tmp_path: Path, state: str) -> None:
 
     (row,) = run(scenario()).jobs.values()
     assert row.state == state
+
+
+def test_a_job_spanning_a_journal_rotation_replays_whole(tmp_path: Path) -> None:
+    """A job flushed as running, then finished in the next journal, replays as finished."""
+
+    async def crashed_run() -> str:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin("A.B", {"param": "x"})
+        rec.running(job, "s")
+        await rec.flush()  # rotates the journal
+        rec.succeeded(job, "fine")
+        return job.id  # killed before the next flush
+
+    job_id = run(crashed_run())
+    store = FakeStore()
+    store.jobs[job_id] = JobRow(id=job_id, method="A.B", params={}, state="running")
+
+    async def restart() -> None:
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        await rec.close()
+
+    run(restart())
+    row = store.jobs[job_id]
+    assert (row.state, row.result, row.method, row.params) == (
+        "succeeded",
+        "fine",
+        "A.B",
+        {"param": "x"},
+    )
