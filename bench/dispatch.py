@@ -14,6 +14,8 @@ Endpoints:
   ``--no-protect`` -- the very slave ``direct`` calls, which only an unguarded
   slave allows;
 - ``master4``: the same through a master with four ``--no-protect`` slaves;
+- ``relay``: the same through a bare generated-stub relay (``bench.relay``) in
+  front of the ``direct`` slave: the floor of any one-hop design;
 - ``naive``: the same through the per-job-reflection relay (``bench.naive``)
   in front of the ``direct`` slave;
 - ``celery``: a trivial Celery task over Redis, one worker.
@@ -29,7 +31,13 @@ from typing import Any
 from arko.testing import Daemon, Fleet
 from bench.config import BenchConfig
 from bench.observe import ForeignLoad
-from bench.procs import LoadGen, start_celery_worker, start_naive_relay, start_redis
+from bench.procs import (
+    LoadGen,
+    start_bare_relay,
+    start_celery_worker,
+    start_naive_relay,
+    start_redis,
+)
 
 Runs = dict[str, list[dict[str, Any]]]
 Say = Callable[[str], None]
@@ -70,7 +78,7 @@ class DispatchRig:
 def start_rig(fleet: Fleet, workdir: Path, say: Say) -> DispatchRig:
     """Start the masters, slaves, naive relay, Redis and the Celery worker."""
     say(
-        "starting 3 masters (1 guarded slave, 1 open slave, 4 open slaves), naive relay, "
+        "starting 3 masters (1 guarded slave, 1 open slave, 4 open slaves), bare and naive relays, "
         "redis, celery worker"
     )
     before = len(fleet.daemons)
@@ -82,6 +90,7 @@ def start_rig(fleet: Fleet, workdir: Path, say: Say) -> DispatchRig:
     for _ in range(4):
         fleet.slave(master4, "--no-protect")
     naive = start_naive_relay(fleet, slave.address)
+    relay = start_bare_relay(fleet, slave.address)
     _, redis_url = start_redis(fleet)
     start_celery_worker(fleet, redis_url)
 
@@ -93,6 +102,7 @@ def start_rig(fleet: Fleet, workdir: Path, say: Say) -> DispatchRig:
         "master": execute("master", guarded.address),
         "master_open": execute("master_open", master.address),
         "master4": execute("master4", master4.address),
+        "relay": execute("relay", relay.address),
         "naive": execute("naive", naive.address, slow=True),
         "celery": Endpoint("celery", "celery", {"redis_url": redis_url}, slow=True),
     }
@@ -132,7 +142,7 @@ def timed(
 
 def sequential_latency(cfg: BenchConfig, rig: DispatchRig, gen: LoadGen, say: Say) -> Runs:
     """p50/p99 of one call at a time, every endpoint, ``cfg.repeats`` interleaved repeats."""
-    order = ["direct", "master", "master_open", "celery", "naive"]
+    order = ["direct", "relay", "master", "master_open", "celery", "naive"]
     runs: Runs = {label: [] for label in order}
     for rep in range(cfg.repeats):
         for label in order:
@@ -152,7 +162,7 @@ def throughput(
     cfg: BenchConfig, rig: DispatchRig, gen: LoadGen, say: Say
 ) -> dict[str, dict[int, list[dict[str, Any]]]]:
     """Jobs/s at each concurrency, every endpoint (naive at ``cfg.naive_inflight`` only)."""
-    labels = ["direct", "master", "master_open", "master4", "celery", "naive"]
+    labels = ["direct", "relay", "master", "master_open", "master4", "celery", "naive"]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {label: {} for label in labels}
     for inflight in cfg.concurrencies:
         for rep in range(cfg.throughput_repeats):

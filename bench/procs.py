@@ -174,11 +174,20 @@ def start_fleet_server(fleet: Fleet, ports: int) -> tuple[Process, list[int]]:
 
 def start_naive_relay(fleet: Fleet, slave: str) -> Process:
     """The per-job-reflection relay in front of ``slave``."""
+    return _start_relay(fleet, "naive", slave)
+
+
+def start_bare_relay(fleet: Fleet, slave: str) -> Process:
+    """The bare generated-stub relay (the one-hop floor) in front of ``slave``."""
+    return _start_relay(fleet, "relay", slave)
+
+
+def _start_relay(fleet: Fleet, module: str, slave: str) -> Process:
     port = free_port()
     proc = start(
         fleet,
-        "naive",
-        [sys.executable, "-m", "bench.naive", "--port", str(port), "--slave", slave],
+        module,
+        [sys.executable, "-m", f"bench.{module}", "--port", str(port), "--slave", slave],
         port=port,
     )
     proc.wait_serving()

@@ -41,12 +41,18 @@ def table(
         "1. Sequential dispatch latency, MyPipeline.DryRun (ms)",
         _row("", "p50", "p99"),
     ]
-    for label in ("direct", "master", "master_open", "naive", "celery"):
+    for label in ("direct", "relay", "master", "master_open", "naive", "celery"):
         lat = s["latency"][label]
         lines.append(_row(LABELS[label], lat["p50_ms"].show(3), lat["p99_ms"].show(3)))
     lr = s["latency_ratios"]
     lines += [
         _row("ratio master/direct", lr["master/direct p50"].show(), lr["master/direct p99"].show()),
+        _row(
+            "ratio relay/direct (floor)",
+            lr["relay/direct p50"].show(),
+            lr["relay/direct p99"].show(),
+        ),
+        _row("ratio master/relay", lr["master/relay p50"].show(), ""),
         _row(
             "ratio master_open/direct",
             lr["master_open/direct p50"].show(),
@@ -59,7 +65,7 @@ def table(
     concurrencies = list(cfg.concurrencies)
     lines.append(_row("", *(f"@{c}" for c in concurrencies)))
     thr = s["throughput"]
-    for label in ("direct", "master", "master_open", "master4", "celery"):
+    for label in ("direct", "relay", "master", "master_open", "master4", "celery"):
         lines.append(_row(LABELS[label], *(thr[label][c]["rate"].show(0) for c in concurrencies)))
     naive_c = s["naive"]["inflight"]
     lines.append(
@@ -172,6 +178,7 @@ def plot(cfg: BenchConfig, meta: dict[str, Any], s: dict[str, Any], path: Path) 
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(12, 4.8))
     styles = {
         "direct": "C0",
+        "relay": "C7",
         "master": "C1",
         "master_open": "C5",
         "master4": "C2",
