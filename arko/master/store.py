@@ -33,7 +33,24 @@ _JOB_INSERT = (
     '"error_code", "error", "created_at", "started_at", "ended_at") VALUES'
 )
 _JOB_ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
-_JOB_CHUNK = 500  # 5,500 variables a statement, well under SQLite's limit
+_JOB_CHUNK = 512  # 5,632 variables a statement, well under SQLite's limit
+
+
+def _chunks(count: int) -> list[tuple[int, int]]:
+    """(start, size) pieces of ``count`` rows, each size a power of two.
+
+    sqlite3 caches a prepared statement per distinct SQL text and connection;
+    one text per batch size would fill that cache with large statements (tens
+    of MB over a long run), while powers of two keep it to ten texts.
+    """
+    pieces, start = [], 0
+    while start < count:
+        size = min(_JOB_CHUNK, 1 << ((count - start).bit_length() - 1))
+        pieces.append((start, size))
+        start += size
+    return pieces
+
+
 # SQLite has one writer; each pooled aiosqlite connection costs a thread.
 POOL_SIZE = 4
 
@@ -209,8 +226,8 @@ class SqliteStore:
         if not jobs:
             return
         async with self._db.atomic():
-            for start in range(0, len(jobs), _JOB_CHUNK):
-                chunk = jobs[start : start + _JOB_CHUNK]
+            for start, size in _chunks(len(jobs)):
+                chunk = jobs[start : start + size]
                 params: list[Any] = []
                 for j in chunk:
                     params += (
