@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
-from types import TracebackType
 
 import structlog
 from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
+from arko.common.lifecycle import Lifecycle, cancel_task
 from arko.common.server import create_server
 from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
@@ -29,20 +28,20 @@ log = structlog.get_logger("arko.master")
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-class Master:
+class Master(Lifecycle):
     """One running master. ``async with Master(settings) as m: await m.wait()``."""
 
+    kind = "master"
+
     def __init__(self, settings: MasterSettings, scheduler: Scheduler | None = None) -> None:
+        super().__init__(settings.grace)
         self.settings = settings
         self.port = 0
-        self.exit_code = 0
         self._scheduler = scheduler or FirstLiveScheduler()
         self._store: SqliteStore | None = None
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
         self._pinger: asyncio.Task[None] | None = None
-        self._stopped = asyncio.Event()
-        self._stopping = False
 
     def _journal_dir(self) -> Path:
         s = self.settings
@@ -108,12 +107,12 @@ class Master:
             interceptors=interceptors,
             max_message_bytes=s.max_message_bytes,
         )
-        self._server, self._health, self.port = built.server, built.health, built.port
-        await self._server.start()
+        self._built, self.port = built, built.port
+        await built.server.start()
         self._recorder.start()
         for name, _ in services:
-            await self._health.set(name, _SERVING)
-        await self._health.set("", _SERVING)
+            await built.health.set(name, _SERVING)
+        await built.health.set("", _SERVING)
         self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
         log.info(
             "master_started",
@@ -130,27 +129,11 @@ class Master:
             await self._registry.ping_all()
             await asyncio.sleep(self.settings.ping_interval)
 
-    async def wait(self) -> None:
-        """Return once :meth:`stop` has finished."""
-        await self._stopped.wait()
+    async def _before_drain(self) -> None:
+        await cancel_task(self._pinger)
 
-    async def stop(self) -> None:
-        """Stop taking calls, let running jobs finish within the grace period; idempotent."""
-        if self._stopping:
-            await self._stopped.wait()
-            return
-        self._stopping = True
-        log.info("master_stopping", grace=self.settings.grace)
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pinger
-        if hasattr(self, "_server"):
-            await self._health.enter_graceful_shutdown()
-            await self._server.stop(self.settings.grace)
+    async def _after_drain(self) -> None:
         await self._close_resources()
-        log.info("master_stopped")
-        self._stopped.set()
 
     async def _close_resources(self) -> None:
         if self._registry is not None:
@@ -161,12 +144,3 @@ class Master:
         if self._store is not None:
             await self._store.close()
             self._store = None
-
-    async def __aenter__(self) -> Master:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        await self.stop()

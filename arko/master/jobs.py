@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from arko.common.lifecycle import cancel_task
 from arko.common.redact import REDACTED, is_secret_name, redact_mapping
 from arko.master.store import JobRow, Store
 
@@ -233,10 +234,7 @@ class JobRecorder:
 
     async def close(self) -> None:
         """Stop the flusher and write everything still pending."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await cancel_task(self._flusher)
         await self.flush()
         if self._fd >= 0:
             os.close(self._fd)

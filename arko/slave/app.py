@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from types import TracebackType
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
+from arko.common.lifecycle import Lifecycle, cancel_task
 from arko.common.retry import Backoff
 from arko.common.server import create_server
 from arko.common.tls import TlsConfig
@@ -27,18 +26,18 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class Slave:
+class Slave(Lifecycle):
     """One running slave. ``async with Slave(settings) as s: await s.wait()``."""
 
+    kind = "slave"
+
     def __init__(self, settings: SlaveSettings) -> None:
+        super().__init__(settings.grace)
         self.settings = settings
         self.port = 0
-        self.exit_code = 0
         self._registrar: asyncio.Task[None] | None = None
         self._stopper: asyncio.Future[None] | None = None
         self._link: GrpcMasterLink | None = None
-        self._stopped = asyncio.Event()
-        self._stopping = False
         # Handed to the master at registration; it must present it on every call.
         self._secret = secrets.token_urlsafe(32)
         self._tls: TlsConfig | None = None
@@ -68,12 +67,12 @@ class Slave:
             tls,
             interceptors=interceptors,
         )
-        self._server, self._health, self.port = built.server, built.health, built.port
-        await self._health.set("", _NOT_SERVING)  # until every service is ready
-        await self._server.start()
+        self._built, self.port = built, built.port
+        await built.health.set("", _NOT_SERVING)  # until every service is ready
+        await built.server.start()
         for service in services:
-            await self._health.set(service.name, _SERVING)
-        await self._health.set("", _SERVING)
+            await built.health.set(service.name, _SERVING)
+        await built.health.set("", _SERVING)
         log.info(
             "slave_started",
             port=self.port,
@@ -105,34 +104,7 @@ class Slave:
             self.exit_code = 1
             self._stopper = asyncio.ensure_future(self.stop())
 
-    async def wait(self) -> None:
-        """Return once :meth:`stop` has finished."""
-        await self._stopped.wait()
-
-    async def stop(self) -> None:
-        """Set NOT_SERVING, let running calls finish within the grace period; idempotent."""
-        if self._stopping:
-            await self._stopped.wait()
-            return
-        self._stopping = True
-        log.info("slave_stopping", grace=self.settings.grace)
-        if self._registrar is not None and self._registrar is not asyncio.current_task():
-            self._registrar.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._registrar
+    async def _before_drain(self) -> None:
+        await cancel_task(self._registrar)
         if self._link is not None:
             await self._link.close()
-        if hasattr(self, "_server"):
-            await self._health.enter_graceful_shutdown()
-            await self._server.stop(self.settings.grace)
-        log.info("slave_stopped")
-        self._stopped.set()
-
-    async def __aenter__(self) -> Slave:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        await self.stop()
