@@ -11,21 +11,18 @@ and the descriptors per slave.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2
 
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.common.methods import parse_method_name
-from arko.common.server import create_server
 from arko.gen import execution_pb2, execution_pb2_grpc
 from arko.master.discovery import discover
 from arko.master.executor import render_reply
 from arko.master.params import build_request
+from bench.serving import relay_flags, serve_execution
 
 
 async def naive_execute(address: str, method: str, params: dict[str, str], timeout: float) -> str:
@@ -73,34 +70,13 @@ class NaiveExecution(execution_pb2_grpc.ExecutionServicer):
         return execution_pb2.JobStatus(message=message)
 
 
-async def serve(host: str, port: int, slave: str, timeout: float) -> None:
-    """Serve the naive relay until SIGTERM or SIGINT."""
-    servicer = NaiveExecution(slave, timeout)
-    name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
-    built = create_server(
-        host,
-        port,
-        [(name, lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, srv))],
-    )
-    await built.server.start()
-    await built.health.set("", health_pb2.HealthCheckResponse.SERVING)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await built.server.stop(1.0)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse flags and serve."""
-    parser = argparse.ArgumentParser(prog="python -m bench.naive", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--listen_host", default="127.0.0.1")
-    parser.add_argument("--slave", required=True, help="host:port of the slave to relay to")
+    parser = relay_flags("python -m bench.naive", __doc__)
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of one job")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.listen_host, args.port, args.slave, args.timeout))
+    servicer = NaiveExecution(args.slave, args.timeout)
+    asyncio.run(serve_execution(args.listen_host, args.port, servicer))
 
 
 if __name__ == "__main__":

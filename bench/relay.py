@@ -8,16 +8,13 @@ the bench measures it beside the master in the same run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2
 
-from arko.common.server import create_server
 from arko.gen import execution_pb2, execution_pb2_grpc, pipeline_pb2, pipeline_pb2_grpc
+from bench.serving import relay_flags, serve_execution
 
 
 class BareRelay(execution_pb2_grpc.ExecutionServicer):
@@ -37,32 +34,14 @@ class BareRelay(execution_pb2_grpc.ExecutionServicer):
 
 async def serve(host: str, port: int, slave: str) -> None:
     """Serve the relay until SIGTERM or SIGINT."""
-    channel = grpc.aio.insecure_channel(slave)
-    servicer = BareRelay(pipeline_pb2_grpc.MyPipelineStub(channel))
-    name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
-    built = create_server(
-        host,
-        port,
-        [(name, lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, srv))],
-    )
-    await built.server.start()
-    await built.health.set("", health_pb2.HealthCheckResponse.SERVING)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await built.server.stop(1.0)
-    await channel.close()
+    async with grpc.aio.insecure_channel(slave) as channel:
+        servicer = BareRelay(pipeline_pb2_grpc.MyPipelineStub(channel))
+        await serve_execution(host, port, servicer)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse flags and serve."""
-    parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--listen_host", default="127.0.0.1")
-    parser.add_argument("--slave", required=True, help="host:port of the slave to relay to")
-    args = parser.parse_args(argv)
+    args = relay_flags("python -m bench.relay", __doc__).parse_args(argv)
     asyncio.run(serve(args.listen_host, args.port, args.slave))
 
 

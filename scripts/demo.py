@@ -29,6 +29,20 @@ def grpcurl() -> str:
     return found
 
 
+def run_grpcurl(args: list[str], hide: str = "", alias: str = "") -> int:
+    """Show the grpcurl command line, run it from the repo root, print its answer.
+
+    ``hide`` is replaced by ``alias`` in the shown line (a temporary folder).
+    """
+    shown = " ".join(f"'{a}'" if " " in a else a for a in args)
+    print(f"\n$ grpcurl {shown.replace(hide, alias) if hide else shown}")
+    result = subprocess.run(
+        [grpcurl(), *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    print(result.stdout or result.stderr, end="")
+    return result.returncode
+
+
 def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
@@ -43,20 +57,11 @@ def main() -> int:
             [],  # through the master's server reflection
         ]
         for extra in calls:
-            cmd = [
-                grpcurl(),
-                "-d",
-                REQUEST,
-                "-plaintext",
-                *extra,
-                master.address,
-                "Execution/ExecuteJob",
-            ]
-            print("\n$ grpcurl " + " ".join(f"'{a}'" if " " in a else a for a in cmd[1:]))
-            result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-            print(result.stdout or result.stderr, end="")
-            if result.returncode != 0:
-                return result.returncode
+            code = run_grpcurl(
+                ["-d", REQUEST, "-plaintext", *extra, master.address, "Execution/ExecuteJob"]
+            )
+            if code != 0:
+                return code
     print("\nmaster and slave stopped")
     return 0
 

@@ -7,7 +7,6 @@ call through grpcurl's ``-cacert -cert -key`` flags, and stops both.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arko.testing import Fleet  # noqa: E402
-from scripts.demo import REQUEST, grpcurl  # noqa: E402
+from scripts.demo import REQUEST, run_grpcurl  # noqa: E402
 from tests.pki import CertificateAuthority, Issued  # noqa: E402
 
 
@@ -51,25 +50,11 @@ def main() -> int:
                 master, *_tls(slave_cert, ca), "--run_delay", "1", credentials=creds
             )
             print(f"slave on {slave.address}: mutual TLS, answers only arko-master")
-            cmd = [
-                grpcurl(),
-                "-cacert",
-                str(ca.cert_path),
-                "-cert",
-                str(client.cert),
-                "-key",
-                str(client.key),
-                "-d",
-                REQUEST,
-                master.address,
-                "Execution/ExecuteJob",
-            ]
-            shown = " ".join(f"'{a}'" if " " in a else a for a in cmd[1:]).replace(tmp, "$CERTS")
-            print(f"\n$ grpcurl {shown}")
-            result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-            print(result.stdout or result.stderr, end="")
-            if result.returncode != 0:
-                return result.returncode
+            args = ["-cacert", str(ca.cert_path), "-cert", str(client.cert)]
+            args += ["-key", str(client.key), "-d", REQUEST, master.address]
+            code = run_grpcurl([*args, "Execution/ExecuteJob"], hide=tmp, alias="$CERTS")
+            if code != 0:
+                return code
     print("\nmaster and slave stopped")
     return 0
 
