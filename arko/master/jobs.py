@@ -115,7 +115,7 @@ class Job:
 class JobRecorder:
     """Journals job transitions and flushes them to the store in batches."""
 
-    def __init__(self, store: Store, journal_dir: Path, flush_interval: float = 0.05) -> None:
+    def __init__(self, store: Store, journal_dir: Path, flush_interval: float = 1.0) -> None:
         self._store = store
         self._dir = journal_dir
         self._interval = flush_interval

@@ -57,8 +57,13 @@ class MasterSettings(DaemonSettings):
     journal_dir: str = Field(
         "", description="Folder of the job journal (empty: '<db>.journal' beside the database)"
     )
+    # Records are safe in the journal the moment they happen; this only sets how
+    # stale the database may be. Each flush briefly holds the event loop, so a
+    # short interval shows up in job latency (p99 2.0 ms at 0.05 s, 1.4 at 1 s).
     job_flush_interval: float = Field(
-        0.05, gt=0, description="Seconds job records gather before one database write"
+        1.0,
+        gt=0,
+        description="Seconds job records gather (safe in the journal) before one database write",
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")
     # Tokens come from the environment or a file, never from argv (visible in ps).
