@@ -18,19 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from arko.testing import Fleet  # noqa: E402
 from scripts.demo import REQUEST, run_grpcurl  # noqa: E402
-from tests.pki import CertificateAuthority, Issued  # noqa: E402
-
-
-def _tls(who: Issued, ca: CertificateAuthority) -> list[str]:
-    return [
-        "--tls",
-        "--cert_file",
-        str(who.cert),
-        "--key_file",
-        str(who.key),
-        "--ca_file",
-        str(ca.cert_path),
-    ]
+from tests.pki import CertificateAuthority  # noqa: E402
 
 
 def main() -> int:
@@ -44,10 +32,10 @@ def main() -> int:
         )
         print(f"certificates in {folder}: CA demo-ca, master arko-master, slave, client")
         with Fleet(folder).running() as fleet:
-            master = fleet.master(*_tls(master_cert, ca), credentials=creds)
+            master = fleet.master(*ca.daemon_flags(master_cert), credentials=creds)
             print(f"master on {master.address}: mutual TLS")
             slave = fleet.slave(
-                master, *_tls(slave_cert, ca), "--run_delay", "1", credentials=creds
+                master, *ca.daemon_flags(slave_cert), "--run_delay", "1", credentials=creds
             )
             print(f"slave on {slave.address}: mutual TLS, answers only arko-master")
             args = ["-cacert", str(ca.cert_path), "-cert", str(client.cert)]

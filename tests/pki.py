@@ -101,3 +101,15 @@ class CertificateAuthority:
         out.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         out.key.write_bytes(_key_pem(key))
         return out
+
+    def daemon_flags(self, who: Issued) -> list[str]:
+        """The flags that put a daemon on mutual TLS with ``who``'s certificate and this CA."""
+        return [
+            "--tls",
+            "--cert_file",
+            str(who.cert),
+            "--key_file",
+            str(who.key),
+            "--ca_file",
+            str(self.cert_path),
+        ]

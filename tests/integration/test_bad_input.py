@@ -85,11 +85,9 @@ def test_broken_reflection_marks_the_slave_down(fleet: Fleet, client_for, mode: 
         bad.wait(10)
 
 
-def test_corrupt_database_is_a_clear_start_error(tmp_path: Path) -> None:
-    """A database file that is not SQLite stops the master at start with a sentence."""
-    db = tmp_path / "arko.db"
-    db.write_bytes(b"this is not a database" * 100)
-    out = subprocess.run(
+def _start_master_on(db: Path) -> subprocess.CompletedProcess[str]:
+    """Run arko-master on ``db`` (it is expected to refuse to start)."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -106,6 +104,13 @@ def test_corrupt_database_is_a_clear_start_error(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
+
+
+def test_corrupt_database_is_a_clear_start_error(tmp_path: Path) -> None:
+    """A database file that is not SQLite stops the master at start with a sentence."""
+    db = tmp_path / "arko.db"
+    db.write_bytes(b"this is not a database" * 100)
+    out = _start_master_on(db)
     assert out.returncode == 2
     assert f"cannot use database {db}" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
@@ -116,23 +121,7 @@ def test_unwritable_database_path_is_a_clear_start_error(tmp_path: Path) -> None
     """A database path under a regular file (never writable, even for root) fails clearly."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "arko.master",
-            "--db",
-            str(blocker / "arko.db"),
-            "--port",
-            str(free_port()),
-            "--listen_host",
-            "127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    out = _start_master_on(blocker / "arko.db")
     assert out.returncode == 2
     assert "cannot use database" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
@@ -170,23 +159,7 @@ def test_database_from_a_newer_arko_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version = 99")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "arko.master",
-            "--db",
-            str(db),
-            "--port",
-            str(free_port()),
-            "--listen_host",
-            "127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    out = _start_master_on(db)
     assert out.returncode == 2
     assert "newer than this arko" in out.stdout + out.stderr
     assert _rows(db, "PRAGMA user_version") == [(99,)]

@@ -58,23 +58,11 @@ def pki(tmp_path: Path) -> Pki:
     )
 
 
-def _tls_args(who: Issued, ca: CertificateAuthority) -> tuple[str, ...]:
-    return (
-        "--tls",
-        "--cert_file",
-        str(who.cert),
-        "--key_file",
-        str(who.key),
-        "--ca_file",
-        str(ca.cert_path),
-    )
-
-
 def _mtls_fleet(fleet: Fleet, pki: Pki, *slave_args: str) -> tuple[Daemon, Daemon]:
-    master = fleet.master(*_tls_args(pki.master, pki.ca), credentials=pki.credentials(pki.client))
+    master = fleet.master(*pki.ca.daemon_flags(pki.master), credentials=pki.credentials(pki.client))
     slave = fleet.slave(
         master,
-        *_tls_args(pki.slave, pki.ca),
+        *pki.ca.daemon_flags(pki.slave),
         "--run_delay",
         "0",
         *slave_args,
