@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -38,6 +38,26 @@ def _job_id_of(err: grpc.RpcError) -> str | None:
         if key == "arko-job-id":
             return str(value)
     return None
+
+
+def _dispatched(
+    pool: ThreadPoolExecutor,
+    stub: execution_pb2_grpc.ExecutionStub,
+    master: Daemon,
+    param: str,
+    timeout: float,
+) -> Future[execution_pb2.JobStatus]:
+    """Start MyPipeline.Run in ``pool`` and return once the master has sent it to a slave.
+
+    The master must log at debug level (job_dispatched).
+    """
+    call = pool.submit(
+        stub.ExecuteJob,
+        execution_pb2.JobParams(method="MyPipeline.Run", params={"param": param}),
+        timeout=timeout,
+    )
+    master.wait_for_event("job_dispatched")
+    return call
 
 
 def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
@@ -96,12 +116,7 @@ def test_kill_9_slave_mid_job_fails_fast_and_moves_on(fleet: Fleet) -> None:
     second = fleet.slave(master, "--run_delay", "0")
     channel, stub = _stub(master)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        call = pool.submit(
-            stub.ExecuteJob,
-            execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "long"}),
-            timeout=45,
-        )
-        master.wait_for_event("job_dispatched")
+        call = _dispatched(pool, stub, master, "long", timeout=45)
         first.kill()
         with pytest.raises(grpc.RpcError) as err:
             call.result(timeout=40)
@@ -145,12 +160,7 @@ def test_sigterm_on_master_lets_running_job_finish(fleet: Fleet) -> None:
     fleet.slave(master, "--run_delay", "1.5")
     channel, stub = _stub(master)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        call = pool.submit(
-            stub.ExecuteJob,
-            execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "finish-me"}),
-            timeout=30,
-        )
-        master.wait_for_event("job_dispatched")
+        call = _dispatched(pool, stub, master, "finish-me", timeout=30)
         master.signal(signal.SIGTERM)
         reply = call.result(timeout=30)
     assert "finish-me" in reply.message
@@ -166,12 +176,7 @@ def test_sigterm_on_slave_finishes_its_running_call(fleet: Fleet) -> None:
     slave = fleet.slave(master, "--run_delay", "1.5")
     channel, stub = _stub(master)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        call = pool.submit(
-            stub.ExecuteJob,
-            execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "drain"}),
-            timeout=30,
-        )
-        master.wait_for_event("job_dispatched")
+        call = _dispatched(pool, stub, master, "drain", timeout=30)
         slave.signal(signal.SIGTERM)
         reply = call.result(timeout=30)
     assert "drain" in reply.message
@@ -245,12 +250,7 @@ def test_draining_slave_is_not_given_new_jobs(fleet: Fleet, client_for) -> None:
     other = fleet.slave(master, "--run_delay", "0")
     channel, stub = _stub(master)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        call = pool.submit(
-            stub.ExecuteJob,
-            execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "long"}),
-            timeout=30,
-        )
-        master.wait_for_event("job_dispatched")
+        call = _dispatched(pool, stub, master, "long", timeout=30)
         draining.signal(signal.SIGTERM)
         down = master.wait_for_event("slave_down", timeout=10)
         assert down["slave"] == draining.address

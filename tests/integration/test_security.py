@@ -33,6 +33,10 @@ class Pki:
     client: Issued
     rogue: CertificateAuthority
 
+    def grpcurl_identity(self, who: Issued) -> list[str]:
+        """grpcurl flags trusting our CA and presenting ``who``'s certificate."""
+        return ["-cacert", str(self.ca.cert_path), "-cert", str(who.cert), "-key", str(who.key)]
+
     def credentials(self, who: Issued) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
             root_certificates=self.ca.cert_path.read_bytes(),
@@ -82,12 +86,7 @@ def test_acceptance_call_over_mutual_tls(fleet: Fleet, pki: Pki, grpcurl: str) -
     master, _ = _mtls_fleet(fleet, pki)
     out = _grpcurl(
         grpcurl,
-        "-cacert",
-        str(pki.ca.cert_path),
-        "-cert",
-        str(pki.client.cert),
-        "-key",
-        str(pki.client.key),
+        *pki.grpcurl_identity(pki.client),
         "-d",
         REQUEST,
         master.address,
@@ -133,14 +132,7 @@ def test_mtls_slave_refuses_a_valid_client_that_is_not_the_master(
 ) -> None:
     """A CA-signed client that is not the master is refused by the slave; health stays open."""
     master, slave = _mtls_fleet(fleet, pki)
-    identity = [
-        "-cacert",
-        str(pki.ca.cert_path),
-        "-cert",
-        str(pki.client.cert),
-        "-key",
-        str(pki.client.key),
-    ]
+    identity = pki.grpcurl_identity(pki.client)
     direct = _grpcurl(
         grpcurl,
         *identity,
