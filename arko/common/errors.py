@@ -23,6 +23,12 @@ class ArkoError(Exception):
         self.message = message
 
 
+class InternalError(ArkoError):
+    """A bug in arko itself: recorded and answered as INTERNAL, never as UNKNOWN."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
 class InvalidArgument(ArkoError):
     """The caller sent something malformed: a method name, a parameter, a config."""
 

@@ -8,6 +8,7 @@ bytes, so the master holds no generated code of any slave service.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import structlog
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
+from arko.common.errors import ArkoError, InternalError, NoLiveSlave, SlaveCallFailed
 from arko.common.methods import parse_method_name
 from arko.master.jobs import Job, JobRecorder
 from arko.master.params import build_request
@@ -84,6 +85,11 @@ class Executor:
     async def run(self, job: Job, params: Mapping[str, str], timeout: float | None) -> str:
         """Run ``job`` and return the original's status line; record how it ended.
 
+        Whatever happens, the job's record ends in a final state and one
+        ``job_finished`` line is logged: an exception that is not an
+        ``ArkoError`` is a bug in the master, recorded and answered as
+        INTERNAL, never left to escape as UNKNOWN with no record.
+
         Args:
             job: From :meth:`new_job`.
             params: Field name -> string value for the request message.
@@ -92,34 +98,75 @@ class Executor:
         Raises:
             ArkoError: a subclass whose ``code`` is the status to answer with.
         """
+        started = time.monotonic()
         try:
             message = await self._run(job, params, timeout)
         except ArkoError as exc:
             self._recorder.failed(job, exc.code.name, exc.message)
-            log.info(
-                "job_failed",
-                job_id=job.id,
-                method=job.method,
-                code=exc.code.name,
-                reason=job.error,
-            )
+            self._finished(job, started)
             raise
         except asyncio.CancelledError:
             self._recorder.failed(job, "CANCELLED", "the caller cancelled or went away")
-            log.info("job_cancelled", job_id=job.id, method=job.method, slave=job.slave)
+            self._finished(job, started)
             raise
+        except Exception as exc:
+            log.exception("job_crashed", job_id=job.id, method=job.method, slave=job.slave)
+            error = InternalError(f"arko could not run the job: {type(exc).__name__}: {exc}")
+            self._recorder.failed(job, error.code.name, error.message)
+            self._finished(job, started)
+            raise error from exc
         self._recorder.succeeded(job, message)
-        log.debug("job_succeeded", job_id=job.id, method=job.method, slave=job.slave)
+        self._finished(job, started)
         return message
+
+    @staticmethod
+    def _finished(job: Job, started: float) -> None:
+        """The access log: one line per job, however it ended."""
+        log.info(
+            "job_finished",
+            job_id=job.id,
+            method=job.method,
+            slave=job.slave,
+            state=job.state,
+            code=job.error_code or "OK",
+            seconds=round(time.monotonic() - started, 4),
+            **({"reason": job.error} if job.error else {}),
+        )
 
     async def _run(self, job: Job, params: Mapping[str, str], timeout: float | None) -> str:
         method = job.method
         self._limits.check(params)
         name = parse_method_name(method)
-        # A slave we could not even connect to never saw the job, so trying
-        # the next one cannot run it twice. Bounded: each pass marks one down.
-        for _ in range(len(self._registry.offering(name.dotted)) + 1):
-            slave = self._scheduler.pick(name.dotted, self._registry.offering(name.dotted))
+        loop = asyncio.get_running_loop()
+        # Slaves restored from the store are not usable until a probe or their
+        # registration settles them (a protected slave registers again after a
+        # master restart); jobs for them wait that long, within a bound.
+        wait_until = loop.time() + self._connect_timeout
+        tries, waited = 0, False
+        while True:
+            offering = self._registry.offering(name.dotted)
+            try:
+                slave = self._scheduler.pick(name.dotted, offering)
+            except NoLiveSlave:
+                left = wait_until - loop.time()
+                if left <= 0 or not any(s.pending for s in offering):
+                    raise
+                if not waited:
+                    waited = True
+                    log.info(
+                        "job_waiting",
+                        job_id=job.id,
+                        method=name.dotted,
+                        reason="waiting for the slave to register again",
+                    )
+                await self._registry.wait_for_change(left)
+                continue
+            # A slave we could not even connect to never saw the job, so trying
+            # again cannot run it twice. Bounded: each pass marks a slave down
+            # or finds its channel replaced by a fresh one.
+            tries += 1
+            if tries > 2 * len(offering) + 1:
+                raise NoLiveSlave(f"no slave could take {name.dotted}")
             catalog = slave.catalog
             desc = catalog.method(name.service, name.method) if catalog else None
             if catalog is None or desc is None:
@@ -129,24 +176,26 @@ class Executor:
                 raise Unimplemented(f"{name.dotted} is a streaming method; arko runs unary methods")
             request = build_request(catalog.message_class(desc.input_type), params)
             reply_cls = catalog.message_class(desc.output_type)
-            if not await slave.ensure_connected(self._connect_timeout):
-                await self._registry.mark_down(slave, "cannot connect to run a job")
-                continue
-            self._recorder.running(job, slave.address)
-            log.debug("job_dispatched", job_id=job.id, method=name.dotted, slave=slave.address)
-            reply = await self._call(slave, name.path, request, reply_cls, timeout)
+            with slave.lease() as channel:
+                if not await slave.ensure_connected(channel, self._connect_timeout):
+                    if slave.current(channel):
+                        await self._registry.mark_down(slave, "cannot connect to run a job")
+                    continue  # else the slave registered again meanwhile: use its new channel
+                self._recorder.running(job, slave.address)
+                log.debug("job_dispatched", job_id=job.id, method=name.dotted, slave=slave.address)
+                reply = await self._call(slave, channel, name.path, request, reply_cls, timeout)
             return f"{method.strip()} done: Job finished with status OK: {render_reply(reply)}"
-        raise NoLiveSlave(f"no slave could take {name.dotted}")
 
     async def _call(
         self,
         slave: Slave,
+        channel: grpc.aio.Channel,
         path: str,
         request: Message,
         reply_cls: type[Message],
         timeout: float | None,
     ) -> Message:
-        call = slave.channel.unary_unary(
+        call = channel.unary_unary(
             path,
             request_serializer=type(request).SerializeToString,
             response_deserializer=reply_cls.FromString,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import ipaddress
 import re
 import time
@@ -27,6 +28,7 @@ log = structlog.get_logger("arko.master.registry")
 
 MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100
+_REFUSED = grpc.StatusCode.UNAUTHENTICATED
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -78,6 +80,7 @@ class Registry:
         # Bounds the channels a sweep holds at once (memory at fleet scale);
         # refused ports answer at once, so only hanging slaves queue behind it.
         self._probe_slots = asyncio.Semaphore(max_concurrent_probes)
+        self._changed = asyncio.Event()
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
@@ -131,9 +134,20 @@ class Registry:
             slave.reset_channel()
         slave.secret = secret
         slave.status = STATUS_LIVE
+        slave.pending = False
         log.info("slave_registered", slave=slave.address, id=slave.id)
         await self.probe(slave, force_log=True)
         return slave
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return after the next probe or registration settles a slave, or ``timeout``."""
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def ping_all(self) -> None:
         """Probe every slave concurrently; the sweep takes about one timeout."""
@@ -156,17 +170,25 @@ class Registry:
         """Check health and re-read reflection; save and log any change."""
         async with slave.probe_lock:
             before = (slave.status, slave.methods)
-            reason = await self._check(slave)
+            reason, code = await self._check(slave)
             if reason is None:
-                slave.status = STATUS_LIVE
+                slave.status, slave.pending = STATUS_LIVE, False
             else:
                 slave.status = STATUS_DOWN
                 slave.reset_channel()
-                if before[0] == STATUS_LIVE or force_log:
-                    log.warning("slave_down", slave=slave.address, reason=reason)
+                if slave.pending and code == _REFUSED and not slave.secret:
+                    # A protected slave does not know this (restarted) master
+                    # yet: it hands over its call secret when it registers again.
+                    reason = "waiting for the slave to register again"
+                    log.info("slave_awaiting_registration", slave=slave.address)
+                else:
+                    slave.pending = False
+                    if before[0] == STATUS_LIVE or force_log:
+                        log.warning("slave_down", slave=slave.address, reason=reason)
             if (slave.status, slave.methods) != before or force_log:
                 await self._store.update_slave(slave.id, slave.status, slave.methods, reason or "")
                 self._log_change(slave)
+            self._notify()
 
     async def mark_down(self, slave: Slave, reason: str) -> None:
         """Record that a job could not reach ``slave``; the next ping may revive it."""
@@ -179,32 +201,36 @@ class Registry:
             await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_change(slave)
 
-    async def _check(self, slave: Slave) -> str | None:
-        """None when the slave is healthy and its catalog fresh, else why not."""
+    async def _check(self, slave: Slave) -> tuple[str | None, grpc.StatusCode | None]:
+        """(None, None) when the slave is healthy and its catalog fresh, else why not.
+
+        The code is the slave's own status code when it answered with one.
+        """
         try:
             async with asyncio.timeout(self._probe_timeout):
-                serving = await self._health(slave)
-                if serving is False:
-                    return "health check answers NOT_SERVING"
-                known = slave.catalog
-                hint = known.protocol if known else None
-                catalog = await discover(
-                    slave.channel, self._probe_timeout, hint, slave.metadata, known
-                )
+                with slave.lease() as channel:
+                    serving = await self._health(slave, channel)
+                    if serving is False:
+                        return "health check answers NOT_SERVING", None
+                    known = slave.catalog
+                    hint = known.protocol if known else None
+                    catalog = await discover(
+                        channel, self._probe_timeout, hint, slave.metadata, known
+                    )
         except TimeoutError:
-            return f"no answer within {self._probe_timeout:g}s"
+            return f"no answer within {self._probe_timeout:g}s", None
         except grpc.aio.AioRpcError as exc:
-            return f"{exc.code().name}: {exc.details()}"
+            return f"{exc.code().name}: {exc.details()}", exc.code()
         except DiscoveryError as exc:
             slave.catalog = None
-            return f"reflection failed: {exc.message}"
+            return f"reflection failed: {exc.message}", None
         slave.catalog = catalog  # the same object when nothing changed
         self._set_methods(slave, catalog.methods)
-        return None
+        return None, None
 
-    async def _health(self, slave: Slave) -> bool | None:
+    async def _health(self, slave: Slave, channel: grpc.aio.Channel) -> bool | None:
         """True/False from ``grpc.health.v1``; None when the slave has no health service."""
-        stub = health_pb2_grpc.HealthStub(slave.channel)
+        stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = await stub.Check(
                 health_pb2.HealthCheckRequest(),

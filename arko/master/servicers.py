@@ -14,7 +14,7 @@ import grpc
 import structlog
 
 from arko.common.auth import tokens_match
-from arko.common.errors import ArkoError, InvalidArgument, Unauthenticated
+from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.executor import Executor
 from arko.master.registry import Registry
@@ -94,5 +94,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
             message = await self._executor.run(job, params, timeout)
         except ArkoError as exc:
             await abort(context, exc, trailer)  # the executor logged and recorded it
+        except Exception as exc:
+            # Only when recording the failure failed too (say, a full disk).
+            log.exception("job_unrecorded", job_id=job.id, method=job.method)
+            await abort(context, InternalError(f"{type(exc).__name__}: {exc}"), trailer)
         context.set_trailing_metadata(trailer)
         return execution_pb2.JobStatus(message=message, job_id=job.id)

@@ -4,12 +4,18 @@ The channel and the catalog (descriptors from reflection) live as long as the
 slave answers, so jobs never re-dial or re-read reflection; a failed probe
 drops the channel, because a channel in reconnect backoff would keep a slave
 that came back looking dead.
+
+Whoever uses the channel (a job, a probe) leases it for the whole use. A
+dropped channel is closed only when its last lease ends, so nothing ever
+starts a call on a channel that is closing (grpc.aio refuses that with
+``UsageError: Channel is closed``), and calls already running on it go on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -18,8 +24,6 @@ from arko.common.auth import SECRET_HEADER
 from arko.master.discovery import Catalog
 from arko.master.store import STATUS_LIVE, SlaveRow
 
-# How long an abandoned channel may keep serving the calls it carries.
-RETIRE_GRACE = 24 * 3600.0
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -42,6 +46,8 @@ class Slave:
 
     ``secret`` is what the slave asked the master to present on every call
     (kept in memory only: after a master restart the slave registers again).
+    ``pending`` marks a slave restored from the store that has neither been
+    probed nor registered since: jobs wait for it rather than use it blind.
     """
 
     id: int
@@ -52,9 +58,11 @@ class Slave:
     secret: str = ""
     dial: Dialer = plaintext
     catalog: Catalog | None = None
+    pending: bool = False
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
-    _retiring: set[asyncio.Task[None]] = field(default_factory=set)
+    _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def from_row(cls, row: SlaveRow, dial: Dialer = plaintext) -> Slave:
@@ -66,6 +74,7 @@ class Slave:
             status=row.status,
             methods=row.methods,
             dial=dial,
+            pending=True,
         )
 
     @property
@@ -82,22 +91,39 @@ class Slave:
     @property
     def live(self) -> bool:
         """Whether the last probe (or registration) found it answering."""
-        return self.status == STATUS_LIVE
+        return self.status == STATUS_LIVE and not self.pending
 
     @property
     def channel(self) -> grpc.aio.Channel:
-        """The cached channel, opened on first use."""
+        """The cached channel, opened on first use (lease it to start calls on it)."""
         if self._channel is None:
             self._channel = self.dial(self.address)
         return self._channel
 
-    async def ensure_connected(self, timeout: float) -> bool:
-        """Whether the channel reaches READY within ``timeout``.
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[grpc.aio.Channel]:
+        """The current channel, kept open until the ``with`` block ends."""
+        channel = self.channel
+        self._leases[channel] = self._leases.get(channel, 0) + 1
+        try:
+            yield channel
+        finally:
+            left = self._leases.pop(channel, 1) - 1  # close() may have cleared it
+            if left:
+                self._leases[channel] = left
+            elif channel is not self._channel:
+                self._close_later(channel)
+
+    def current(self, channel: grpc.aio.Channel) -> bool:
+        """Whether ``channel`` is still the one new calls should use."""
+        return channel is self._channel
+
+    async def ensure_connected(self, channel: grpc.aio.Channel, timeout: float) -> bool:
+        """Whether the leased ``channel`` reaches READY within ``timeout``.
 
         A job sent only after this returns True may have reached the slave, so
         it is never retried elsewhere; one that never got here cannot have.
         """
-        channel = self.channel
         if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
             return True
         try:
@@ -111,19 +137,20 @@ class Slave:
 
         Closing the old channel at once would cancel the jobs running on it,
         and a failed ping does not mean those jobs are lost (a draining slave
-        finishes them), so the old channel closes only when they are done.
+        finishes them), so the old channel closes when its last lease ends.
         """
         channel, self._channel = self._channel, None
-        if channel is not None:
-            task = asyncio.create_task(channel.close(grace=RETIRE_GRACE))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+        if channel is not None and channel not in self._leases:
+            self._close_later(channel)
+
+    def _close_later(self, channel: grpc.aio.Channel) -> None:
+        task = asyncio.create_task(channel.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Close every channel now, cancelling whatever still runs on them."""
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
-        for task in list(self._retiring):
-            task.cancel()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        channels = {*self._leases, *([self._channel] if self._channel else [])}
+        self._channel = None
+        self._leases.clear()
+        await asyncio.gather(*(c.close() for c in channels), *self._closing)

@@ -215,7 +215,7 @@ def test_cancelled_caller_cancels_the_slave_call(fleet: Fleet, toolbox_env: dict
     # cancel() a no-op in grpcio, so the job id comes from the master's log.)
     assert future.cancel()
     slave.wait_for_event("sleep_cancelled")
-    job_id = master.wait_for_event("job_cancelled")["job_id"]
+    job_id = master.wait_for_event("job_finished")["job_id"]
     db = fleet.workdir / "arko.db"
     record = wait_until(
         lambda: (r := _job(db, job_id)) and r[0] != "running" and r,

@@ -1,0 +1,141 @@
+"""The executor in-process against a real slave server: channel races and the safety net.
+
+These drive ``Registry`` and ``Executor`` directly (no master process), with a
+real grpc.aio slave server on a loopback port, so a race can be staged step by
+step instead of hoped for under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from structlog.testing import capture_logs
+
+from arko.common.errors import InternalError
+from arko.common.server import BuiltServer, create_server
+from arko.gen import pipeline_pb2, pipeline_pb2_grpc
+from arko.master.executor import Executor
+from arko.master.jobs import JobRecorder
+from arko.master.registry import Registry
+from arko.master.scheduler import FirstLiveScheduler
+from arko.master.slaves import Slave
+from arko.master.store import SqliteStore
+from arko.slave.mypipeline import MyPipeline
+from arko.testing import LOOPBACK, free_port
+
+C = TypeVar("C")
+
+
+async def _serve(port: int) -> BuiltServer:
+    """A slave's gRPC surface (MyPipeline, health, reflection) on ``port``."""
+    servicer = MyPipeline(run_delay=0)
+    built = create_server(
+        LOOPBACK,
+        port,
+        [
+            (
+                pipeline_pb2.DESCRIPTOR.services_by_name["MyPipeline"].full_name,
+                lambda srv: pipeline_pb2_grpc.add_MyPipelineServicer_to_server(servicer, srv),
+            )
+        ],
+    )
+    await built.server.start()
+    return built
+
+
+class Parts:
+    """A registry, recorder and executor on a real store in a temporary folder."""
+
+    def __init__(self, store: SqliteStore, tmp: Path, scheduler: Any) -> None:
+        self.store = store
+        self.registry = Registry(store, probe_timeout=2)
+        self.recorder = JobRecorder(store, tmp / "journal")
+        self.executor = Executor(self.registry, scheduler, self.recorder, connect_timeout=5)
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_job_waiting_to_connect_survives_the_slave_registering_again(tmp_path: Path) -> None:
+    """The slave restarts while a job waits for its channel: the job runs, never UNKNOWN.
+
+    Registering again retires the slave's channel; a job still waiting on that
+    channel must neither find it closed under it nor be lost.
+    """
+
+    async def scenario() -> None:
+        store = await SqliteStore.open(tmp_path / "arko.db")
+        parts = Parts(store, tmp_path, FirstLiveScheduler())
+        await parts.recorder.recover()
+        port = free_port()
+        server = await _serve(port)
+        try:
+            await parts.registry.register(LOOPBACK, port)
+            await server.server.stop(0)  # the slave dies; the master has not noticed
+            waiting = asyncio.Event()
+            original = Slave.ensure_connected
+
+            async def spy(self: Slave, *args: Any) -> bool:
+                waiting.set()
+                return await original(self, *args)
+
+            Slave.ensure_connected = spy  # type: ignore[method-assign]
+            try:
+                job = parts.executor.new_job("MyPipeline.DryRun", {})
+                run = asyncio.create_task(parts.executor.run(job, {}, 10))
+                await asyncio.wait_for(waiting.wait(), 5)
+                server = await _serve(port)  # it comes back on its port ...
+                await parts.registry.register(LOOPBACK, port)  # ... and registers again
+                message = await asyncio.wait_for(run, 15)
+            finally:
+                Slave.ensure_connected = original  # type: ignore[method-assign]
+            assert "MyPipeline.DryRun done" in message
+            assert job.state == "succeeded"
+        finally:
+            await server.server.stop(0)
+            await parts.registry.close()
+            await parts.recorder.close()
+            await store.close()
+
+    _run(scenario())
+
+
+class ExplodingScheduler:
+    """A scheduler with a bug: the kind of plug-in the safety net is for."""
+
+    def pick(self, method: str, slaves: Sequence[C]) -> C:
+        raise RuntimeError("scheduler bug")
+
+
+def test_an_unexpected_exception_is_recorded_and_answered_internal(tmp_path: Path) -> None:
+    """A bug in the job path: INTERNAL naming the exception, a failed record, one traceback."""
+
+    async def scenario() -> None:
+        store = await SqliteStore.open(tmp_path / "arko.db")
+        parts = Parts(store, tmp_path, ExplodingScheduler())
+        await parts.recorder.recover()
+        try:
+            job = parts.executor.new_job("MyPipeline.DryRun", {})
+            with capture_logs() as logs, pytest.raises(InternalError) as err:
+                await parts.executor.run(job, {}, 10)
+            assert "RuntimeError: scheduler bug" in err.value.message
+            await parts.recorder.flush()
+            row = await store.get_job(job.id)
+            assert row is not None
+            assert (row.state, row.error_code) == ("failed", "INTERNAL")
+            assert "RuntimeError: scheduler bug" in row.error
+            crashed = [e for e in logs if e["event"] == "job_crashed"]
+            assert len(crashed) == 1 and crashed[0].get("exc_info")
+            finished = [e for e in logs if e["event"] == "job_finished"]
+            assert [(e["state"], e["code"]) for e in finished] == [("failed", "INTERNAL")]
+        finally:
+            await parts.registry.close()
+            await parts.recorder.close()
+            await store.close()
+
+    _run(scenario())
