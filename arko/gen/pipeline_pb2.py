@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61rko/gen/pipeline.proto\"3\n\x10MyPipelineConfig\x12\r\n\x05param\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"!\n\x0ePipelineStatus\x12\x0f\n\x07message\x18\x01 \x01(\t2\x9b\x01\n\nMyPipeline\x12+\n\x03Run\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x12.\n\x06\x44ryRun\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x12\x30\n\x08Rollback\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61rko/gen/pipeline.proto\"3\n\x10MyPipelineConfig\x12\r\n\x05param\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"!\n\x0ePipelineStatus\x12\x0f\n\x07message\x18\x01 \x01(\t\">\n\x0bLogsRequest\x12\r\n\x05lines\x18\x01 \x01(\x05\x12\x10\n\x08interval\x18\x02 \x01(\x01\x12\x0e\n\x06prefix\x18\x03 \x01(\t\"\'\n\x07LogLine\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t2\x9b\x01\n\nMyPipeline\x12+\n\x03Run\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x12.\n\x06\x44ryRun\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x12\x30\n\x08Rollback\x12\x11.MyPipelineConfig\x1a\x0f.PipelineStatus\"\x00\x32\x36\n\x0eMyPipelineLogs\x12$\n\x06Stream\x12\x0c.LogsRequest\x1a\x08.LogLine\"\x00\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MYPIPELINECONFIG']._serialized_end=78
   _globals['_PIPELINESTATUS']._serialized_start=80
   _globals['_PIPELINESTATUS']._serialized_end=113
-  _globals['_MYPIPELINE']._serialized_start=116
-  _globals['_MYPIPELINE']._serialized_end=271
+  _globals['_LOGSREQUEST']._serialized_start=115
+  _globals['_LOGSREQUEST']._serialized_end=177
+  _globals['_LOGLINE']._serialized_start=179
+  _globals['_LOGLINE']._serialized_end=218
+  _globals['_MYPIPELINE']._serialized_start=221
+  _globals['_MYPIPELINE']._serialized_end=376
+  _globals['_MYPIPELINELOGS']._serialized_start=378
+  _globals['_MYPIPELINELOGS']._serialized_end=432
 # @@protoc_insertion_point(module_scope)

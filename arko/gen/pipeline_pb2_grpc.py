@@ -181,3 +181,75 @@ class MyPipeline:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MyPipelineLogsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Stream = channel.unary_stream(
+                '/MyPipelineLogs/Stream',
+                request_serializer=arko_dot_gen_dot_pipeline__pb2.LogsRequest.SerializeToString,
+                response_deserializer=arko_dot_gen_dot_pipeline__pb2.LogLine.FromString,
+                _registered_method=True)
+
+
+class MyPipelineLogsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Stream(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MyPipelineLogsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Stream': grpc.unary_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=arko_dot_gen_dot_pipeline__pb2.LogsRequest.FromString,
+                    response_serializer=arko_dot_gen_dot_pipeline__pb2.LogLine.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'MyPipelineLogs', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('MyPipelineLogs', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class MyPipelineLogs:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Stream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/MyPipelineLogs/Stream',
+            arko_dot_gen_dot_pipeline__pb2.LogsRequest.SerializeToString,
+            arko_dot_gen_dot_pipeline__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -16,12 +16,16 @@ from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_p
 from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
 from arko.master.jobs import JobRecorder
+from arko.master.jobs_servicer import JobsServicer
+from arko.master.output import LiveJobs
 from arko.master.registry import Registry
+from arko.master.runs import JobService
 from arko.master.scheduler import FirstLiveScheduler, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
 from arko.master.slaves import CHANNEL_OPTIONS
 from arko.master.store import SqliteStore
+from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master")
 
@@ -42,6 +46,8 @@ class Master(Lifecycle):
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self._jobs: JobService | None = None
+        self._jobs_stopped: asyncio.Task[None] | None = None
 
     def _journal_dir(self) -> Path:
         s = self.settings
@@ -64,7 +70,10 @@ class Master(Lifecycle):
         tls = s.tls_config()
         join_token, client_token = s.tokens()
         self._store = await SqliteStore.open(s.db)
-        self._recorder = JobRecorder(self._store, self._journal_dir(), s.job_flush_interval)
+        live = LiveJobs()
+        self._recorder = JobRecorder(
+            self._store, self._journal_dir(), s.job_flush_interval, on_saved=live.saved
+        )
         try:
             await self._recorder.recover()
         except OSError as exc:
@@ -79,15 +88,21 @@ class Master(Lifecycle):
         executor = Executor(
             self._registry,
             self._scheduler,
-            self._recorder,
             s.connect_timeout,
             Limits(s.max_params, s.max_param_bytes),
         )
+        self._jobs = JobService(
+            executor, self._recorder, self._store, live, s.max_output_bytes, s.job_timeout
+        )
         register = RegisterServicer(self._registry, join_token)
-        execution = ExecutionServicer(executor, s.job_timeout)
+        execution = ExecutionServicer(self._jobs, s.job_timeout)
+        jobs = JobsServicer(self._jobs, s.job_timeout)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
+        jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
         interceptors = (
-            [ClientTokenInterceptor(client_token, (execution_name,))] if client_token else []
+            [ClientTokenInterceptor(client_token, (execution_name, jobs_name))]
+            if client_token
+            else []
         )
         services = [
             (
@@ -98,6 +113,7 @@ class Master(Lifecycle):
                 execution_name,
                 lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
             ),
+            (jobs_name, lambda srv: jobs_pb2_grpc.add_JobsServicer_to_server(jobs, srv)),
         ]
         built = create_server(
             s.listen_host,
@@ -131,8 +147,13 @@ class Master(Lifecycle):
 
     async def _before_drain(self) -> None:
         await cancel_task(self._pinger)
+        if self._jobs is not None:
+            # Detached jobs get the same grace as calls in flight, side by side.
+            self._jobs_stopped = asyncio.create_task(self._jobs.stop(self.settings.grace))
 
     async def _after_drain(self) -> None:
+        if self._jobs_stopped is not None:
+            await self._jobs_stopped
         await self._close_resources()
 
     async def _close_resources(self) -> None:

@@ -1,25 +1,29 @@
-"""Run one job: pick a slave, build the request, call it, render the reply, record it.
+"""Dispatch one job: pick a slave, build the request, call it, hand each reply on.
 
 Invocation is dynamic: request and reply classes come from the slave's
 reflection catalog, and the call goes over the slave's cached channel as raw
-bytes, so the master holds no generated code of any slave service.
+bytes, so the master holds no generated code of any slave service. Unary and
+server-streaming methods are both called; each message the slave sends is
+handed to the caller's ``on_message`` as it arrives, so a stream is relayed
+with gRPC's flow control end to end and never gathered here. Records, events
+and logs are the job service's business (:mod:`arko.master.runs`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from arko.common.errors import ArkoError, InternalError, NoLiveSlave, SlaveCallFailed
+from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
 from arko.common.methods import parse_method_name
-from arko.master.jobs import Job, JobRecorder
 from arko.master.params import build_request
 from arko.master.registry import Registry
 from arko.master.scheduler import Scheduler
@@ -47,13 +51,22 @@ class Limits:
     max_params: int = 256
     max_param_bytes: int = 1024 * 1024
 
-    def check(self, params: Mapping[str, str]) -> None:
-        """Raise ``TooLarge`` naming the limit a job's parameters exceed."""
-        if len(params) > self.max_params:
-            raise TooLarge(f"{len(params)} parameters; the limit is {self.max_params}")
+    def check(self, params: Mapping[str, str], args: Mapping[str, Any] | None = None) -> None:
+        """Raise ``TooLarge`` naming the limit a job's parameters exceed.
+
+        Typed arguments count as parameters, by their JSON size.
+        """
+        count = len(params) + len(args or {})
+        if count > self.max_params:
+            raise TooLarge(f"{count} parameters; the limit is {self.max_params} (--max_params)")
         size = sum(len(k) + len(v) for k, v in params.items())
+        if args:
+            size += len(json.dumps(args, separators=(",", ":")))
         if size > self.max_param_bytes:
-            raise TooLarge(f"parameters total {size} bytes; the limit is {self.max_param_bytes}")
+            raise TooLarge(
+                f"parameters total {size} bytes; the limit is {self.max_param_bytes} "
+                "(--max_param_bytes)"
+            )
 
 
 def render_reply(reply: Message) -> str:
@@ -61,82 +74,73 @@ def render_reply(reply: Message) -> str:
     return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True)
 
 
+def render_compact(reply: Message) -> str:
+    """The reply as one line of JSON, default fields included: one output event."""
+    return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True, indent=None)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInput:
+    """What a job asks for: the method and its arguments, as the caller gave them."""
+
+    method: str
+    params: Mapping[str, str]
+    args: Mapping[str, Any] | None = None
+
+
+OnStart = Callable[[str], None]
+OnMessage = Callable[[Message], Awaitable[None]]
+
+
 class Executor:
-    """Runs jobs on the slaves of a ``Registry`` chosen by a ``Scheduler``, recording each."""
+    """Runs jobs on the slaves of a ``Registry`` chosen by a ``Scheduler``."""
 
     def __init__(
         self,
         registry: Registry,
         scheduler: Scheduler,
-        recorder: JobRecorder,
         connect_timeout: float,
         limits: Limits | None = None,
     ) -> None:
         self._registry = registry
         self._scheduler = scheduler
-        self._recorder = recorder
         self._connect_timeout = connect_timeout
         self._limits = limits or Limits()
 
-    def new_job(self, method: str, params: Mapping[str, str]) -> Job:
-        """A job record for this call; its id goes back to the caller."""
-        return self._recorder.begin(method, params)
+    def check(self, job: JobInput) -> None:
+        """Refuse at once what can be refused without a slave: size and method name.
 
-    async def run(self, job: Job, params: Mapping[str, str], timeout: float | None) -> str:
-        """Run ``job`` and return the original's status line; record how it ended.
+        Raises:
+            ArkoError: TooLarge or InvalidArgument.
+        """
+        self._limits.check(job.params, job.args)
+        parse_method_name(job.method)
 
-        Whatever happens, the job's record ends in a final state and one
-        ``job_finished`` line is logged: an exception that is not an
-        ``ArkoError`` is a bug in the master, recorded and answered as
-        INTERNAL, never left to escape as UNKNOWN with no record.
+    async def execute(
+        self,
+        job: JobInput,
+        timeout: float | None,
+        on_start: OnStart,
+        on_message: OnMessage,
+        log_context: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Run ``job`` on a slave, handing each reply message to ``on_message``.
+
+        Returns whether the method was server-streaming.
 
         Args:
-            job: From :meth:`new_job`.
-            params: Field name -> string value for the request message.
+            job: The method and its arguments.
             timeout: Seconds the slave gets for the call, None for no deadline.
+            on_start: Told the slave's address once the call is about to be sent.
+            on_message: Awaited with each message the slave sends, in order.
+            log_context: Fields for this module's log lines (the job id).
 
         Raises:
             ArkoError: a subclass whose ``code`` is the status to answer with.
         """
-        started = time.monotonic()
-        try:
-            message = await self._run(job, params, timeout)
-        except ArkoError as exc:
-            self._recorder.failed(job, exc.code.name, exc.message)
-            self._finished(job, started)
-            raise
-        except asyncio.CancelledError:
-            self._recorder.failed(job, "CANCELLED", "the caller cancelled or went away")
-            self._finished(job, started)
-            raise
-        except Exception as exc:
-            log.exception("job_crashed", job_id=job.id, method=job.method, slave=job.slave)
-            error = InternalError(f"arko could not run the job: {type(exc).__name__}: {exc}")
-            self._recorder.failed(job, error.code.name, error.message)
-            self._finished(job, started)
-            raise error from exc
-        self._recorder.succeeded(job, message)
-        self._finished(job, started)
-        return message
-
-    @staticmethod
-    def _finished(job: Job, started: float) -> None:
-        """The access log: one line per job, however it ended."""
-        log.info(
-            "job_finished",
-            job_id=job.id,
-            method=job.method,
-            slave=job.slave,
-            state=job.state,
-            code=job.error_code or "OK",
-            seconds=round(time.monotonic() - started, 4),
-            **({"reason": job.error} if job.error else {}),
-        )
-
-    async def _run(self, job: Job, params: Mapping[str, str], timeout: float | None) -> str:
-        method = job.method
-        self._limits.check(params)
-        name = parse_method_name(method)
+        self.check(job)
+        name = parse_method_name(job.method)
+        context = dict(log_context or {})
         loop = asyncio.get_running_loop()
         # Slaves restored from the store are not usable until a probe or their
         # registration settles them (a protected slave registers again after a
@@ -155,9 +159,9 @@ class Executor:
                     waited = True
                     log.info(
                         "job_waiting",
-                        job_id=job.id,
                         method=name.dotted,
                         reason="waiting for the slave to register again",
+                        **context,
                     )
                 await self._registry.wait_for_change(left)
                 continue
@@ -172,40 +176,69 @@ class Executor:
             if catalog is None or desc is None:
                 await self._registry.probe(slave)
                 continue
-            if desc.client_streaming or desc.server_streaming:
-                raise Unimplemented(f"{name.dotted} is a streaming method; arko runs unary methods")
-            request = build_request(catalog.message_class(desc.input_type), params)
+            if desc.client_streaming:
+                raise Unimplemented(
+                    f"{name.dotted} takes a stream of requests; arko runs unary and "
+                    "server-streaming methods"
+                )
+            request = build_request(catalog.message_class(desc.input_type), job.params, job.args)
             reply_cls = catalog.message_class(desc.output_type)
             with slave.lease() as channel:
                 if not await slave.ensure_connected(channel, self._connect_timeout):
                     if slave.current(channel):
                         await self._registry.mark_down(slave, "cannot connect to run a job")
                     continue  # else the slave registered again meanwhile: use its new channel
-                self._recorder.running(job, slave.address)
-                log.debug("job_dispatched", job_id=job.id, method=name.dotted, slave=slave.address)
-                reply = await self._call(slave, channel, name.path, request, reply_cls, timeout)
-            return f"{method.strip()} done: Job finished with status OK: {render_reply(reply)}"
+                on_start(slave.address)
+                log.debug("job_dispatched", method=name.dotted, slave=slave.address, **context)
+                call = _Call(slave, channel, name.path, request, reply_cls, timeout)
+                try:
+                    if desc.server_streaming:
+                        await call.stream(on_message)
+                    else:
+                        await on_message(await call.unary())
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        # The slave went away mid-call: not retried (it may
+                        # have run), but no later job should wait for the
+                        # next ping to learn it.
+                        await self._registry.mark_down(slave, f"job failed: {exc.details()}")
+                    raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
+            return desc.server_streaming
 
-    async def _call(
-        self,
-        slave: Slave,
-        channel: grpc.aio.Channel,
-        path: str,
-        request: Message,
-        reply_cls: type[Message],
-        timeout: float | None,
-    ) -> Message:
-        call = channel.unary_unary(
-            path,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=reply_cls.FromString,
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One call to a slave's method over a leased channel, as raw bytes."""
+
+    slave: Slave
+    channel: grpc.aio.Channel
+    path: str
+    request: Message
+    reply_cls: type[Message]
+    timeout: float | None
+
+    async def unary(self) -> Message:
+        call = self.channel.unary_unary(
+            self.path,
+            request_serializer=type(self.request).SerializeToString,
+            response_deserializer=self.reply_cls.FromString,
         )
-        try:
-            reply: Message = await call(request, timeout=timeout, metadata=slave.metadata)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                # The slave went away mid-call: not retried (it may have run),
-                # but no later job should wait for the next ping to learn it.
-                await self._registry.mark_down(slave, f"job failed: {exc.details()}")
-            raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
+        reply: Message = await call(
+            self.request, timeout=self.timeout, metadata=self.slave.metadata
+        )
         return reply
+
+    async def stream(self, on_message: OnMessage) -> None:
+        call = self.channel.unary_stream(
+            self.path,
+            request_serializer=type(self.request).SerializeToString,
+            response_deserializer=self.reply_cls.FromString,
+        )
+        stream = call(self.request, timeout=self.timeout, metadata=self.slave.metadata)
+        try:
+            async for message in stream:
+                # The next message is read only once this one is handed on:
+                # a slow reader slows the slave through gRPC flow control.
+                await on_message(message)
+        finally:
+            stream.cancel()  # no-op once the stream ended; ends it if we stop early

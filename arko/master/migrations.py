@@ -1,58 +1,133 @@
 """Schema versions of the master's database and the steps between them.
 
-The version lives in SQLite's ``PRAGMA user_version``. A database made by an
-older arko is upgraded step by step with peewee's migrator; one made by a newer
-arko is refused rather than damaged. These functions are synchronous peewee
-code, run through ``AsyncSqliteDatabase.run`` (a greenlet), off the event loop.
+Each step creates tables from models frozen as they were at that version
+(never from :mod:`arko.master.models`, which moves on) and alters them with
+peewee's schema migrator, so one migration path serves every database peewee
+speaks. SQLite keeps the version in ``PRAGMA user_version``; other databases
+in a one-row ``arko_schema`` table. A database made by an older arko is
+upgraded step by step; one made by a newer arko is refused rather than
+damaged. These functions are synchronous peewee code, run off the event loop
+(through ``AsyncDatabase.run``, a greenlet).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import peewee
-from playhouse.migrate import SqliteMigrator, migrate
+from playhouse.migrate import SchemaMigrator, migrate
 
-from arko.master.models import JobModel, SlaveModel
-
-LATEST = 2
+LATEST = 3
 
 
 class SchemaTooNew(Exception):
     """The database was written by a newer arko than this one."""
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _SlaveV1(peewee.Model):
+    host = peewee.CharField()
+    port = peewee.IntegerField()
+    status = peewee.IntegerField()
+    methods = peewee.TextField()
+    registered_at = peewee.DateTimeField(default=_now)
+    updated_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "slave"
+        indexes = ((("host", "port"), True),)
+
+
+class _JobV2(peewee.Model):
+    id = peewee.CharField(primary_key=True, max_length=32)
+    method = peewee.CharField(max_length=512)
+    params = peewee.TextField(default="{}")
+    state = peewee.CharField(max_length=16, index=True)
+    slave = peewee.CharField(default="")
+    result = peewee.TextField(default="")
+    error_code = peewee.CharField(default="", max_length=32)
+    error = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(null=True)
+    started_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "job"
+
+
+class _JobEventV3(peewee.Model):
+    job_id = peewee.CharField(max_length=32)
+    seq = peewee.IntegerField()
+    kind = peewee.CharField(max_length=16)
+    time = peewee.FloatField()
+    data = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "job_event"
+        primary_key = peewee.CompositeKey("job_id", "seq")
+
+
 def _v1(db: peewee.Database) -> None:
-    """0.1: the slave list (databases of that release have user_version 0)."""
-    if "slave" not in db.get_tables():
-        db.execute_sql(
-            'CREATE TABLE "slave" ("id" INTEGER NOT NULL PRIMARY KEY, "host" VARCHAR(255) '
-            'NOT NULL, "port" INTEGER NOT NULL, "status" INTEGER NOT NULL, "methods" TEXT '
-            'NOT NULL, "registered_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL)'
-        )
-        db.execute_sql('CREATE UNIQUE INDEX "slave_host_port" ON "slave" ("host", "port")')
+    """0.1: the slave list (SQLite databases of that release have user_version 0)."""
+    db.bind([_SlaveV1])
+    db.create_tables([_SlaveV1], safe=True)
 
 
 def _v2(db: peewee.Database) -> None:
     """Job records, and why a slave is down."""
-    migrator = SqliteMigrator(db)
-    migrate(migrator.add_column("slave", "last_error", SlaveModel.last_error))
-    db.create_tables([JobModel])
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_column("slave", "last_error", peewee.TextField(default="")))
+    db.bind([_JobV2])
+    db.create_tables([_JobV2])
 
 
-STEPS: dict[int, Callable[[peewee.Database], None]] = {1: _v1, 2: _v2}
+def _v3(db: peewee.Database) -> None:
+    """The Jobs API: typed arguments, who cancelled, kept output and its events."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("job", "args", peewee.TextField(default="{}")),
+        migrator.add_column("job", "cancelled_by", peewee.TextField(default="")),
+        migrator.add_column("job", "detached", peewee.BooleanField(default=False)),
+        migrator.add_column("job", "output_bytes", peewee.IntegerField(default=0)),
+        migrator.add_column("job", "output_truncated", peewee.BooleanField(default=False)),
+        migrator.add_column("job", "last_seq", peewee.IntegerField(default=0)),
+        migrator.add_index("job", ("created_at",), False),
+    )
+    db.bind([_JobEventV3])
+    db.create_tables([_JobEventV3])
+
+
+STEPS: dict[int, Callable[[peewee.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def version(db: peewee.Database) -> int:
-    """The schema version stored in the database file."""
-    return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+    """The schema version stored in the database."""
+    if isinstance(db, peewee.SqliteDatabase):
+        return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+    if "arko_schema" not in db.get_tables():
+        return 0
+    row = db.execute_sql("SELECT version FROM arko_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_version(db: peewee.Database, target: int) -> None:
+    if isinstance(db, peewee.SqliteDatabase):
+        db.execute_sql(f"PRAGMA user_version = {int(target)}")
+        return
+    db.execute_sql("CREATE TABLE IF NOT EXISTS arko_schema (version INTEGER NOT NULL)")
+    db.execute_sql("DELETE FROM arko_schema")
+    db.execute_sql(f"INSERT INTO arko_schema (version) VALUES ({int(target)})")
 
 
 def upgrade(db: peewee.Database) -> int:
     """Bring the schema to :data:`LATEST`; return the version it started at.
 
     Raises:
-        SchemaTooNew: the file's version is above :data:`LATEST`.
+        SchemaTooNew: the database's version is above :data:`LATEST`.
     """
     start = version(db)
     if start > LATEST:
@@ -60,5 +135,5 @@ def upgrade(db: peewee.Database) -> int:
     for target in range(start + 1, LATEST + 1):
         with db.atomic():
             STEPS[target](db)
-            db.execute_sql(f"PRAGMA user_version = {target}")
+            _set_version(db, target)
     return start

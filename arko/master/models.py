@@ -39,9 +39,29 @@ class JobModel(peewee.Model):
     result = peewee.TextField(default="")
     error_code = peewee.CharField(default="", max_length=32)
     error = peewee.TextField(default="")
-    created_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(null=True, index=True)
     started_at = peewee.DateTimeField(null=True)
     ended_at = peewee.DateTimeField(null=True)
+    args = peewee.TextField(default="{}")
+    cancelled_by = peewee.TextField(default="")
+    detached = peewee.BooleanField(default=False)
+    output_bytes = peewee.IntegerField(default=0)
+    output_truncated = peewee.BooleanField(default=False)
+    last_seq = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "job"
+
+
+class JobEventModel(peewee.Model):
+    """A job's kept output (OUTPUT and TRUNCATED events); the rest comes from the job row."""
+
+    job_id = peewee.CharField(max_length=32)
+    seq = peewee.IntegerField()
+    kind = peewee.CharField(max_length=16)
+    time = peewee.FloatField()
+    data = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "job_event"
+        primary_key = peewee.CompositeKey("job_id", "seq")

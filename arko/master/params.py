@@ -1,8 +1,10 @@
-"""Turn a job's ``map<string,string>`` parameters into the method's request message.
+"""Turn a job's parameters into the method's request message.
 
-Each value is converted by the type of the field it names, straight into the
-message (no JSON round trip for scalars). Message, repeated and map fields take
-a JSON value. Every failure names the parameter and says what was expected.
+String parameters (``map<string,string>``): each value is converted by the type
+of the field it names, straight into the message (no JSON round trip for
+scalars); message, repeated and map fields take a JSON value. Typed arguments
+(a JSON object, ``arko.v1.Jobs/Run``'s ``args``) follow the protobuf JSON
+mapping. Every failure names the parameter and says what was expected.
 """
 
 from __future__ import annotations
@@ -103,15 +105,37 @@ def _find_field(desc: Descriptor, name: str) -> FieldDescriptor:
     return field
 
 
-def build_request(cls: type[Message], params: Mapping[str, str]) -> Message:
-    """Fill a new ``cls`` message from ``params``.
+def build_request(
+    cls: type[Message], params: Mapping[str, str], args: Mapping[str, Any] | None = None
+) -> Message:
+    """Fill a new ``cls`` message from string ``params`` and typed ``args``.
 
     Raises:
-        InvalidArgument: a parameter is not a field, or its value does not fit
-            the field's type; the message names the parameter.
+        InvalidArgument: a parameter is not a field, is given twice, or its
+            value does not fit the field's type; the message names it.
     """
     message = cls()
     desc = cast(Descriptor, message.DESCRIPTOR)
+    _set_params(message, desc, params)
+    if args:
+        taken = {_find_field(desc, name).name for name in params}
+        for name, value in args.items():
+            field = _find_field(desc, name)
+            if field.name in taken:
+                raise InvalidArgument(f"parameter {name!r} is given both in params and in args")
+            taken.add(field.name)
+            try:
+                json_format.ParseDict({field.name: value}, message, max_recursion_depth=32)
+            except RecursionError:
+                raise InvalidArgument(f"argument {name!r} is nested too deeply") from None
+            except (ValueError, json_format.ParseError) as exc:
+                raise InvalidArgument(
+                    f"argument {name!r} does not fit {desc.full_name}.{field.name}: {exc}"
+                ) from None
+    return message
+
+
+def _set_params(message: Message, desc: Descriptor, params: Mapping[str, str]) -> None:
     for name, raw in params.items():
         field = _find_field(desc, name)
         try:
@@ -128,4 +152,3 @@ def build_request(cls: type[Message], params: Mapping[str, str]) -> Message:
             raise InvalidArgument(
                 f"parameter {name!r} has an invalid {kind} for {desc.full_name}.{field.name}: {exc}"
             ) from None
-    return message

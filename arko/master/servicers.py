@@ -7,17 +7,21 @@ status code in one place and nothing else happens.
 from __future__ import annotations
 
 import ipaddress
+import json
 import urllib.parse
 from typing import Any, NoReturn
 
 import grpc
 import structlog
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.executor import Executor
+from arko.master.executor import render_reply
 from arko.master.registry import Registry
+from arko.master.runs import JobService
 
 log = structlog.get_logger("arko.master.servicers")
 
@@ -74,10 +78,10 @@ class RegisterServicer(register_pb2_grpc.RegisterServicer):
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
-    """``Execution.ExecuteJob``: clients run a method on the fleet."""
+    """``Execution.ExecuteJob``: clients run a method on the fleet, the original way."""
 
-    def __init__(self, executor: Executor, default_timeout: float | None) -> None:
-        self._executor = executor
+    def __init__(self, jobs: JobService, default_timeout: float | None) -> None:
+        self._jobs = jobs
         self._default_timeout = default_timeout
 
     async def ExecuteJob(
@@ -86,17 +90,26 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         remaining = context.time_remaining()
         timeout = remaining if remaining is not None else self._default_timeout
         params = dict(request.params)
-        job = self._executor.new_job(request.method, params)
+        live = self._jobs.accept(request.method, params)
         # Trailing, not initial, metadata: it rides with the status, where an
         # early send_initial_metadata cost a tenth of the master's CPU per job.
-        trailer = ((JOB_ID_HEADER, job.id),)
+        trailer = ((JOB_ID_HEADER, live.id),)
         try:
-            message = await self._executor.run(job, params, timeout)
+            outcome = await self._jobs.run(live, params, None, timeout, collect=True)
         except ArkoError as exc:
-            await abort(context, exc, trailer)  # the executor logged and recorded it
+            await abort(context, exc, trailer)  # the job service logged and recorded it
         except Exception as exc:
             # Only when recording the failure failed too (say, a full disk).
-            log.exception("job_unrecorded", job_id=job.id, method=job.method)
+            log.exception("job_unrecorded", job_id=live.id, method=request.method)
             await abort(context, InternalError(f"{type(exc).__name__}: {exc}"), trailer)
         context.set_trailing_metadata(trailer)
-        return execution_pb2.JobStatus(message=message, job_id=job.id)
+        if outcome.streaming:
+            body = json.dumps([_as_dict(m) for m in outcome.messages], indent=2)
+        else:
+            body = render_reply(outcome.messages[0])
+        message = f"{request.method.strip()} done: Job finished with status OK: {body}"
+        return execution_pb2.JobStatus(message=message, job_id=live.id)
+
+
+def _as_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)

@@ -54,6 +54,12 @@ class MasterSettings(DaemonSettings):
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request message the master accepts"
     )
+    max_output_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Output kept with each job's record (and held in memory while it runs); "
+        "past it the kept copy is cut with a marker while live output goes on",
+    )
     journal_dir: str = Field(
         "", description="Folder of the job journal (empty: '<db>.journal' beside the database)"
     )

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,17 +23,44 @@ from playhouse.pwasyncio import AsyncSqliteDatabase
 
 from arko.common.errors import StartupError
 from arko.master import migrations
-from arko.master.models import JobModel, SlaveModel
+from arko.master.models import JobEventModel, JobModel, SlaveModel
 
 STATUS_DOWN = 0
 STATUS_LIVE = 1
 PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
-_JOB_INSERT = (
-    'INSERT OR REPLACE INTO "job" ("id", "method", "params", "state", "slave", "result", '
-    '"error_code", "error", "created_at", "started_at", "ended_at") VALUES'
+_JOB_COLUMNS = (
+    "id",
+    "method",
+    "params",
+    "state",
+    "slave",
+    "result",
+    "error_code",
+    "error",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "args",
+    "cancelled_by",
+    "detached",
+    "output_bytes",
+    "output_truncated",
+    "last_seq",
 )
-_JOB_ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
-_JOB_CHUNK = 512  # 5,632 variables a statement, well under SQLite's limit
+_EVENT_COLUMNS = ("job_id", "seq", "kind", "time", "data")
+_CHUNK = 256  # rows a statement: 4,352 variables at most, under SQLite's limit
+
+
+def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], rows: int) -> str:
+    """A multi-row insert that replaces rows with the same key (SQLite and PostgreSQL)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    row = "(" + ", ".join(["?"] * len(columns)) + ")"
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in keys)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    return (
+        f'INSERT INTO "{table}" ({names}) VALUES {", ".join([row] * rows)} '
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    )
 
 
 def _chunks(count: int) -> list[tuple[int, int]]:
@@ -45,7 +72,7 @@ def _chunks(count: int) -> list[tuple[int, int]]:
     """
     pieces, start = [], 0
     while start < count:
-        size = min(_JOB_CHUNK, 1 << ((count - start).bit_length() - 1))
+        size = min(_CHUNK, 1 << ((count - start).bit_length() - 1))
         pieces.append((start, size))
         start += size
     return pieces
@@ -81,6 +108,33 @@ class JobRow:
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    cancelled_by: str = ""
+    detached: bool = False
+    output_bytes: int = 0
+    output_truncated: bool = False
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One kept event of a job's output (``OUTPUT`` or ``TRUNCATED``)."""
+
+    job_id: str
+    seq: int
+    kind: str
+    time: float
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing returns, newest first, from after ``after`` (a page key)."""
+
+    method: str = ""
+    states: tuple[str, ...] = ()
+    limit: int = 50
+    after: tuple[dt.datetime, str] | None = None
 
 
 class Store(Protocol):
@@ -100,8 +154,16 @@ class Store(Protocol):
         """Save a slave's liveness, method list and why it is down."""
         ...
 
-    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
-        """Insert or replace job records, all in one transaction."""
+    async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
+        """Insert or replace job records and their events, all in one transaction."""
+        ...
+
+    async def list_jobs(self, query: JobFilter) -> list[JobRow]:
+        """Jobs matching ``query``, newest first (created_at, then id, descending)."""
+        ...
+
+    async def list_events(self, job_id: str, from_seq: int, limit: int) -> list[EventRow]:
+        """A job's kept events with ``seq >= from_seq``, in order, at most ``limit``."""
         ...
 
     async def interrupt_unfinished(self, reason: str) -> int:
@@ -159,7 +221,39 @@ def _job_row(model: Any) -> JobRow:
         created_at=model.created_at,
         started_at=model.started_at,
         ended_at=model.ended_at,
+        args=json.loads(model.args),
+        cancelled_by=model.cancelled_by,
+        detached=bool(model.detached),
+        output_bytes=model.output_bytes,
+        output_truncated=bool(model.output_truncated),
+        last_seq=model.last_seq,
     )
+
+
+def _job_values(j: JobRow) -> tuple[Any, ...]:
+    return (
+        j.id,
+        j.method,
+        json.dumps(j.params),
+        j.state,
+        j.slave,
+        j.result,
+        j.error_code,
+        j.error,
+        j.created_at,
+        j.started_at,
+        j.ended_at,
+        json.dumps(j.args),
+        j.cancelled_by,
+        j.detached,
+        j.output_bytes,
+        j.output_truncated,
+        j.last_seq,
+    )
+
+
+def _event_values(e: EventRow) -> tuple[Any, ...]:
+    return (e.job_id, e.seq, e.kind, e.time, e.data)
 
 
 class SqliteStore:
@@ -167,7 +261,7 @@ class SqliteStore:
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
-        db.bind([SlaveModel, JobModel])
+        db.bind([SlaveModel, JobModel, JobEventModel])
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
@@ -220,31 +314,53 @@ class SqliteStore:
             ).where(SlaveModel.id == slave_id)
         )
 
-    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+    async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         # Hand-built multi-row statements: peewee's per-row SQL generation
         # ran on the event loop and cost more than the write itself.
-        if not jobs:
+        if not jobs and not events:
             return
         async with self._db.atomic():
-            for start, size in _chunks(len(jobs)):
-                chunk = jobs[start : start + size]
-                params: list[Any] = []
-                for j in chunk:
-                    params += (
-                        j.id,
-                        j.method,
-                        json.dumps(j.params),
-                        j.state,
-                        j.slave,
-                        j.result,
-                        j.error_code,
-                        j.error,
-                        j.created_at,
-                        j.started_at,
-                        j.ended_at,
-                    )
-                values = ",".join([_JOB_ROW] * len(chunk))
-                await self._db.aexecute_sql(f"{_JOB_INSERT} {values}", params)
+            await self._upsert("job", _JOB_COLUMNS, ("id",), [_job_values(j) for j in jobs])
+            await self._upsert(
+                "job_event", _EVENT_COLUMNS, ("job_id", "seq"), [_event_values(e) for e in events]
+            )
+
+    async def _upsert(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        keys: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        for start, size in _chunks(len(rows)):
+            params = [value for row in rows[start : start + size] for value in row]
+            sql = _upsert_sql(table, columns, keys, size).replace("?", self._db.param)
+            await self._db.aexecute_sql(sql, params)
+
+    async def list_jobs(self, query: JobFilter) -> list[JobRow]:
+        select = JobModel.select()
+        if query.method:
+            select = select.where(JobModel.method == query.method)
+        if query.states:
+            select = select.where(JobModel.state.in_(list(query.states)))
+        if query.after is not None:
+            stamp, job_id = query.after
+            select = select.where(
+                (JobModel.created_at < stamp)
+                | ((JobModel.created_at == stamp) & (JobModel.id < job_id))
+            )
+        select = select.order_by(JobModel.created_at.desc(), JobModel.id.desc())
+        rows = await self._db.list(select.limit(query.limit))
+        return [_job_row(r) for r in rows]
+
+    async def list_events(self, job_id: str, from_seq: int, limit: int) -> list[EventRow]:
+        rows = await self._db.list(
+            JobEventModel.select()
+            .where((JobEventModel.job_id == job_id) & (JobEventModel.seq >= from_seq))
+            .order_by(JobEventModel.seq)
+            .limit(limit)
+        )
+        return [EventRow(r.job_id, r.seq, r.kind, r.time, r.data) for r in rows]
 
     async def interrupt_unfinished(self, reason: str) -> int:
         count: int = await self._db.aexecute(

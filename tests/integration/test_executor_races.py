@@ -20,7 +20,9 @@ from arko.common.server import BuiltServer, create_server
 from arko.gen import pipeline_pb2, pipeline_pb2_grpc
 from arko.master.executor import Executor
 from arko.master.jobs import JobRecorder
+from arko.master.output import LiveJobs
 from arko.master.registry import Registry
+from arko.master.runs import JobService
 from arko.master.scheduler import FirstLiveScheduler
 from arko.master.slaves import Slave
 from arko.master.store import SqliteStore
@@ -48,13 +50,25 @@ async def _serve(port: int) -> BuiltServer:
 
 
 class Parts:
-    """A registry, recorder and executor on a real store in a temporary folder."""
+    """A registry, recorder, executor and job service on a real store in a temporary folder."""
 
     def __init__(self, store: SqliteStore, tmp: Path, scheduler: Any) -> None:
         self.store = store
         self.registry = Registry(store, probe_timeout=2)
-        self.recorder = JobRecorder(store, tmp / "journal")
-        self.executor = Executor(self.registry, scheduler, self.recorder, connect_timeout=5)
+        live = LiveJobs()
+        self.recorder = JobRecorder(store, tmp / "journal", on_saved=live.saved)
+        executor = Executor(self.registry, scheduler, connect_timeout=5)
+        self.jobs = JobService(executor, self.recorder, store, live, 1 << 20, 60)
+        self.job_id = ""
+
+    async def run(self, method: str) -> tuple[str, str, str]:
+        """Run a job with no parameters: (its id, its state, the reply's JSON)."""
+        live = self.jobs.accept(method, {})
+        try:
+            outcome = await self.jobs.run(live, {}, None, 10)
+        finally:
+            self.job_id = live.id
+        return live.id, live.job.state, outcome.messages[0].SerializeToString().decode()
 
 
 def _run(coro: Any) -> Any:
@@ -86,16 +100,15 @@ def test_a_job_waiting_to_connect_survives_the_slave_registering_again(tmp_path:
 
             Slave.ensure_connected = spy  # type: ignore[method-assign]
             try:
-                job = parts.executor.new_job("MyPipeline.DryRun", {})
-                run = asyncio.create_task(parts.executor.run(job, {}, 10))
+                run = asyncio.create_task(parts.run("MyPipeline.DryRun"))
                 await asyncio.wait_for(waiting.wait(), 5)
                 server = await _serve(port)  # it comes back on its port ...
                 await parts.registry.register(LOOPBACK, port)  # ... and registers again
-                message = await asyncio.wait_for(run, 15)
+                _, state, reply = await asyncio.wait_for(run, 15)
             finally:
                 Slave.ensure_connected = original  # type: ignore[method-assign]
-            assert "MyPipeline.DryRun done" in message
-            assert job.state == "succeeded"
+            assert "job execution done" in reply
+            assert state == "succeeded"
         finally:
             await server.server.stop(0)
             await parts.registry.close()
@@ -120,12 +133,11 @@ def test_an_unexpected_exception_is_recorded_and_answered_internal(tmp_path: Pat
         parts = Parts(store, tmp_path, ExplodingScheduler())
         await parts.recorder.recover()
         try:
-            job = parts.executor.new_job("MyPipeline.DryRun", {})
             with capture_logs() as logs, pytest.raises(InternalError) as err:
-                await parts.executor.run(job, {}, 10)
+                await parts.run("MyPipeline.DryRun")
             assert "RuntimeError: scheduler bug" in err.value.message
             await parts.recorder.flush()
-            row = await store.get_job(job.id)
+            row = await store.get_job(parts.job_id)
             assert row is not None
             assert (row.state, row.error_code) == ("failed", "INTERNAL")
             assert "RuntimeError: scheduler bug" in row.error

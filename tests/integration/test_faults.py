@@ -222,7 +222,7 @@ def test_cancelled_caller_cancels_the_slave_call(fleet: Fleet, toolbox_env: dict
         timeout=10,
         what="the job's final record",
     )
-    assert (record[0], record[2]) == ("failed", "CANCELLED")
+    assert (record[0], record[2]) == ("cancelled", "CANCELLED")
     channel.close()
 
 

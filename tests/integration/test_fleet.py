@@ -160,6 +160,11 @@ def test_master_logs_slaves_and_methods_when_they_change(fleet: Fleet) -> None:
         {
             "slave": slave.address,
             "status": 1,
-            "methods": ["MyPipeline.Run", "MyPipeline.DryRun", "MyPipeline.Rollback"],
+            "methods": [
+                "MyPipeline.Run",
+                "MyPipeline.DryRun",
+                "MyPipeline.Rollback",
+                "MyPipelineLogs.Stream",
+            ],
         }
     ]

@@ -9,23 +9,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _generated(folder: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for p in folder.iterdir()
+        if p.name != "__init__.py" and p.is_file() and "_pb2" in p.name
+    }
+
+
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
-    """Regenerating arko/gen from protos/ changes no file."""
+    """Regenerating arko/gen and arko/v1 from protos/ changes no file."""
     out = tmp_path / "arko" / "gen"
     out.mkdir(parents=True)
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "genproto.py"), str(out)], check=True, timeout=60
     )
-    committed = ROOT / "arko" / "gen"
-    fresh = {p.name: p.read_bytes() for p in out.iterdir()}
-    old = {
-        p.name: p.read_bytes()
-        for p in committed.iterdir()
-        if p.name != "__init__.py" and p.is_file()
-    }
-    assert sorted(fresh) == sorted(old), "file list differs: run `make proto`"
-    stale = [name for name in fresh if fresh[name] != old[name]]
-    assert not stale, f"stale generated code {stale}: run `make proto` and commit"
+    for folder in ("gen", "v1"):
+        fresh = _generated(tmp_path / "arko" / folder)
+        old = _generated(ROOT / "arko" / folder)
+        assert fresh, f"nothing generated into arko/{folder}"
+        assert sorted(fresh) == sorted(old), f"arko/{folder} file list differs: run `make proto`"
+        stale = [name for name in fresh if fresh[name] != old[name]]
+        assert not stale, f"stale generated code {stale}: run `make proto` and commit"
 
 
 def test_original_wire_names_are_kept() -> None:

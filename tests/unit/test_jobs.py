@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arko.master.jobs import INTERRUPTED_REASON, JobRecorder
-from arko.master.store import JobRow
+from arko.master.store import EventRow, JobRow
 
 
 class FakeStore:
@@ -19,15 +19,18 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.jobs: dict[str, JobRow] = {}
+        self.events: dict[tuple[str, int], EventRow] = {}
         self.writes = 0
         self.fail = False
 
-    async def save_jobs(self, jobs: Sequence[JobRow]) -> None:
+    async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         if self.fail:
             raise OSError("disk full")
         self.writes += 1
         for job in jobs:
             self.jobs[job.id] = job
+        for event in events:
+            self.events[(event.job_id, event.seq)] = event
 
     async def interrupt_unfinished(self, reason: str) -> int:
         count = 0

@@ -80,9 +80,9 @@ def test_non_callable_attribute_is_refused(user_module: str) -> None:
 
 
 def test_default_plugin_serves_mypipeline(settings: SlaveSettings) -> None:
-    """The default spec loads the example as one service named MyPipeline."""
+    """The default spec loads the example: MyPipeline and its streaming MyPipelineLogs."""
     services = load_services([DEFAULT_SERVICE], settings)
-    assert [s.name for s in services] == ["MyPipeline"]
+    assert [s.name for s in services] == ["MyPipeline", "MyPipelineLogs"]
     assert callable(services[0].add)
 
 
@@ -97,7 +97,12 @@ def test_user_plugin_is_loaded_alongside_the_example(
 ) -> None:
     """A user's module:attr plug-in adds its services, in the order the specs are given."""
     services = load_services([DEFAULT_SERVICE, f"{user_module}:build"], settings)
-    assert [s.name for s in services] == ["MyPipeline", "acme.ci.Build", "acme.ci.Deploy"]
+    assert [s.name for s in services] == [
+        "MyPipeline",
+        "MyPipelineLogs",
+        "acme.ci.Build",
+        "acme.ci.Deploy",
+    ]
     assert all(isinstance(s, Service) for s in services)
 
 

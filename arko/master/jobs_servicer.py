@@ -1,0 +1,145 @@
+"""``arko.v1.Jobs``: proto in, a call on the job service, proto out.
+
+All logic lives in :class:`arko.master.runs.JobService`; here records and
+events become messages, and ``ArkoError`` becomes a status code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import json_format
+
+from arko.common.errors import ArkoError, InvalidArgument
+from arko.master.output import Event
+from arko.master.runs import JobService
+from arko.master.servicers import JOB_ID_HEADER, abort
+from arko.master.store import JobRow
+from arko.v1 import jobs_pb2, jobs_pb2_grpc
+
+log = structlog.get_logger("arko.master.jobs_servicer")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def state_name(state: int) -> str:
+    """The store's name of a wire state (``SUCCEEDED`` -> ``succeeded``)."""
+    return jobs_pb2.JobState.Name(state).lower()
+
+
+def job_message(row: JobRow) -> jobs_pb2.Job:
+    """A record as the wire carries it."""
+    job = jobs_pb2.Job(
+        id=row.id,
+        method=row.method,
+        params=row.params,
+        state=row.state.upper(),
+        slave=row.slave,
+        code=row.error_code or ("OK" if row.state == "succeeded" else ""),
+        error=row.error,
+        result=row.result,
+        cancelled_by=row.cancelled_by,
+        detached=row.detached,
+        output_bytes=row.output_bytes,
+        output_truncated=row.output_truncated,
+    )
+    if row.args:
+        job.args.update(row.args)
+    for name in ("created_at", "started_at", "ended_at"):
+        stamp: dt.datetime | None = getattr(row, name)
+        if stamp is not None:
+            getattr(job, name).FromDatetime(stamp.replace(tzinfo=stamp.tzinfo or dt.UTC))
+    return job
+
+
+def event_message(job_id: str, event: Event) -> jobs_pb2.JobEvent:
+    """An event as the wire carries it."""
+    message = jobs_pb2.JobEvent(
+        job_id=job_id,
+        seq=event.seq,
+        kind=event.kind,
+        state=event.state.upper(),
+    )
+    message.time.FromNanoseconds(int(event.time * 1e9))
+    if event.kind == "OUTPUT":
+        message.output = event.data
+    elif event.data:
+        message.note = event.data
+    if event.record is not None:
+        message.job.CopyFrom(job_message(event.record))
+    return message
+
+
+class JobsServicer(jobs_pb2_grpc.JobsServicer):
+    """``arko.v1.Jobs``: run, read back, follow and cancel jobs."""
+
+    def __init__(self, jobs: JobService, default_timeout: float | None) -> None:
+        self._jobs = jobs
+        self._default_timeout = default_timeout
+
+    async def Run(self, request: jobs_pb2.RunRequest, context: Context) -> None:
+        params = dict(request.params)
+        args = json_format.MessageToDict(request.args) if request.HasField("args") else None
+        remaining = context.time_remaining()
+        timeout = remaining if remaining is not None else self._default_timeout
+        detach = request.detach
+        if detach:
+            try:
+                self._jobs.precheck(request.method, params, args)
+            except ArkoError:
+                detach = False  # run it here: it fails at once, with a record and a status
+        live = self._jobs.accept(request.method, params, args, detach)
+        trailer = ((JOB_ID_HEADER, live.id),)
+        if detach:
+            self._jobs.start_detached(live, params, args)
+            context.set_trailing_metadata(trailer)
+            await context.write(event_message(live.id, live.since(0)[0]))
+            return
+
+        async def write(event: Event) -> None:
+            await context.write(event_message(live.id, event))
+
+        try:
+            await self._jobs.run(live, params, args, timeout, sink=write)
+        except ArkoError as exc:
+            await abort(context, exc, trailer)
+        context.set_trailing_metadata(trailer)
+
+    async def Get(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.Job:
+        try:
+            return job_message(await self._jobs.get(request.job_id))
+        except ArkoError as exc:
+            await abort(context, exc)
+
+    async def List(
+        self, request: jobs_pb2.ListJobsRequest, context: Context
+    ) -> jobs_pb2.ListJobsResponse:
+        try:
+            states = tuple(state_name(s) for s in request.states)
+            rows, token = await self._jobs.list(
+                request.method, states, request.page_size, request.page_token
+            )
+        except ArkoError as exc:
+            await abort(context, exc)
+        except ValueError:
+            await abort(context, InvalidArgument("states holds a value that is not a JobState"))
+        return jobs_pb2.ListJobsResponse(jobs=[job_message(r) for r in rows], next_page_token=token)
+
+    async def Watch(self, request: jobs_pb2.WatchRequest, context: Context) -> None:
+        try:
+            async for event in self._jobs.watch(request.job_id, request.from_seq):
+                await context.write(event_message(request.job_id.strip(), event))
+        except ArkoError as exc:
+            await abort(context, exc)
+
+    async def Cancel(self, request: jobs_pb2.CancelRequest, context: Context) -> jobs_pb2.Job:
+        by = context.peer()
+        if request.reason.strip():
+            by = f"{by}: {request.reason.strip()[:256]}"
+        try:
+            return job_message(await self._jobs.cancel(request.job_id, by))
+        except ArkoError as exc:
+            await abort(context, exc)

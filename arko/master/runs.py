@@ -1,0 +1,449 @@
+"""The job service: the one core behind Execution, arko.v1.Jobs (and any other adapter).
+
+It accepts a job, runs it through the executor while turning what happens into
+the job's record (:mod:`arko.master.jobs`) and its events
+(:mod:`arko.master.output`), answers for any job (in flight here, or from the
+store), lets anyone follow a job's events, and cancels jobs. Adapters convert
+their wire format to these calls and map ``ArkoError`` to their status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import Message
+
+from arko.common.errors import ArkoError, InternalError, InvalidArgument
+from arko.master.executor import Executor, JobInput, render_compact
+from arko.master.jobs import FINAL_STATES, JobRecorder
+from arko.master.output import (
+    ACCEPTED,
+    FINISHED,
+    OUTPUT,
+    STARTED,
+    Event,
+    LiveJob,
+    LiveJobs,
+)
+from arko.master.store import JobFilter, JobRow, Store
+
+log = structlog.get_logger("arko.master.runs")
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+CALLER_GONE = "caller went away"
+STOPPING = "the master stopped while the job was in flight"
+_EVENTS_PAGE = 500
+
+Sink = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a job that succeeded gave back."""
+
+    messages: list[Message]
+    streaming: bool
+
+
+class JobNotFound(ArkoError):
+    """No job has this id."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class JobCancelled(ArkoError):
+    """The job was cancelled through the API."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
+class OutputTooLarge(ArkoError):
+    """More output than a caller that takes it all at once may be given."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class JobInterrupted(ArkoError):
+    """The master stopped while the job was in flight; it may be run again."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+def check_job_id(job_id: str) -> str:
+    """A job id as arko makes them (32 hex digits).
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    job_id = job_id.strip()
+    if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
+        raise InvalidArgument(f"job id {job_id[:64]!r} is not 32 lowercase hex digits")
+    return job_id
+
+
+def _page_token(row: JobRow) -> str:
+    assert row.created_at is not None, "stored jobs have a creation time"
+    raw = f"{row.created_at.timestamp():.6f}/{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_token(token: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, job_id = raw.split("/")
+        return dt.datetime.fromtimestamp(float(stamp), dt.UTC), check_job_id(job_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, ArkoError):
+        raise InvalidArgument("page_token is not one this master handed out") from None
+
+
+def _accepted(row: JobRow) -> Event:
+    """The ACCEPTED event of a stored job: its record as it was when accepted."""
+    created = row.created_at.timestamp() if row.created_at else 0.0
+    record = JobRow(
+        id=row.id,
+        method=row.method,
+        params=row.params,
+        state="queued",
+        args=row.args,
+        created_at=row.created_at,
+        detached=row.detached,
+    )
+    return Event(0, ACCEPTED, created, "queued", record=record)
+
+
+class JobService:
+    """Accepts, runs, answers for, follows and cancels jobs.
+
+    Args:
+        executor: Dispatches a job to a slave.
+        recorder: Journals records and kept output.
+        store: Answers for jobs no longer in memory.
+        live: Jobs in flight on this master.
+        max_output_bytes: Output kept per job (the rest is live only).
+        job_timeout: Deadline of a job whose caller set none (and of detached jobs).
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        recorder: JobRecorder,
+        store: Store,
+        live: LiveJobs,
+        max_output_bytes: int,
+        job_timeout: float | None,
+    ) -> None:
+        self._executor = executor
+        self._recorder = recorder
+        self._store = store
+        self._live = live
+        self._max_output = max_output_bytes
+        self._job_timeout = job_timeout
+        self._detached: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- running -----------------------------------------------------------
+
+    def accept(
+        self,
+        method: str,
+        params: Mapping[str, str],
+        args: Mapping[str, Any] | None = None,
+        detach: bool = False,
+    ) -> LiveJob:
+        """A new job with its id and ACCEPTED event; nothing is sent to a slave yet."""
+        job = self._recorder.begin(method, params, args, detach)
+        live = LiveJob(job, self._recorder.output, self._max_output)
+        self._live.add(live)
+        live.add(ACCEPTED, record=job.row())
+        if detach:
+            self._recorder.accepted(job)
+        return live
+
+    def precheck(self, method: str, params: Mapping[str, str], args: Any) -> None:
+        """Refuse at once what would fail before reaching a slave (size, name).
+
+        Raises:
+            ArkoError: TooLarge or InvalidArgument.
+        """
+        self._executor.check(JobInput(method, params, args))
+
+    def start_detached(self, live: LiveJob, params: Mapping[str, str], args: Any) -> None:
+        """Run an accepted job in the background; it ends on its own or by Cancel."""
+        task = asyncio.create_task(self._run_detached(live, params, args), name=f"job-{live.id}")
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
+
+    async def _run_detached(self, live: LiveJob, params: Mapping[str, str], args: Any) -> None:
+        with contextlib.suppress(ArkoError):  # recorded and logged by run()
+            await self.run(live, params, args, self._job_timeout)
+
+    async def run(
+        self,
+        live: LiveJob,
+        params: Mapping[str, str],
+        args: Mapping[str, Any] | None,
+        timeout: float | None,
+        sink: Sink | None = None,
+        collect: bool = False,
+    ) -> Outcome:
+        """Run an accepted job to its end in this task; return the slave's messages.
+
+        Each event is added to the live job and, when ``sink`` is given,
+        awaited there (ACCEPTED first) before the next message is read. Whatever
+        happens, the record ends in a final state, a FINISHED event is added
+        and one ``job_finished`` line is logged; an exception that is not an
+        ``ArkoError`` is a bug, recorded and raised as ``InternalError``.
+
+        Args:
+            live: From :meth:`accept`.
+            params: The string parameters as the caller sent them (secrets in clear).
+            args: The typed arguments as the caller sent them.
+            timeout: Seconds the slave gets, None for none.
+            sink: Awaited with every event from ACCEPTED to FINISHED.
+            collect: Return every message (else only the last one); their JSON
+                may total ``max_output_bytes``, past which the job fails.
+
+        Raises:
+            ArkoError: the job failed; ``code`` is the status to answer with.
+        """
+        job = live.job
+        live.task = asyncio.current_task()
+        started = time.monotonic()
+        messages: list[Message] = []
+
+        def on_start(slave: str) -> None:
+            self._recorder.running(job, slave)
+            event = live.add(STARTED, slave)
+            pending.append(event)
+
+        collected = 0
+
+        async def on_message(message: Message) -> None:
+            nonlocal collected
+            while pending and sink is not None:
+                await sink(pending.pop(0))
+            text = render_compact(message)
+            if collect:
+                messages.append(message)
+                collected += len(text)
+                if collected > self._max_output:
+                    raise OutputTooLarge(
+                        f"the output passed {self._max_output} bytes (--max_output_bytes); "
+                        "stream it with arko.v1.Jobs/Run instead"
+                    )
+            else:
+                messages[:] = [message]
+            first = live.next_seq
+            live.add(OUTPUT, job.hide_secrets(text))
+            if sink is not None:
+                for event in live.since(first):  # the output, after a TRUNCATED marker
+                    await sink(event)
+
+        pending: list[Event] = []
+        error: ArkoError | None = None
+        streaming = False
+        try:
+            if sink is not None:
+                await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
+            streaming = await self._executor.execute(
+                JobInput(job.method, params, args),
+                timeout,
+                on_start,
+                on_message,
+                {"job_id": job.id},
+            )
+        except ArkoError as exc:
+            error = exc
+            self._recorder.failed(job, exc.code.name, exc.message, live.next_seq)
+        except asyncio.CancelledError:
+            error = self._cancelled(live)
+            if error is None:  # the caller went away, or the master stops: nothing to answer
+                self._finish(live, started)
+                raise
+        except Exception as exc:
+            log.exception("job_crashed", job_id=job.id, method=job.method, slave=job.slave)
+            error = InternalError(f"arko could not run the job: {type(exc).__name__}: {exc}")
+            self._recorder.failed(job, error.code.name, error.message, live.next_seq)
+        else:
+            last = render_compact(messages[-1]) if messages else ""
+            self._recorder.succeeded(job, last, live.next_seq)
+        finished = self._finish(live, started)
+        if sink is not None:
+            for event in [*pending, finished]:
+                await sink(event)
+        if error is not None:
+            raise error
+        return Outcome(messages, streaming)
+
+    def _cancelled(self, live: LiveJob) -> ArkoError | None:
+        """Record a cancelled job; the error to answer with if its caller is still there."""
+        job, task = live.job, asyncio.current_task()
+        if live.cancel_requested:
+            state, by = live.cancel_state, live.cancel_requested
+            code = "CANCELLED" if state == "cancelled" else "ABORTED"
+            reason = f"cancelled by {by}" if state == "cancelled" else STOPPING
+            self._recorder.failed(job, code, reason, live.next_seq, state, by)
+            if task is not None and task.uncancel() == 0:
+                if state == "cancelled":
+                    return JobCancelled(f"job {job.id} was {reason}")
+                return JobInterrupted(f"job {job.id}: {reason}")
+            return None
+        if self._stopping:
+            self._recorder.failed(job, "ABORTED", STOPPING, live.next_seq, "interrupted")
+        else:
+            self._recorder.failed(
+                job,
+                "CANCELLED",
+                "the caller cancelled or went away",
+                live.next_seq,
+                "cancelled",
+                CALLER_GONE,
+            )
+        return None
+
+    def _finish(self, live: LiveJob, started: float) -> Event:
+        """Add the FINISHED event and log the access line: one per job, however it ended."""
+        job = live.job
+        event = live.add(FINISHED, record=job.row())
+        log.info(
+            "job_finished",
+            job_id=job.id,
+            method=job.method,
+            slave=job.slave,
+            state=job.state,
+            code=job.error_code or "OK",
+            seconds=round(time.monotonic() - started, 4),
+            **({"reason": job.error} if job.error else {}),
+        )
+        return event
+
+    # -- reading -----------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRow:
+        """One job's record, wherever it is.
+
+        Raises:
+            InvalidArgument: the id is malformed.
+            JobNotFound: no job has it.
+        """
+        job_id = check_job_id(job_id)
+        live = self._live.get(job_id)
+        if live is not None:
+            return live.job.row()
+        row = await self._store.get_job(job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return row
+
+    async def list(
+        self, method: str = "", states: tuple[str, ...] = (), page_size: int = 0, token: str = ""
+    ) -> tuple[list[JobRow], str]:
+        """Jobs newest first, and the token of the next page ("" on the last).
+
+        Raises:
+            InvalidArgument: a bad state, page size or token.
+        """
+        unknown = [s for s in states if s not in STATES]
+        if unknown:
+            raise InvalidArgument(f"unknown job states {unknown}: use {', '.join(STATES)}")
+        if page_size < 0 or page_size > MAX_PAGE:
+            raise InvalidArgument(f"page_size {page_size} is outside 0..{MAX_PAGE}")
+        limit = page_size or DEFAULT_PAGE
+        after = _parse_token(token) if token else None
+        await self._recorder.flush()  # so jobs of the last second are listed too
+        rows = await self._store.list_jobs(JobFilter(method.strip(), states, limit + 1, after))
+        more = len(rows) > limit
+        return rows[:limit], _page_token(rows[limit - 1]) if more else ""
+
+    async def watch(self, job_id: str, from_seq: int = 0) -> AsyncIterator[Event]:
+        """A job's events from ``from_seq``: those held or stored, then live ones, to the end.
+
+        Raises:
+            InvalidArgument: a malformed id or a negative sequence number.
+            JobNotFound: no job has this id.
+        """
+        job_id = check_job_id(job_id)
+        if from_seq < 0:
+            raise InvalidArgument(f"from_seq {from_seq} is negative")
+        live = self._live.get(job_id)
+        if live is not None:
+            async for event in live.follow(from_seq):
+                yield event
+            return
+        row = await self._store.get_job(job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        async for event in self._stored(row, from_seq):
+            yield event
+
+    async def _stored(self, row: JobRow, from_seq: int) -> AsyncIterator[Event]:
+        """A stored job's events: ACCEPTED, STARTED and FINISHED come from its record."""
+        head = [_accepted(row)]
+        if row.started_at is not None:
+            head.append(Event(1, STARTED, row.started_at.timestamp(), "running", row.slave))
+        for event in head:
+            if event.seq >= from_seq:
+                yield event
+        seen = head[-1].seq
+        seq = max(from_seq, 2)
+        while True:
+            page = await self._store.list_events(row.id, seq, _EVENTS_PAGE)
+            for kept in page:
+                yield Event(kept.seq, kept.kind, kept.time, "running", kept.data)
+                seen = kept.seq
+            if len(page) < _EVENTS_PAGE:
+                break
+            seq = page[-1].seq + 1
+        if row.state in FINAL_STATES:
+            last = max(row.last_seq, seen + 1, from_seq)
+            ended = row.ended_at.timestamp() if row.ended_at else 0.0
+            yield Event(last, FINISHED, ended, row.state, record=row)
+
+    # -- cancelling and stopping -------------------------------------------
+
+    async def cancel(self, job_id: str, by: str) -> JobRow:
+        """Cancel a queued or running job and return its record once it has ended.
+
+        A job that already ended is answered as it is.
+
+        Raises:
+            InvalidArgument: a malformed id.
+            JobNotFound: no job has this id.
+        """
+        job_id = check_job_id(job_id)
+        live = self._live.get(job_id)
+        if live is None:
+            return await self.get(job_id)
+        if live.cancel(by):
+            log.info("job_cancel_requested", job_id=job_id, by=by)
+            async for _ in live.follow(live.next_seq):
+                pass  # until FINISHED
+        return live.job.row()
+
+    async def stop(self, grace: float) -> None:
+        """Let detached jobs finish within ``grace`` seconds, then interrupt them.
+
+        Jobs with a caller are the server's: it drains them within the same
+        grace and then cancels them, which records them interrupted too.
+        """
+        self._stopping = True
+        if not self._detached:
+            return
+        await asyncio.wait(set(self._detached), timeout=grace)
+        for live in self._live.running():
+            if live.task in self._detached:
+                live.cancel("the master stopping", "interrupted")
+        if self._detached:
+            await asyncio.wait(set(self._detached), timeout=5)
