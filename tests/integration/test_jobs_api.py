@@ -186,7 +186,7 @@ def test_cancel_mid_stream_stops_the_slave_and_is_recorded(
     assert cancelled.state == jobs_pb2.CANCELLED
     assert "wrong branch" in cancelled.cancelled_by and "127.0.0.1" in cancelled.cancelled_by
     with pytest.raises(grpc.RpcError) as err:
-        rest = list(run)
+        list(run)
     assert err.value.code() == grpc.StatusCode.CANCELLED
     slave.wait_for_event("logs_cancelled")
     record = jobs.get(first.job_id)
