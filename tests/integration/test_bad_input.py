@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -84,20 +85,43 @@ def _bad_slave(mode: str) -> Iterator[int]:
     )
     try:
         assert bad.stdout is not None and bad.stdout.readline().strip() == "bad_slave_ready"
-        with grpc.insecure_channel(master.address) as channel:
-            stub = register_pb2_grpc.RegisterStub(channel)
-            reply = stub.RegisterNewSlave(
-                register_pb2.SlaveConfig(host="127.0.0.1", port=port), timeout=10
-            )
-        assert reply.message == "done"
+        yield port
+    finally:
+        bad.kill()
+        bad.wait(10)
+
+
+def _register(master: Daemon, port: int) -> str:
+    with grpc.insecure_channel(master.address) as channel:
+        stub = register_pb2_grpc.RegisterStub(channel)
+        reply = stub.RegisterNewSlave(
+            register_pb2.SlaveConfig(host="127.0.0.1", port=port), timeout=10
+        )
+    return str(reply.message)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "hang"])
+def test_broken_reflection_marks_the_slave_down(fleet: Fleet, client_for, mode: str) -> None:
+    """A slave whose reflection answers garbage or nothing is kept down; others still work."""
+    master = fleet.master("--ping_timeout", "1")
+    good = fleet.slave(master, "--run_delay", "0")
+    with _bad_slave(mode) as port:
+        assert _register(master, port) == "done"
         down = [e for e in master.events("slave_down") if e["slave"] == f"127.0.0.1:{port}"]
         assert down and ("reflection" in down[0]["reason"] or "no answer" in down[0]["reason"])
         rows = dict(_rows(fleet.workdir / "arko.db", "SELECT port, status FROM slave"))
         assert rows == {good.port: 1, port: 0}
         assert "done" in client_for(master).run("MyPipeline.DryRun")
-    finally:
-        bad.kill()
-        bad.wait(10)
+
+
+def test_not_serving_slave_is_counted_down(fleet: Fleet) -> None:
+    """A slave that answers, but whose health says NOT_SERVING, is kept down for that reason."""
+    master = fleet.master()
+    with _bad_slave("not_serving") as port:
+        assert _register(master, port) == "done"
+        down = [e for e in master.events("slave_down") if e["slave"] == f"127.0.0.1:{port}"]
+        assert [e["reason"] for e in down] == ["health check answers NOT_SERVING"]
+        assert _rows(fleet.workdir / "arko.db", "SELECT port, status FROM slave") == [(port, 0)]
 
 
 def _start_master_on(db: Path) -> subprocess.CompletedProcess[str]:
