@@ -173,7 +173,9 @@ def test_db_flag_env_and_config_file(fleet: Fleet, tmp_path: Path) -> None:
         master.wait_for_event("ping_sweep_done", count=sweeps + 2, timeout=10)
     finally:
         server.stop(None)
-    assert len(recorder.deadlines) >= 3  # the registration's check and two sweeps'
+    # The registration's check, and at least one sweep's: of the two sweeps
+    # waited for, the first may have begun before the registration.
+    assert len(recorder.deadlines) >= 2
     assert all(d is not None and d <= 0.5 for d in recorder.deadlines), recorder.deadlines
     assert db.exists()
 
