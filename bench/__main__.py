@@ -3,9 +3,9 @@
 Phases, in order (each bounded in calls and seconds, see ``bench.config``):
 sequential latency, throughput by concurrency (with the Celery and naive
 peers), a py-spy profile of the master under load, fleet-scale registration
-and ping sweeps, and master memory. Every process is started through
-``arko.testing.Fleet`` and stopped by its PID when the run ends, whatever
-happened.
+and ping sweeps, and master memory (with dead slave addresses, then live
+ones). Every process is started through ``arko.testing.Fleet`` and stopped by
+its PID when the run ends, whatever happened.
 
 A full run writes ``bench/results.json``, ``bench/out/latency.png`` (copied to
 ``docs/bench-latency.png``) and ``bench/out/table.txt``; ``--quick`` writes
@@ -31,7 +31,7 @@ from arko.testing import Fleet
 from bench import profile
 from bench.config import FULL, QUICK, BenchConfig
 from bench.dispatch import DispatchRig, sequential_latency, start_rig, throughput, timed
-from bench.fleet import fleet_scale, memory
+from bench.fleet import fleet_scale, memory, memory_live
 from bench.procs import REPO, LoadGen, export_arko, start_loadgen
 from bench.render import plot, table
 from bench.report import machine_info, summarise, targets
@@ -89,6 +89,7 @@ def run_suite(cfg: BenchConfig, workdir: Path, with_profile: bool, say: Say) -> 
         rig.stop()
         raw["fleet"] = fleet_scale(cfg, fleet, gen, workdir, say)
         raw["memory"] = memory(cfg, fleet, gen, workdir, say)
+        raw["memory_live"] = memory_live(cfg, fleet, gen, workdir, say)
     return raw
 
 
@@ -135,9 +136,10 @@ def _restore(raw: dict[str, Any]) -> dict[str, Any]:
 def render_saved(path: Path) -> int:
     """Rebuild summary, targets, table and plot of a saved run, without measuring again."""
     document = json.loads(path.read_text())
-    cfg = BenchConfig(
-        **{**document["config"], "concurrencies": tuple(document["config"]["concurrencies"])}
-    )
+    saved = document["config"]
+    # A setting added since the run was saved takes its value from the same kind of run.
+    base = asdict(FULL if saved.get("name") == "full" else QUICK)
+    cfg = BenchConfig(**{**base, **saved, "concurrencies": tuple(saved["concurrencies"])})
     png = publish(cfg, document["meta"], _restore(document["raw"]))
     print(f"rendered {path} again: {png.relative_to(REPO)}", file=sys.stderr)
     return 0

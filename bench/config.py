@@ -50,7 +50,9 @@ class BenchConfig:
     registrants: int
     """Concurrent ``RegisterNewSlave`` callers."""
     mem_slaves: int
-    """Slaves registered with the memory master (dead ports: cheap to host)."""
+    """Slaves registered with each memory master: once as dead ports, once as live ones."""
+    mem_live_servers: int
+    """Processes serving the live slave addresses of the memory figures."""
     mem_jobs: int
     """Jobs run on the memory master after registration."""
     mem_chunks: int
@@ -83,6 +85,7 @@ FULL = BenchConfig(
     ping_timeout=5.0,
     registrants=200,
     mem_slaves=10000,
+    mem_live_servers=4,
     mem_jobs=100000,
     mem_chunks=10,
     mem_register_seconds=300.0,
@@ -110,6 +113,7 @@ QUICK = BenchConfig(
     ping_timeout=5.0,
     registrants=200,
     mem_slaves=1000,
+    mem_live_servers=1,
     mem_jobs=10000,
     mem_chunks=5,
     mem_register_seconds=60.0,

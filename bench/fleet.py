@@ -1,7 +1,8 @@
 """Fleet scale: registration rate, ping sweeps over a thousand slaves, master memory.
 
-Slave addresses come from :mod:`bench.fleet_server` processes (hundreds of
-ports each) plus dead ports nobody listens on. The master under test is a
+Slave addresses come from :mod:`bench.fleet_server` processes (hundreds or
+thousands of ports each, live: they answer health and reflection) plus dead
+ports nobody listens on (refused at once). The master under test is a
 real ``arko-master`` subprocess; everything about it is read from outside:
 its JSON log (sweep timing), and ``/proc`` (CPU, RSS).
 """
@@ -207,6 +208,63 @@ def memory(cfg: BenchConfig, fleet: Fleet, gen: LoadGen, workdir: Path, say: Say
     }
 
 
+def memory_live(
+    cfg: BenchConfig, fleet: Fleet, gen: LoadGen, workdir: Path, say: Say
+) -> dict[str, Any]:
+    """Master RSS with ``cfg.mem_slaves`` live slaves, and a restarted master's sweep of them.
+
+    :func:`memory` registers dead ports: the cheap case, since a refused
+    connection leaves the master nothing to hold. Here every address is a
+    port of a :mod:`bench.fleet_server` process answering health and
+    reflection, so the master keeps a connection and a descriptor catalog per
+    slave, as it would for a real fleet.
+    """
+    servers: list[Daemon] = []
+    ports: list[int] = []
+    per_server = -(-cfg.mem_slaves // cfg.mem_live_servers)
+    try:
+        for i in range(cfg.mem_live_servers):
+            count = min(per_server, cfg.mem_slaves - i * per_server)
+            server, served = start_fleet_server(fleet, count)
+            servers.append(server)
+            ports += served
+        db = workdir / "memory-live.db"
+        master = fleet.master("--ping_interval", "3600", "--log_level", "warning", db=db)
+        proc = psutil.Process(master.pid)
+        try:
+            time.sleep(2.0)  # let start-up garbage settle before calling it idle
+            idle = rss_mb(proc)
+            addresses = [(LOOPBACK, p) for p in ports]
+            with RssPeak(proc) as peak:
+                reg = _register(gen, master, addresses, cfg.registrants, cfg.mem_register_seconds)
+            time.sleep(2.0)
+            registered = rss_mb(proc)
+        finally:
+            master.stop()
+        say(
+            f"memory, live: idle {idle:.1f} MB; {reg['count']} live slaves registered in "
+            f"{reg['elapsed_s']:.1f} s ({reg['errors']} failed): {registered:.1f} MB, "
+            f"peak {peak.peak_mb:.1f} MB"
+        )
+        restart = _restart_sweep(fleet, db, len(ports), cfg.ping_timeout)
+        say(
+            f"memory, live: restarted master swept {restart['slaves']} slaves "
+            f"({restart['live']} live) in {restart['sweep_seconds']:.1f} s, "
+            f"RSS peak {restart['peak_mb']:.1f} MB, after {restart['after_mb']:.1f} MB"
+        )
+    finally:
+        for server in servers:
+            server.stop()
+    return {
+        "slaves": len(ports),
+        "idle_mb": idle,
+        "registration": reg,
+        "registered_mb": registered,
+        "registration_peak_mb": peak.peak_mb,
+        "restart_sweep": restart,
+    }
+
+
 def _jobs_with_rss(
     cfg: BenchConfig, gen: LoadGen, master: Daemon, proc: psutil.Process
 ) -> list[dict[str, Any]]:
@@ -263,6 +321,7 @@ def _restart_sweep(fleet: Fleet, db: Path, slaves: int, timeout: float) -> dict[
         time.sleep(1.0)
         return {
             "slaves": slaves,
+            "live": int(done.get("live", 0)),
             "sweep_seconds": event_time(done) - event_time(started) if started else float("nan"),
             "cpu_seconds_until_swept": cpu,
             "peak_mb": peak.peak_mb,

@@ -4,7 +4,8 @@ Load must not come from the process that measures, nor share its interpreter
 with a daemon under test, so ``python -m bench.loadgen`` reads one JSON command
 per line on stdin and answers one JSON line on stdout (its own logs and any
 library chatter go to stderr). gRPC load uses ``grpc.aio`` with a fixed number
-of calls in flight; the Celery peer uses Celery's own client. Every run stops
+of calls in flight; the Celery peer uses Celery's own client, one app kept (and
+warmed) for the process's life, as a gRPC run keeps its channel. Every run stops
 at ``count`` calls or ``max_seconds``, whichever comes first.
 
 Commands (``op`` plus arguments):
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 import grpc
@@ -133,74 +136,115 @@ async def op_register(
         return await drive(call, len(slaves), concurrency, max_seconds, len(slaves) + 1)
 
 
-def _celery_run(redis_url: str, count: int, inflight: int, max_seconds: float) -> dict[str, Any]:
+class CeleryClients:
+    """One Celery client per Redis URL for the load generator's life, used on one thread.
+
+    The gRPC runs time calls on a channel their warm-up already connected; a
+    Celery app built per run would open its broker and result-backend
+    connections inside the timed window instead. So the app is built once and
+    kept, and every run (warm-up included) goes through one thread: Celery
+    keeps its result backend, and that backend's Redis connection, per thread.
+    """
+
+    def __init__(self) -> None:
+        self._apps: dict[str, Any] = {}
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-client")
+
+    def app(self, redis_url: str) -> Any:
+        """The client app for ``redis_url``, built on first use."""
+        if redis_url not in self._apps:
+            from bench.celery_app import make_app  # celery only where used
+
+            self._apps[redis_url] = make_app(redis_url)
+        return self._apps[redis_url]
+
+    def close(self) -> None:
+        """Close every app's connections, then the thread."""
+        for app in self._apps.values():
+            app.close()
+        self._apps.clear()
+        self.thread.shutdown(wait=True)
+
+
+def _celery_run(app: Any, count: int, inflight: int, max_seconds: float) -> dict[str, Any]:
     """Sliding window of ``inflight`` tasks; each result is awaited oldest first.
 
     The solo worker runs tasks in arrival order, so waiting for the oldest
     never holds back a finished younger one for long.
     """
-    from bench.celery_app import TASK_NAME, make_app  # celery only where used
+    from bench.celery_app import TASK_NAME
 
-    app = make_app(redis_url)
     latencies: list[int] = []
     errors: list[str] = []
     window: collections.deque[tuple[int, Any]] = collections.deque()
     issued = 0
     began = time.perf_counter()
     deadline = began + max_seconds
-    try:
-        while window or (issued < count and time.perf_counter() < deadline):
-            while len(window) < inflight and issued < count and time.perf_counter() < deadline:
-                window.append((time.perf_counter_ns(), app.send_task(TASK_NAME, args=["bench"])))
-                issued += 1
-            start, result = window.popleft()
-            try:
-                result.get(timeout=CALL_TIMEOUT)
-            except Exception as exc:  # Celery raises the task's errors and its own
-                errors.append(f"{type(exc).__name__}: {exc}")
-                if len(errors) >= MAX_ERRORS:
-                    raise TooManyErrors(errors[0]) from None
-                continue
-            latencies.append(time.perf_counter_ns() - start)
-    finally:
-        app.close()
+    while window or (issued < count and time.perf_counter() < deadline):
+        while len(window) < inflight and issued < count and time.perf_counter() < deadline:
+            window.append((time.perf_counter_ns(), app.send_task(TASK_NAME, args=["bench"])))
+            issued += 1
+        start, result = window.popleft()
+        try:
+            result.get(timeout=CALL_TIMEOUT)
+        except Exception as exc:  # Celery raises the task's errors and its own
+            errors.append(f"{type(exc).__name__}: {exc}")
+            if len(errors) >= MAX_ERRORS:
+                raise TooManyErrors(errors[0]) from None
+            continue
+        latencies.append(time.perf_counter_ns() - start)
     summary = latency_summary(latencies, len(errors), time.perf_counter() - began)
     summary["first_error"] = errors[0] if errors else ""
     return summary
 
 
 async def op_celery(
-    redis_url: str, count: int, inflight: int, max_seconds: float, warmup: int
+    clients: CeleryClients,
+    redis_url: str,
+    count: int,
+    inflight: int,
+    max_seconds: float,
+    warmup: int,
 ) -> dict[str, Any]:
-    """Celery's client is blocking: run it on a thread so this loop stays responsive."""
+    """Celery's client is blocking: run it on its own thread so this loop stays responsive.
+
+    The warm-up runs on the same app and thread as the timed run, so the timed
+    run finds its connections open, as the gRPC runs do.
+    """
+    loop = asyncio.get_running_loop()
+    app = clients.app(redis_url)
     if warmup:
-        await asyncio.to_thread(_celery_run, redis_url, warmup, inflight, max_seconds)
-    return await asyncio.to_thread(_celery_run, redis_url, count, inflight, max_seconds)
-
-
-OPS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
-    "unary": op_unary,
-    "register": op_register,
-    "celery": op_celery,
-}
+        await loop.run_in_executor(clients.thread, _celery_run, app, warmup, inflight, max_seconds)
+    return await loop.run_in_executor(
+        clients.thread, _celery_run, app, count, inflight, max_seconds
+    )
 
 
 async def serve(commands: TextIO, replies: TextIO) -> None:
     """Answer commands until ``quit`` or end of input."""
-    while True:
-        line = await asyncio.to_thread(commands.readline)
-        if not line or not line.strip():
-            return
-        command = json.loads(line)
-        op = command.pop("op")
-        if op == "quit":
-            return
-        try:
-            reply = {"ok": True, "result": await OPS[op](**command)}
-        except Exception as exc:  # the bench gets any failure back as data
-            reply = {"ok": False, "error": f"{op}: {type(exc).__name__}: {exc}"}
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+    clients = CeleryClients()
+    ops: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+        "unary": op_unary,
+        "register": op_register,
+        "celery": functools.partial(op_celery, clients),
+    }
+    try:
+        while True:
+            line = await asyncio.to_thread(commands.readline)
+            if not line or not line.strip():
+                return
+            command = json.loads(line)
+            op = command.pop("op")
+            if op == "quit":
+                return
+            try:
+                reply = {"ok": True, "result": await ops[op](**command)}
+            except Exception as exc:  # the bench gets any failure back as data
+                reply = {"ok": False, "error": f"{op}: {type(exc).__name__}: {exc}"}
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+    finally:
+        clients.close()
 
 
 def main() -> None:

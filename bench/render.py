@@ -100,8 +100,8 @@ def table(
     fleet, sf = raw["fleet"], s["fleet"]
     lines += [
         "",
-        f"5. Ping sweep: {fleet['slaves']} slaves ({fleet['dead']} dead ports), "
-        f"ping_timeout {cfg.ping_timeout:g} s",
+        f"5. Ping sweep: {fleet['slaves']} slaves ({fleet['live']} live, "
+        f"{fleet['dead']} dead ports), ping_timeout {cfg.ping_timeout:g} s",
         _row("sweep seconds", sf["sweep_seconds"].show(), ""),
         _row("master CPU seconds per sweep", sf["sweep_cpu_seconds"].show(), ""),
         _row("sweep / ping timeout", sf["sweep_over_timeout"].show(), ""),
@@ -109,45 +109,60 @@ def table(
         "",
         f"6. Registration, {cfg.registrants} concurrent registrants",
         _row(
-            f"registrations/s, {fleet['slaves']} addresses, fresh master",
+            f"registrations/s, {fleet['slaves']} addresses ({fleet['live']} live), fresh master",
             sf["registration_rate"].show(0),
             f"{sf['registration_errors']} failed",
         ),
     ]
     mem = raw["memory"]
-    reg = mem["registration"]
-    lines.append(
-        _row(
-            f"registrations/s, {mem['slaves']} dead addresses",
-            f"{reg['rate']:.0f}",
-            f"{reg['errors']} failed",
-        )
-    )
+    live = raw.get("memory_live")  # absent from runs before live slaves were measured
+    for kind, part in (("dead", mem), ("live", live)):
+        if part is not None:
+            reg = part["registration"]
+            lines.append(
+                _row(
+                    f"registrations/s, {part['slaves']} {kind} addresses",
+                    f"{reg['rate']:.0f}",
+                    f"{reg['errors']} failed",
+                )
+            )
     lines += [
         "",
-        "7. Master memory (RSS, MB)",
+        "7. Master memory (RSS, MB); dead slaves refuse at once, live ones answer "
+        "health and reflection",
         _row("idle", f"{mem['idle_mb']:.1f}", ""),
         _row(
-            f"{mem['slaves']} slaves registered (peak while registering)",
+            f"{mem['slaves']} dead slaves registered (peak while registering)",
             f"{mem['registered_mb']:.1f}",
             f"({mem['registration_peak_mb']:.1f})",
         ),
         "  after each slice of jobs (jobs: RSS):",
         "    " + "  ".join(f"{c['jobs'] // 1000}k:{c['rss_mb']:.0f}" for c in mem["chunks"]),
     ]
-    restart = mem["restart_sweep"]
-    lines += [
-        _row(
-            f"master restarted on that db: sweep of {restart['slaves']} (s)",
-            f"{restart['sweep_seconds']:.2f}",
-            "",
-        ),
-        _row(
-            "RSS peak during that sweep / after it",
-            f"{restart['peak_mb']:.1f}",
-            f"{restart['after_mb']:.1f}",
-        ),
-    ]
+    for kind, part in (("dead", mem), ("live", live)):
+        if part is None:
+            continue
+        if kind == "live":
+            lines.append(
+                _row(
+                    f"{part['slaves']} live slaves registered (peak while registering)",
+                    f"{part['registered_mb']:.1f}",
+                    f"({part['registration_peak_mb']:.1f})",
+                )
+            )
+        restart = part["restart_sweep"]
+        lines += [
+            _row(
+                f"master restarted on that db: sweep of {restart['slaves']} {kind} (s)",
+                f"{restart['sweep_seconds']:.2f}",
+                f"{restart['live']} found live" if "live" in restart else "",
+            ),
+            _row(
+                "RSS peak during that sweep / after it",
+                f"{restart['peak_mb']:.1f}",
+                f"{restart['after_mb']:.1f}",
+            ),
+        ]
     if raw.get("profile"):
         prof = raw["profile"]
         lines += [

@@ -193,6 +193,13 @@ def summarise(raw: dict[str, Any], cfg_ping_timeout: float) -> dict[str, Any]:
         "growth_second_half_mb": end - half,
         "flat": (end - half) <= max(FLAT_MB, FLAT_FRACTION * half),
     }
+    live = raw.get("memory_live")  # absent from runs before live slaves were measured
+    if live is not None:
+        out["memory_live"] = {
+            "after_sweep_mb": live["restart_sweep"]["after_mb"],
+            "operating_max_mb": max(live["registered_mb"], live["restart_sweep"]["after_mb"]),
+            "sweep_peak_mb": live["restart_sweep"]["peak_mb"],
+        }
     return out
 
 
@@ -223,21 +230,32 @@ def targets(raw: dict[str, Any], s: dict[str, Any], ping_timeout: float) -> list
             "x",
         ),
         (
-            f"{raw['fleet']['slaves']}-slave sweep ({raw['fleet']['dead']} dead) "
-            "<= 1.5x ping timeout",
+            f"{raw['fleet']['slaves']}-slave sweep ({raw['fleet']['live']} live, "
+            f"{raw['fleet']['dead']} dead) <= 1.5x ping timeout",
             fl["sweep_over_timeout"].median,
             "<=",
             1.5,
             "x",
         ),
         (
-            f"master RSS with {raw_mem['slaves']} slaves, after a sweep, <= 150 MB",
+            f"master RSS with {raw_mem['slaves']} dead slaves, after a sweep, <= 150 MB",
             mem["operating_max_mb"],
             "<=",
             150.0,
             " MB",
         ),
     ]
+    if "memory_live" in s:
+        rows.append(
+            (
+                f"master RSS with {raw['memory_live']['slaves']} live slaves, "
+                "after a sweep, <= 150 MB",
+                s["memory_live"]["operating_max_mb"],
+                "<=",
+                150.0,
+                " MB",
+            )
+        )
     out = [
         {
             "target": name,

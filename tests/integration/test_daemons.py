@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 
-from arko.gen import pipeline_pb2, pipeline_pb2_grpc
+from arko.gen import pipeline_pb2, pipeline_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.testing import Daemon, Fleet, free_port
 from tests.pki import CertificateAuthority
 
@@ -130,13 +133,50 @@ def test_slave_waits_for_a_late_master(fleet: Fleet) -> None:
     slave.wait_for_event("registered", timeout=20)
 
 
+class _RecordingHealth(health.HealthServicer):  # type: ignore[misc]
+    """A health service that notes the deadline each Check arrives with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deadlines: list[float | None] = []
+
+    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.deadlines.append(context.time_remaining())
+        return super().Check(request, context)
+
+
 def test_db_flag_env_and_config_file(fleet: Fleet, tmp_path: Path) -> None:
-    """--db is honoured; ARKO_MASTER_* and a --config TOML file set values too."""
+    """--db is honoured; a --config TOML file and ARKO_MASTER_* set values too.
+
+    ping_interval comes from the file: a second sweep within seconds, not
+    after the default 30. ping_timeout comes from the environment: it is the
+    deadline of the master's health checks, which a stand-in slave records
+    (the default would be 5 s).
+    """
     config = tmp_path / "master.toml"
     config.write_text('ping_interval = 0.25\nlog_level = "debug"\n')
     db = tmp_path / "chosen.db"
-    master = fleet.master("--config", str(config), db=db, env={"ARKO_MASTER_PING_TIMEOUT": "0.5"})
-    master.wait_for_event("ping_sweep_done", count=2, timeout=10)
+    recorder = _RecordingHealth()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(recorder, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        master = fleet.master(
+            "--config", str(config), db=db, env={"ARKO_MASTER_PING_TIMEOUT": "0.5"}
+        )
+        with grpc.insecure_channel(master.address) as channel:
+            register_pb2_grpc.RegisterStub(channel).RegisterNewSlave(
+                register_pb2.SlaveConfig(host="127.0.0.1", port=port), timeout=10
+            )
+        sweeps = len(master.events("ping_sweep_done"))
+        master.wait_for_event("ping_sweep_done", count=sweeps + 2, timeout=10)
+    finally:
+        server.stop(None)
+    # The registration's check, and at least one sweep's: of the two sweeps
+    # waited for, the first may have begun before the registration.
+    assert len(recorder.deadlines) >= 2
+    assert all(d is not None and d <= 0.5 for d in recorder.deadlines), recorder.deadlines
     assert db.exists()
 
 

@@ -119,11 +119,27 @@ def test_slave_error_keeps_its_code_and_names_the_slave(
     assert slave.address in err.value.details()
 
 
-def test_deadline_of_the_caller_reaches_the_slave(toolbox_master: Daemon, client_for) -> None:
-    """A caller's short deadline ends a long slave call with DEADLINE_EXCEEDED."""
+def test_deadline_of_the_caller_reaches_the_slave(
+    fleet: Fleet, toolbox_env: dict[str, str], client_for
+) -> None:
+    """A caller's short deadline is the slave call's deadline, and ends it there.
+
+    The caller's own deadline fails the call locally whatever the master does,
+    so the proof is on the slave: the call arrives with no more time than the
+    caller gave, and its handler is cancelled.
+    """
+    master = fleet.master()
+    slave = fleet.slave(master, *TOOLBOX, env=toolbox_env)
     with pytest.raises(grpc.RpcError) as err:
-        client_for(toolbox_master).run("arko.testing.v1.Toolbox.Sleep", timeout=0.5, seconds="5")
+        client_for(master).run("arko.testing.v1.Toolbox.Sleep", timeout=0.5, seconds="30")
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    started = slave.wait_for_event("sleep_started")
+    # gRPC rounds a deadline up on the wire (to the millisecond below a
+    # second, to 10 s near an hour), hence the margin; without the caller's
+    # deadline the slave would see the 3600 s --job_timeout.
+    assert started["time_remaining"] is not None and started["time_remaining"] <= 0.55
+    slave.wait_for_event("sleep_cancelled")
+    assert not slave.events("sleep_finished")
 
 
 def test_fifty_concurrent_jobs_all_succeed(fleet: Fleet, client_for) -> None:

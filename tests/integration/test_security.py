@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import grpc
 import pytest
 
 from arko.gen import execution_pb2, execution_pb2_grpc
-from arko.testing import Daemon, Fleet
+from arko.testing import Daemon, Fleet, wait_until
 from tests.pki import CertificateAuthority, Issued
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,12 @@ def pki(tmp_path: Path) -> Pki:
 
 
 def _mtls_fleet(fleet: Fleet, pki: Pki, *slave_args: str) -> tuple[Daemon, Daemon]:
-    master = fleet.master(*pki.ca.daemon_flags(pki.master), credentials=pki.credentials(pki.client))
+    # grpc logs why it refused a TLS handshake; the refusal tests read that.
+    master = fleet.master(
+        *pki.ca.daemon_flags(pki.master),
+        credentials=pki.credentials(pki.client),
+        env={"GRPC_VERBOSITY": "INFO"},
+    )
     slave = fleet.slave(
         master,
         *pki.ca.daemon_flags(pki.slave),
@@ -73,6 +79,17 @@ def _mtls_fleet(fleet: Fleet, pki: Pki, *slave_args: str) -> tuple[Daemon, Daemo
         credentials=pki.credentials(pki.client),
     )
     return master, slave
+
+
+def _handshake_refused(master: Daemon, reason: str) -> None:
+    """Wait until the master's log says it failed a TLS handshake for ``reason``."""
+    wait_until(
+        lambda: any(
+            "Handshake failed" in line and reason in line for line in master.log_text().splitlines()
+        ),
+        timeout=10,
+        what=f"the master to refuse a TLS handshake: {reason}",
+    )
 
 
 def _grpcurl(grpcurl: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -97,11 +114,21 @@ def test_acceptance_call_over_mutual_tls(fleet: Fleet, pki: Pki, grpcurl: str) -
     assert master.events("master_started")[0]["tls"] == "mutual"
 
 
-@pytest.mark.parametrize(
-    "case", ["wrong_ca", "no_client_cert", "expired", "self_signed", "other_ca"]
-)
+# Each bad client, and the TLS failure that must refuse it: the client's
+# own (it distrusts the master) or, for certificates the master refuses, the
+# master's reason, which the client sees only as a closed socket.
+BAD_TLS_CLIENTS = {
+    "wrong_ca": "x509: certificate signed by unknown authority",
+    "no_client_cert": "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+    "expired": "certificate has expired",
+    "self_signed": "self signed certificate",
+    "other_ca": "unable to get local issuer certificate",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TLS_CLIENTS))
 def test_bad_tls_clients_are_refused(fleet: Fleet, pki: Pki, grpcurl: str, case: str) -> None:
-    """A client that cannot prove itself, or trusts the wrong CA, gets nothing."""
+    """A client that cannot prove itself, or trusts the wrong CA, fails the TLS handshake."""
     master, _ = _mtls_fleet(fleet, pki)
     ca, cert = str(pki.ca.cert_path), pki.client
     if case == "wrong_ca":
@@ -118,13 +145,21 @@ def test_bad_tls_clients_are_refused(fleet: Fleet, pki: Pki, grpcurl: str, case:
     )
     assert out.returncode != 0
     assert "job execution done" not in out.stdout
+    # Refused while connecting, not by an RPC answer.
+    assert "Failed to dial target host" in out.stderr, out.stderr
+    if case == "wrong_ca":
+        assert BAD_TLS_CLIENTS[case] in out.stderr
+    else:
+        _handshake_refused(master, BAD_TLS_CLIENTS[case])
 
 
 def test_plaintext_client_is_refused_by_a_tls_master(fleet: Fleet, pki: Pki, grpcurl: str) -> None:
-    """A master on TLS does not answer plaintext calls."""
+    """A master on TLS does not answer plaintext calls: the handshake fails."""
     master, _ = _mtls_fleet(fleet, pki)
     out = _grpcurl(grpcurl, "-plaintext", "-d", REQUEST, master.address, "Execution/ExecuteJob")
     assert out.returncode != 0
+    assert "Failed to dial target host" in out.stderr, out.stderr
+    _handshake_refused(master, "WRONG_VERSION_NUMBER")
 
 
 def test_mtls_slave_refuses_a_valid_client_that_is_not_the_master(
@@ -222,13 +257,32 @@ def test_join_token(fleet: Fleet, env: dict[str, str], accepted: bool) -> None:
         assert "wrong-token-77" not in daemon.log_text()
 
 
-def test_join_token_from_a_file(fleet: Fleet, tmp_path: Path) -> None:
-    """--join_token_file works on both daemons."""
-    token = tmp_path / "join.token"
-    token.write_text(JOIN + "\n")
-    master = fleet.master("--join_token_file", str(token))
-    fleet.slave(master, "--join_token_file", str(token))
-    assert JOIN not in master.log_text()
+@pytest.mark.parametrize(
+    ("slave_token", "accepted"), [(None, False), ("wrong-token-77", False), (JOIN, True)]
+)
+def test_join_token_from_a_file(
+    fleet: Fleet, tmp_path: Path, slave_token: str | None, accepted: bool
+) -> None:
+    """--join_token_file is the token the master demands and the one a slave presents."""
+    master_token = tmp_path / "master.token"
+    master_token.write_text(JOIN + "\n")
+    master = fleet.master("--join_token_file", str(master_token))
+    args: list[str] = []
+    if slave_token is not None:
+        slave_file = tmp_path / "slave.token"
+        slave_file.write_text(slave_token + "\n")
+        args = ["--join_token_file", str(slave_file)]
+    slave = fleet.slave(master, *args, wait=False)
+    if accepted:
+        slave.wait_for_event("registered")
+    else:
+        assert slave.proc is not None and slave.proc.wait(20) == 1
+        refused = slave.events("register_refused")
+        assert refused and refused[0]["code"] == "UNAUTHENTICATED"
+        assert not slave.events("registered")
+    for daemon in (master, slave):
+        assert JOIN not in daemon.log_text()
+        assert "wrong-token-77" not in daemon.log_text()
 
 
 @pytest.mark.parametrize("module", ["arko.master", "arko.slave"])
@@ -274,6 +328,36 @@ def test_client_token_guards_execution(fleet: Fleet, metadata: tuple, ok: bool) 
     assert CLIENT not in master.log_text()
 
 
+@pytest.mark.parametrize(
+    ("metadata", "ok"),
+    [
+        ((), False),
+        ((("authorization", "Bearer nope"),), False),
+        ((("authorization", f"Bearer {CLIENT}"),), True),
+    ],
+)
+def test_client_token_from_a_file(
+    fleet: Fleet, tmp_path: Path, metadata: tuple[tuple[str, str], ...], ok: bool
+) -> None:
+    """--client_token_file guards Execution just as ARKO_MASTER_CLIENT_TOKEN does."""
+    token = tmp_path / "client.token"
+    token.write_text(CLIENT + "\n")
+    master = fleet.master("--client_token_file", str(token))
+    slave = fleet.slave(master, "--run_delay", "0")
+    with grpc.insecure_channel(master.address) as channel:
+        stub = execution_pb2_grpc.ExecutionStub(channel)
+        request = execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "f"})
+        if ok:
+            assert "done" in stub.ExecuteJob(request, metadata=metadata, timeout=10).message
+            assert slave.events("pipeline_run")
+        else:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ExecuteJob(request, metadata=metadata, timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert not slave.events("pipeline_run")
+    assert CLIENT not in master.log_text()
+
+
 def test_client_token_with_grpcurl(fleet: Fleet, grpcurl: str) -> None:
     """grpcurl passes the token with -H; reflection and health stay open."""
     master = fleet.master(env={"ARKO_MASTER_CLIENT_TOKEN": CLIENT})
@@ -292,20 +376,89 @@ def test_client_token_with_grpcurl(fleet: Fleet, grpcurl: str) -> None:
     assert _grpcurl(grpcurl, "-plaintext", master.address, "list").returncode == 0
 
 
-def test_secrets_never_reach_logs_or_the_database(fleet: Fleet, client_for) -> None:
-    """A known secret value is nowhere in the logs, the database or the journal afterwards."""
-    secret = "pw-9f8e7d-NEVER-LOGGED"
+SECRET = "pw-9f8e7d-NEVER-LOGGED"
+
+
+def _jobs_with_secrets(master: Daemon) -> dict[str, str]:
+    """Three jobs carrying SECRET: one succeeds, two fail; their ids by outcome."""
+    ids: dict[str, str] = {}
+    with grpc.insecure_channel(master.address) as channel:
+        stub = execution_pb2_grpc.ExecutionStub(channel)
+        reply = stub.ExecuteJob(
+            execution_pb2.JobParams(
+                method="MyPipeline.Run", params={"param": "visible", "password": SECRET}
+            ),
+            timeout=20,
+        )
+        assert SECRET in reply.message  # the example echoes it to its caller, by its own choice
+        ids["succeeded"] = reply.job_id
+        for outcome, method, params in (
+            ("bad_param", "MyPipeline.Run", {"param": "visible", "api_key": SECRET}),
+            ("no_method", "No.Such", {"secret_token": SECRET}),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ExecuteJob(execution_pb2.JobParams(method=method, params=params), timeout=20)
+            ids[outcome] = dict(err.value.trailing_metadata())["arko-job-id"]
+    return ids
+
+
+def _assert_records_scrubbed(db: Path, ids: dict[str, str]) -> None:
+    """Each job has its record, secrets redacted in the parameters and scrubbed from the text."""
+    with sqlite3.connect(db) as conn:
+        rows = {
+            row[0]: row[1:]
+            for row in conn.execute("SELECT id, params, state, result, error_code FROM job")
+        }
+    assert rows.keys() == set(ids.values())
+    params, state, result, _ = rows[ids["succeeded"]]
+    assert (json.loads(params), state) == ({"param": "visible", "password": "***"}, "succeeded")
+    assert "job execution done with: visible ***" in result
+    params, state, _, code = rows[ids["bad_param"]]
+    assert (json.loads(params), state, code) == (
+        {"param": "visible", "api_key": "***"},
+        "failed",
+        "INVALID_ARGUMENT",
+    )
+    params, state, _, code = rows[ids["no_method"]]
+    assert (json.loads(params), state, code) == ({"secret_token": "***"}, "failed", "NOT_FOUND")
+
+
+def _assert_secret_in_no_file(folder: Path) -> None:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), f"secret found in {path.name}"
+
+
+def test_secrets_never_reach_logs_or_the_database(fleet: Fleet) -> None:
+    """A known secret is nowhere in the logs or files afterwards, and every job is recorded."""
     master = fleet.master("--log_level", "debug")
     slave = fleet.slave(master, "--run_delay", "0", "--log_level", "debug")
-    client = client_for(master)
-    reply = client.run("MyPipeline.Run", param="visible", password=secret)
-    assert secret in reply  # the example echoes it to its caller, by its own choice
-    with pytest.raises(grpc.RpcError):
-        client.run("MyPipeline.Run", param="visible", api_key=secret)
-    with pytest.raises(grpc.RpcError):
-        client.run("No.Such", secret_token=secret)
+    ids = _jobs_with_secrets(master)
     assert master.stop() == 0 and slave.stop() == 0
-    files = [p for p in fleet.workdir.rglob("*") if p.is_file()]
-    assert any(p.name == "arko.db" for p in files)
-    for path in files:
-        assert secret.encode() not in path.read_bytes(), f"secret found in {path.name}"
+    _assert_records_scrubbed(fleet.workdir / "arko.db", ids)
+    _assert_secret_in_no_file(fleet.workdir)
+
+
+def test_secrets_never_reach_the_journal_of_a_killed_master(fleet: Fleet) -> None:
+    """Killed before any flush, the master leaves only scrubbed lines in its journal.
+
+    The flush interval is an hour, so every record is in the journal alone
+    when the master is killed; the next master replays it into the database.
+    """
+    master = fleet.master("--log_level", "debug", "--job_flush_interval", "3600")
+    slave = fleet.slave(master, "--run_delay", "0", "--log_level", "debug")
+    ids = _jobs_with_secrets(master)
+    master.kill()
+    journal = fleet.workdir / "arko.db.journal"
+    lines = [
+        json.loads(line) for path in journal.glob("*") for line in path.read_text().splitlines()
+    ]
+    assert {line["id"] for line in lines} == set(ids.values())
+    results = [line.get("result") for line in lines if line["id"] == ids["succeeded"]]
+    assert any("job execution done with: visible ***" in (text or "") for text in results)
+    _assert_secret_in_no_file(fleet.workdir)
+    again = fleet.master(port=master.port)
+    again.wait_for_event("jobs_recovered")
+    assert again.stop() == 0 and slave.stop() == 0
+    _assert_records_scrubbed(fleet.workdir / "arko.db", ids)
+    _assert_secret_in_no_file(fleet.workdir)

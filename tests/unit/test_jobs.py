@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +45,15 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
+async def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 def test_a_job_is_journaled_before_any_flush(tmp_path: Path) -> None:
     """running() writes to the journal at once, before the store sees anything."""
 
@@ -77,10 +86,8 @@ def test_many_jobs_are_flushed_in_one_write(tmp_path: Path) -> None:
         for job in jobs:
             rec.running(job, "s")
             rec.succeeded(job, "ok")
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if len(store.jobs) == 50:
-                break
+        await eventually(lambda: len(store.jobs) == 50, 5.0, "all 50 jobs to be flushed")
+        assert store.jobs.keys() == {job.id for job in jobs}
         assert {r.state for r in store.jobs.values()} == {"succeeded"}
         assert store.writes == 1
         await rec.close()
@@ -132,6 +139,9 @@ def test_secret_values_never_reach_the_journal_or_store(tmp_path: Path) -> None:
         journal = "".join(p.read_text() for p in tmp_path.glob("journal.*"))
         assert "hunter22" not in journal and "t0k3n" not in journal
         rec.succeeded(job, "job execution done with: one hunter22")
+        journal = "".join(p.read_text() for p in tmp_path.glob("journal.*"))
+        assert "hunter22" not in journal and "t0k3n" not in journal
+        assert "job execution done with: one ***" in journal
         await rec.close()
         return store
 
