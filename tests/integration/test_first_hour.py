@@ -5,10 +5,74 @@ trailer. Real daemons and the real grpcurl binary throughout."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
+import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from arko.testing import Daemon, Fleet
+from tests.pki import CertificateAuthority
+
+PUBLIC = ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+
+
+def _grpcurl(grpcurl: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([grpcurl, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def _reflect(daemon: Daemon, **request: str) -> reflection_pb2.ServerReflectionResponse:
+    """One reflection request to ``daemon``, as any client (not the master) sends it."""
+    with daemon.channel() as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        asked = reflection_pb2.ServerReflectionRequest(**request)
+        (reply,) = stub.ServerReflectionInfo(iter([asked]), timeout=10)
+    return reply
+
+
+@pytest.mark.parametrize("transport", ["plaintext", "mutual_tls"])
+def test_a_stranger_sees_only_health_on_a_protected_slave(
+    fleet: Fleet, grpcurl: str, tmp_path: Path, transport: str
+) -> None:
+    """grpcurl list and Health/Check work with no proto; the pipeline stays hidden.
+
+    With mutual TLS the stranger holds a certificate from the fleet's own CA,
+    just not the master's. The master still discovers and runs everything.
+    """
+    if transport == "plaintext":
+        who, creds, master_flags, slave_flags = ["-plaintext"], None, [], []
+    else:
+        ca = CertificateAuthority(tmp_path)
+        client = ca.issue("operator", client=True)
+        who = ["-cacert", str(ca.cert_path), "-cert", str(client.cert), "-key", str(client.key)]
+        creds = grpc.ssl_channel_credentials(
+            ca.cert_path.read_bytes(), client.key.read_bytes(), client.cert.read_bytes()
+        )
+        master_flags = ca.daemon_flags(ca.issue("arko-master"))
+        slave_flags = ca.daemon_flags(ca.issue("slave-1"))
+    master = fleet.master(*master_flags, credentials=creds)
+    slave = fleet.slave(master, *slave_flags, "--run_delay", "0", credentials=creds)
+
+    listing = _grpcurl(grpcurl, *who, slave.address, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.split() == PUBLIC
+    health = _grpcurl(grpcurl, *who, slave.address, "grpc.health.v1.Health/Check")
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout) == {"status": "SERVING"}
+    described = _grpcurl(grpcurl, *who, slave.address, "describe", "MyPipeline")
+    assert described.returncode != 0
+    assert "not found" in described.stderr.lower()
+    for asked in ({"file_containing_symbol": "MyPipeline"}, {"file_by_filename": "pipeline.proto"}):
+        reply = _reflect(slave, **asked)
+        assert reply.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0], asked
+
+    methods = master.events("slaves_changed")[-1]["slaves"][0]["methods"]
+    assert sorted(methods) == ["MyPipeline.DryRun", "MyPipeline.Rollback", "MyPipeline.Run"]
+    job = '{"method": "MyPipeline.DryRun", "params": {"param": "x"}}'
+    ran = _grpcurl(grpcurl, *who, "-d", job, master.address, "Execution/ExecuteJob")
+    assert ran.returncode == 0, ran.stderr
+    assert "job execution done" in json.loads(ran.stdout)["message"]
 
 
 def _stray_lines(daemon: Daemon) -> list[str]:
