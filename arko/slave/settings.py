@@ -65,6 +65,12 @@ class SlaveSettings(DaemonSettings):
         "commas for several",
         json_schema_extra={"metavar": "MODULE:ATTR"},
     )
+    app_dir: Path = Field(
+        Path("."),
+        description="Folder to import --service plug-ins from, before the installed packages "
+        "(as uvicorn's --app-dir)",
+        json_schema_extra={"metavar": "DIR"},
+    )
     run_delay: float = Field(
         5.0, ge=0, description="Seconds the example MyPipeline.Run waits before answering"
     )

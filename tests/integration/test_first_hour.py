@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from arko.testing import Daemon, Fleet
+from arko.testing import Daemon, Fleet, free_port
 from tests.pki import CertificateAuthority
 
 PUBLIC = ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
@@ -99,3 +100,50 @@ def test_a_stopped_daemon_prints_no_traceback(fleet: Fleet, client_for, after_a_
         assert daemon.stop() == 0
         assert daemon.events(f"{daemon.kind}_stopped"), daemon.log_text()
         assert _stray_lines(daemon) == []
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A user's project folder with a plug-in module ``acmeci.build:plugin``."""
+    folder = tmp_path / "myproject"
+    (folder / "acmeci").mkdir(parents=True)
+    (folder / "acmeci" / "__init__.py").write_text("")
+    # The user's plug-in; serving the example's service keeps the fixture small.
+    (folder / "acmeci" / "build.py").write_text(
+        "from arko.slave.mypipeline import plugin as plugin\n"
+    )
+    return folder
+
+
+def _installed_slave(
+    fleet: Fleet, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> Daemon:
+    """An rpc-mode slave run by the installed ``arko-slave`` command, as a user runs it."""
+    port = free_port()
+    daemon = Daemon(
+        "slave",
+        port,
+        ["--mode", "rpc", *args],
+        fleet.workdir / f"installed-slave-{port}.log",
+        env=env,
+        cwd=cwd,
+        program=[str(Path(sys.executable).parent / "arko-slave")],
+    )
+    fleet.daemons.append(daemon)
+    return daemon.start().wait_serving()
+
+
+def test_plugin_is_imported_from_the_current_folder(fleet: Fleet, project: Path) -> None:
+    """``arko-slave --service acmeci.build:plugin`` works from the project folder."""
+    slave = _installed_slave(fleet, project, "--service", "acmeci.build:plugin")
+    assert slave.events("slave_started")[0]["services"] == ["MyPipeline"]
+
+
+def test_app_dir_and_a_comma_separated_service_variable(
+    fleet: Fleet, project: Path, toolbox_env: dict[str, str]
+) -> None:
+    """--app_dir names the folder; ARKO_SLAVE_SERVICE takes plug-ins separated by commas."""
+    env = {**toolbox_env, "ARKO_SLAVE_SERVICE": "acmeci.build:plugin,toolbox_plugin:plugin"}
+    slave = _installed_slave(fleet, fleet.workdir, "--app_dir", str(project), env=env)
+    services = slave.events("slave_started")[0]["services"]
+    assert services == ["MyPipeline", "arko.testing.v1.Toolbox"]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from arko.common.errors import StartupError
 from arko.common.settings import DaemonSettings, load_settings
 from arko.master.settings import MasterSettings
+from arko.slave.plugins import load_services
 from arko.slave.settings import DEFAULT_SERVICE, SlaveSettings
 
 
@@ -71,6 +73,39 @@ def test_help_shows_the_default_plugin_and_folder(capsys: pytest.CaptureFixture[
     out = " ".join(_help(SlaveSettings, capsys).split())
     assert "--service MODULE:ATTR" in out
     assert f"(default: {DEFAULT_SERVICE})" in out
+    assert "--app_dir DIR" in out
     assert "--cert_file FILE PEM certificate for TLS (default: none)" in out
     assert "--port PORT" in out and "(default: 10002)" in out
     assert "(default: --protect)" in out
+
+
+def test_plugins_are_imported_from_app_dir(tmp_path: Path) -> None:
+    """--app_dir puts its folder first on the import path, as uvicorn's --app-dir does."""
+    project = tmp_path / "project"
+    (project / "acmeci").mkdir(parents=True)
+    (project / "acmeci" / "__init__.py").write_text("")
+    (project / "acmeci" / "build.py").write_text(
+        "from arko.slave.mypipeline import plugin as plugin\n"
+    )
+    settings = load_settings(
+        SlaveSettings, ["--app_dir", str(project), "--service", "acmeci.build:plugin"]
+    )
+    services = load_services(settings.service, settings)
+    assert [s.name for s in services] == ["MyPipeline"]
+    assert sys.path[0] == str(project.resolve())
+    sys.modules.pop("acmeci.build")
+    sys.modules.pop("acmeci")
+
+
+def test_app_dir_defaults_to_the_current_folder(tmp_path: Path) -> None:
+    """Without --app_dir, the folder the slave starts in is importable."""
+    settings = load_settings(SlaveSettings, [])
+    load_services(settings.service, settings)
+    assert sys.path[0] == str(tmp_path.resolve())
+
+
+def test_app_dir_that_is_not_a_folder_is_a_startup_error(tmp_path: Path) -> None:
+    """A mistyped --app_dir stops the slave with one line naming it."""
+    settings = load_settings(SlaveSettings, ["--app_dir", str(tmp_path / "nope")])
+    with pytest.raises(StartupError, match=r"--app_dir .*nope is not a folder"):
+        load_services(settings.service, settings)
