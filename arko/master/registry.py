@@ -19,6 +19,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.errors import InvalidArgument
+from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store
@@ -109,8 +110,16 @@ class Registry:
         return self._ordered
 
     def offering(self, method: str) -> Sequence[Slave]:
-        """Slaves, live or not, whose method list has ``method``, in registration order."""
-        return self._by_method.get(method, ())
+        """Slaves, live or not, whose method list has ``method``, in registration order.
+
+        Raises:
+            MethodNotFound: no slave has it; the message suggests the closest
+                methods the fleet does have (only the registry knows them all).
+        """
+        found = self._by_method.get(method)
+        if not found:
+            raise method_not_found(method, self._by_method)
+        return found
 
     async def register(self, host: str, port: int, secret: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.

@@ -147,3 +147,27 @@ def test_app_dir_and_a_comma_separated_service_variable(
     slave = _installed_slave(fleet, fleet.workdir, "--app_dir", str(project), env=env)
     services = slave.events("slave_started")[0]["services"]
     assert services == ["MyPipeline", "arko.testing.v1.Toolbox"]
+
+
+def test_not_found_suggests_the_method_meant(
+    fleet: Fleet, client_for, toolbox_env: dict[str, str]
+) -> None:
+    """NOT_FOUND names the closest existing method: any case, package or not, a typo."""
+    master = fleet.master()
+    fleet.slave(
+        master,
+        "--service",
+        "arko.slave.mypipeline:plugin,toolbox_plugin:plugin",
+        env=toolbox_env,
+    )
+    client = client_for(master)
+    for asked, meant in (
+        ("Toolbox.Echo", "arko.testing.v1.Toolbox.Echo"),
+        ("mypipeline.run", "MyPipeline.Run"),
+        ("MyPipeline.Rnu", "MyPipeline.Run"),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            client.run(asked)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+        details = caught.value.details()  # type: ignore[attr-defined]
+        assert f"no registered slave exposes {asked}; did you mean {meant}" in details
