@@ -83,6 +83,7 @@ class Master(Lifecycle):
             s.ping_timeout,
             lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
             s.ping_concurrency,
+            s.forget_after,
         )
         await self._registry.load()
         executor = Executor(

@@ -15,7 +15,7 @@ from playhouse.migrate import SqliteMigrator, migrate
 
 from arko.master.models import JobModel, SlaveModel
 
-LATEST = 2
+LATEST = 3
 
 
 class SchemaTooNew(Exception):
@@ -40,7 +40,17 @@ def _v2(db: peewee.Database) -> None:
     db.create_tables([JobModel])
 
 
-STEPS: dict[int, Callable[[peewee.Database], None]] = {1: _v1, 2: _v2}
+def _v3(db: peewee.Database) -> None:
+    """When each slave went down, so long-dead slaves can be forgotten.
+
+    A slave already down is taken as down since its row last changed.
+    """
+    migrator = SqliteMigrator(db)
+    migrate(migrator.add_column("slave", "down_since", SlaveModel.down_since))
+    db.execute_sql('UPDATE "slave" SET "down_since" = "updated_at" WHERE "status" = 0')
+
+
+STEPS: dict[int, Callable[[peewee.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def version(db: peewee.Database) -> int:

@@ -53,6 +53,11 @@ class MasterSettings(DaemonSettings):
     ping_concurrency: int = Field(
         500, ge=1, description="Most slaves probed at once during a ping sweep (bounds memory)"
     )
+    forget_after: float = Field(
+        86400.0,
+        ge=0,
+        description="Seconds a slave may stay down before the master forgets it (0: never)",
+    )
     connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
     )

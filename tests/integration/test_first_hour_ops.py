@@ -3,9 +3,11 @@ says it enforces, and slaves forgotten after staying down too long."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -102,3 +104,24 @@ def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
     assert started["tls"] == "mutual"
     assert started["registration_auth"] == "client certificate"
     assert started["execution_auth"] == "client certificate + bearer token"
+
+
+def _slave_rows(db: Path) -> list[tuple[str, int]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.execute("SELECT host, port FROM slave"))
+
+
+def test_a_slave_down_longer_than_forget_after_is_forgotten(fleet: Fleet) -> None:
+    """The master drops a slave down past --forget_after, logs it, and forgets it for good."""
+    db = fleet.workdir / "arko.db"
+    master = fleet.master("--forget_after", "0.5", "--ping_interval", "0.2", db=db)
+    kept = fleet.slave(master)
+    gone = fleet.slave(master)
+    assert gone.stop() == 0
+    forgotten = master.wait_for_event("slave_forgotten")
+    assert forgotten["slave"] == gone.address
+    assert forgotten["forget_after"] == 0.5
+    assert _slave_rows(db) == [("127.0.0.1", kept.port)]
+    assert master.stop() == 0
+    again = fleet.master(db=db)
+    assert again.wait_for_event("slaves_loaded")["count"] == 1
