@@ -171,3 +171,16 @@ def test_not_found_suggests_the_method_meant(
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
         details = caught.value.details()  # type: ignore[attr-defined]
         assert f"no registered slave exposes {asked}; did you mean {meant}" in details
+
+
+def test_job_id_comes_in_the_trailers_as_the_readme_says(fleet: Fleet, grpcurl: str) -> None:
+    """grpcurl -v shows arko-job-id among the response trailers, not the headers."""
+    master = fleet.master()
+    fleet.slave(master, "--run_delay", "0")
+    job = '{"method": "MyPipeline.DryRun", "params": {"param": "x"}}'
+    out = _grpcurl(grpcurl, "-v", "-plaintext", "-d", job, master.address, "Execution/ExecuteJob")
+    assert out.returncode == 0, out.stderr
+    headers, _, trailers = out.stdout.partition("Response trailers received:")
+    job_id = json.loads(headers.partition("Response contents:")[2])["job_id"]
+    assert "arko-job-id" not in headers
+    assert f"arko-job-id: {job_id}" in trailers
