@@ -58,15 +58,16 @@ class Daemon:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        program: Sequence[str] = (),
     ) -> None:
+        """``program`` replaces ``python -m arko.<kind>``, e.g. with the installed
+        ``arko-slave`` script, whose import path is what a user really gets."""
         self.kind = kind
         self.credentials = credentials
         self.port = port
         self.address = f"{LOOPBACK}:{port}"
         self.args = [
-            sys.executable,
-            "-m",
-            f"arko.{kind}",
+            *(program or (sys.executable, "-m", f"arko.{kind}")),
             "--port",
             str(port),
             "--listen_host",

@@ -31,11 +31,28 @@ class Daemon(Protocol):
 
 
 async def _serve(daemon: Daemon) -> int:
+    """Start the daemon, wait for a signal or its own end, and stop it in this task.
+
+    The signal handler only asks for the stop; the stop itself runs here, in
+    the task that started the daemon, as ``async with`` would. It matters to
+    the master's database layer (peewee's ``pwasyncio``), which lends each task
+    its own connection until the task ends: the pool closes the connection of
+    the task that closes it, while one still held by a running task would
+    outlive the event loop, and its aiosqlite thread would print an "Event loop
+    is closed" traceback after ``master_stopped``.
+    """
     loop = asyncio.get_running_loop()
     await daemon.start()
+    signalled = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.stop()))
-    await daemon.wait()
+        loop.add_signal_handler(sig, signalled.set)
+    waiters = [asyncio.ensure_future(signalled.wait()), asyncio.ensure_future(daemon.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    await daemon.stop()
     return daemon.exit_code
 
 

@@ -2,21 +2,29 @@
 
 Precedence, highest first: command-line flags, ``ARKO_<DAEMON>_*`` environment
 variables, the TOML config file named by ``--config`` (or the ``..._CONFIG``
-variable), then defaults. pydantic-settings does the parsing and validation.
+variable), then defaults. pydantic-settings does the parsing and validation;
+this module adds what users expect of a server's command line: list settings
+that take ``a,b`` from the environment too (:data:`CommaList`), and a
+``--help`` that shows plain metavars and the real defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    CliSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsError,
     TomlConfigSettingsSource,
@@ -27,6 +35,71 @@ from arko.common.logging import LogFormat
 from arko.common.tls import TlsConfig, load_tls
 
 S = TypeVar("S", bound="DaemonSettings")
+
+
+def _split_list(value: Any) -> Any:
+    """``a,b`` (or a JSON list, as before) from a flag or variable; lists pass through."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        return json.loads(value)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# A list setting: ``--x a --x b``, ``--x a,b``, ``ARKO_..._X=a,b`` (or a JSON
+# list) and a TOML array all work. NoDecode hands the raw string to the
+# validator instead of requiring JSON.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+# Metavars by type, for fields that do not name their own (json_schema_extra).
+_METAVARS: dict[Any, str] = {Path: "FILE", float: "SECONDS", int: "N", str: "TEXT"}
+
+
+def _metavar(field: FieldInfo) -> str | None:
+    """The word ``--help`` shows after a flag; None keeps pydantic's (choices)."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("metavar"), str):
+        return str(extra["metavar"])
+    kind = field.annotation
+    if get_origin(kind) is Literal:
+        return None
+    if get_origin(kind) in (Union, UnionType):  # X | None
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    return _METAVARS.get(kind, "TEXT")
+
+
+def _shown_default(field: FieldInfo, flag: str) -> str:
+    """A field's default as a user would type it (``--no-tls``, ``a:b``, ``5``)."""
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag.removeprefix('--')}"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else '""'
+
+
+def _plain_help(settings_cls: type[BaseSettings]) -> Callable[..., Any]:
+    """An ``add_argument`` for pydantic-settings that rewrites metavar and default.
+
+    pydantic-settings prints types (``{Path,null}``, ``list[str]``) as metavars
+    and ``default factory: <lambda>`` for list defaults; a user wants
+    ``FILE`` and the value itself.
+    """
+
+    def add_argument(parser: Any, *names: str, **kwargs: Any) -> Any:
+        field = settings_cls.model_fields.get(str(kwargs.get("dest", "")))
+        if field is not None and kwargs.get("help") != argparse.SUPPRESS:
+            if "metavar" in kwargs and (metavar := _metavar(field)) is not None:
+                kwargs["metavar"] = metavar
+            default = _shown_default(field, names[0]).replace("%", "%%")
+            kwargs["help"] = f"{field.description or ''} (default: {default})".lstrip()
+        return parser.add_argument(*names, **kwargs)
+
+    return add_argument
 
 
 class DaemonSettings(BaseSettings):
@@ -135,8 +208,11 @@ def load_settings(cls: type[S], argv: Sequence[str]) -> S:
             )
     config_file = _config_path(cls, argv)
     bound: type[S] = type(cls.__name__, (cls,), {"_config_file": config_file})
-    init: dict[str, Any] = {"_cli_parse_args": list(argv)}
     try:
+        cli: CliSettingsSource[S] = CliSettingsSource(
+            bound, cli_parse_args=list(argv), add_argument_method=_plain_help(bound)
+        )
+        init: dict[str, Any] = {"_cli_settings_source": cli}
         settings = bound(**init)
     except tomllib.TOMLDecodeError as exc:
         raise StartupError(f"config file {config_file} is not valid TOML: {exc}") from None

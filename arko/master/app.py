@@ -32,6 +32,15 @@ log = structlog.get_logger("arko.master")
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
+def enforced(*checks: tuple[bool, str]) -> str:
+    """What a caller must present, for the start-up log: ``none`` when nothing.
+
+    Mutual TLS counts: its server refuses any caller without a certificate
+    signed by the CA, on every service, before a token is even looked at.
+    """
+    return " + ".join(name for on, name in checks if on) or "none"
+
+
 class Master(Lifecycle):
     """One running master. ``async with Master(settings) as m: await m.wait()``."""
 
@@ -83,6 +92,7 @@ class Master(Lifecycle):
             s.ping_timeout,
             lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
             s.ping_concurrency,
+            s.forget_after,
         )
         await self._registry.load()
         executor = Executor(
@@ -130,13 +140,18 @@ class Master(Lifecycle):
             await built.health.set(name, _SERVING)
         await built.health.set("", _SERVING)
         self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
+        mutual = tls is not None and tls.mutual
         log.info(
             "master_started",
             port=self.port,
             db=s.db,
-            tls="mutual" if tls and tls.mutual else bool(tls),
-            registration_auth=join_token is not None,
-            execution_auth=client_token is not None,
+            tls="mutual" if mutual else bool(tls),
+            registration_auth=enforced(
+                (mutual, "client certificate"), (join_token is not None, "join token")
+            ),
+            execution_auth=enforced(
+                (mutual, "client certificate"), (client_token is not None, "bearer token")
+            ),
         )
 
     async def _ping_loop(self) -> None:

@@ -86,9 +86,14 @@ def _v2(db: peewee.Database) -> None:
 
 
 def _v3(db: peewee.Database) -> None:
-    """The Jobs API: typed arguments, who cancelled, kept output and its events."""
+    """The Jobs API (typed arguments, who cancelled, kept output and its events),
+    and when each slave went down, so long-dead slaves can be forgotten.
+
+    A slave already down is taken as down since its row last changed.
+    """
     migrator = SchemaMigrator.from_database(db)
     migrate(
+        migrator.add_column("slave", "down_since", peewee.DateTimeField(null=True)),
         migrator.add_column("job", "args", peewee.TextField(default="{}")),
         migrator.add_column("job", "cancelled_by", peewee.TextField(default="")),
         migrator.add_column("job", "detached", peewee.BooleanField(default=False)),
@@ -97,6 +102,7 @@ def _v3(db: peewee.Database) -> None:
         migrator.add_column("job", "last_seq", peewee.IntegerField(default=0)),
         migrator.add_index("job", ("created_at",), False),
     )
+    db.execute_sql('UPDATE "slave" SET "down_since" = "updated_at" WHERE "status" = 0')
     db.bind([_JobEventV3])
     db.create_tables([_JobEventV3])
 

@@ -24,6 +24,8 @@ class SlaveModel(peewee.Model):
     registered_at = peewee.DateTimeField(default=_now)
     updated_at = peewee.DateTimeField(default=_now)
     last_error = peewee.TextField(default="")
+    # When the slave was last seen going down; NULL while it is live.
+    down_since = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "slave"

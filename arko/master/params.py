@@ -39,8 +39,9 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _FLOAT_MAX = 3.4028234663852886e38
 # Spelled out on purpose, these are fine; an overflow like 1e999 is not.
 _NON_FINITE = frozenset({"inf", "infinity", "nan"})
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", ""})
+# The spellings the README lists for boolean parameters, compared without case.
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
 
 def _scalar(field: FieldDescriptor, raw: str) -> Any:
@@ -52,11 +53,11 @@ def _scalar(field: FieldDescriptor, raw: str) -> Any:
         return raw.encode()
     if kind == _F.TYPE_BOOL:
         word = raw.strip().lower()
-        if word in _TRUE:
+        if word in TRUE_WORDS:
             return True
-        if word in _FALSE:
+        if word in FALSE_WORDS:
             return False
-        raise ValueError("expected a bool (true/false)")
+        raise ValueError("expected a bool: true, yes, on, 1 or false, no, off, 0, empty")
     if kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
         if not _INTEGER.fullmatch(raw.strip()):

@@ -2,7 +2,9 @@
 
 Memory holds the truth the scheduler reads (no database on the job path); the
 store is written whenever a slave's liveness or methods change, so a restarted
-master knows every slave it knew.
+master knows every slave it knew. A slave down for longer than
+``forget_after`` is forgotten at the end of a ping sweep; should it come back,
+it registers again like a new one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import datetime as dt
 import ipaddress
 import re
 import time
@@ -20,9 +23,10 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.errors import InvalidArgument
+from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
 from arko.master.slaves import Dialer, Slave, plaintext
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store
+from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store, now
 
 log = structlog.get_logger("arko.master.registry")
 
@@ -70,8 +74,10 @@ class Registry:
         probe_timeout: float,
         dial: Dialer = plaintext,
         max_concurrent_probes: int = 500,
+        forget_after: float = 0,
     ) -> None:
         self._store = store
+        self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._probe_timeout = probe_timeout
         self._dial = dial
         self._slaves: dict[tuple[str, int], Slave] = {}
@@ -112,8 +118,16 @@ class Registry:
         return self._ordered
 
     def offering(self, method: str) -> Sequence[Slave]:
-        """Slaves, live or not, whose method list has ``method``, in registration order."""
-        return self._by_method.get(method, ())
+        """Slaves, live or not, whose method list has ``method``, in registration order.
+
+        Raises:
+            MethodNotFound: no slave has it; the message suggests the closest
+                methods the fleet does have (only the registry knows them all).
+        """
+        found = self._by_method.get(method)
+        if not found:
+            raise method_not_found(method, self._by_method)
+        return found
 
     async def register(self, host: str, port: int, secret: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
@@ -150,10 +164,14 @@ class Registry:
         self._changed = asyncio.Event()
 
     async def ping_all(self) -> None:
-        """Probe every slave concurrently; the sweep takes about one timeout."""
+        """Probe every slave concurrently, then forget the long-dead ones.
+
+        The sweep takes about one timeout.
+        """
         started, cpu = time.monotonic(), time.process_time()
         slaves = list(self._ordered)
         await asyncio.gather(*(self._bounded_probe(s) for s in slaves))
+        await self.forget_long_down()
         log.debug(
             "ping_sweep_done",
             slaves=len(slaves),
@@ -166,9 +184,41 @@ class Registry:
         async with self._probe_slots:
             await self.probe(slave)
 
+    async def forget_long_down(self) -> None:
+        """Drop every slave down for longer than ``forget_after`` seconds, from memory and store.
+
+        Memory goes first and at once (no await between the check and the
+        removal), and the store deletes only rows still down, so a slave that
+        registers again meanwhile is kept as a live one.
+        """
+        if not self._forget_after:
+            return
+        cutoff = now() - dt.timedelta(seconds=self._forget_after)
+        down_since = await self._store.down_since(cutoff)
+        gone = [s for s in self._ordered if s.id in down_since and not s.live]
+        if not gone:
+            return
+        for slave in gone:
+            del self._slaves[(slave.host, slave.port)]
+            self._index(slave, slave.methods, ())
+        ids = {s.id for s in gone}
+        self._ordered = [s for s in self._ordered if s.id not in ids]
+        await self._store.delete_down_slaves(sorted(ids))
+        for slave in gone:
+            await slave.close()
+            log.info(
+                "slave_forgotten",
+                slave=slave.address,
+                down_since=down_since[slave.id].isoformat(),
+                forget_after=self._forget_after,
+            )
+        self._log_change(gone[-1])
+
     async def probe(self, slave: Slave, force_log: bool = False) -> None:
         """Check health and re-read reflection; save and log any change."""
         async with slave.probe_lock:
+            if self._slaves.get((slave.host, slave.port)) is not slave:
+                return  # forgotten while this probe waited for the lock
             before = (slave.status, slave.methods)
             reason, code = await self._check(slave)
             if reason is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from arko.common.errors import MethodNotFound, NoLiveSlave
+from arko.common.errors import NoLiveSlave
+from arko.common.methods import method_not_found
 
 
 class Candidate(Protocol):
@@ -38,7 +39,8 @@ class Scheduler(Protocol):
         ``slaves`` is in registration order.
 
         Raises:
-            MethodNotFound: no slave exposes the method.
+            MethodNotFound: no slave exposes the method (the message suggests
+                the closest methods they do expose).
             NoLiveSlave: slaves expose it but none is live.
         """
         ...
@@ -53,6 +55,6 @@ class FirstLiveScheduler:
             if slave.live:
                 return slave
         if not offering:
-            raise MethodNotFound(f"no registered slave exposes {method}")
+            raise method_not_found(method, (m for s in slaves for m in s.methods))
         addresses = ", ".join(s.address for s in offering)
         raise NoLiveSlave(f"no live slave for {method}: {addresses} expose it but are down")

@@ -31,15 +31,32 @@ class MasterSettings(DaemonSettings):
         extra="forbid",
     )
 
-    port: int = Field(10001, ge=0, le=65535, description="Port to listen on (0: any free port)")
-    listen_host: str = Field("[::]", description="Address to listen on")
-    db: str = Field("arko.db", description="SQLite database file of the slave list")
+    port: int = Field(
+        10001,
+        ge=0,
+        le=65535,
+        description="Port to listen on (0: any free port)",
+        json_schema_extra={"metavar": "PORT"},
+    )
+    listen_host: str = Field(
+        "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
+    )
+    db: str = Field(
+        "arko.db",
+        description="SQLite database file of the slave list",
+        json_schema_extra={"metavar": "FILE"},
+    )
     ping_interval: float = Field(30.0, gt=0, description="Seconds between two pings of all slaves")
     ping_timeout: float = Field(
         5.0, gt=0, description="Seconds a slave gets to answer a ping or a discovery"
     )
     ping_concurrency: int = Field(
         500, ge=1, description="Most slaves probed at once during a ping sweep (bounds memory)"
+    )
+    forget_after: float = Field(
+        86400.0,
+        ge=0,
+        description="Seconds a slave may stay down before the master forgets it (0: never)",
     )
     connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a connection to a slave before trying another"
@@ -49,10 +66,16 @@ class MasterSettings(DaemonSettings):
     )
     max_params: int = Field(256, ge=0, description="Most parameters one job may carry")
     max_param_bytes: int = Field(
-        1024 * 1024, ge=0, description="Most bytes (names and values) of one job's parameters"
+        1024 * 1024,
+        ge=0,
+        description="Most bytes (names and values) of one job's parameters",
+        json_schema_extra={"metavar": "BYTES"},
     )
     max_message_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest request message the master accepts"
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request message the master accepts",
+        json_schema_extra={"metavar": "BYTES"},
     )
     max_output_bytes: int = Field(
         4 * 1024 * 1024,
@@ -61,7 +84,9 @@ class MasterSettings(DaemonSettings):
         "past it the kept copy is cut with a marker while live output goes on",
     )
     journal_dir: str = Field(
-        "", description="Folder of the job journal (empty: '<db>.journal' beside the database)"
+        "",
+        description="Folder of the job journal (empty: '<db>.journal' beside the database)",
+        json_schema_extra={"metavar": "DIR"},
     )
     # Records are safe in the journal the moment they happen; this only sets how
     # stale the database may be. Each flush briefly holds the event loop, so a

@@ -78,9 +78,14 @@ class Slave:
         )
 
     @property
-    def metadata(self) -> tuple[tuple[str, str], ...] | None:
-        """Call metadata proving to the slave that the master calls."""
-        return ((SECRET_HEADER, self.secret),) if self.secret else None
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata proving to the slave that the master calls.
+
+        Sent even while the secret is unknown (after a master restart), so a
+        protected slave refuses the master rather than showing it the
+        stranger's catalog of health alone.
+        """
+        return ((SECRET_HEADER, self.secret),)
 
     @property
     def address(self) -> str:

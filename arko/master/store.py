@@ -154,6 +154,14 @@ class Store(Protocol):
         """Save a slave's liveness, method list and why it is down."""
         ...
 
+    async def down_since(self, cutoff: dt.datetime) -> dict[int, dt.datetime]:
+        """Slaves down since before ``cutoff``: id -> when they went down."""
+        ...
+
+    async def delete_down_slaves(self, ids: Sequence[int]) -> None:
+        """Delete those of ``ids`` that are still down (one that came back stays)."""
+        ...
+
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         """Insert or replace job records and their events, all in one transaction."""
         ...
@@ -196,6 +204,13 @@ def _check_file(path: str) -> None:
 def now() -> dt.datetime:
     """The current UTC time, as stored."""
     return dt.datetime.now(dt.UTC)
+
+
+def _down_since(status: int) -> Any:
+    """The new ``down_since`` of a slave saved with ``status``: kept while down, else NULL."""
+    if status == STATUS_LIVE:
+        return None
+    return peewee.fn.COALESCE(SlaveModel.down_since, now())
 
 
 def _slave_row(model: Any) -> SlaveRow:
@@ -292,9 +307,19 @@ class SqliteStore:
     async def upsert_slave(self, host: str, port: int, status: int) -> SlaveRow:
         stamp = now()
         await self._db.aexecute(
-            SlaveModel.insert(host=host, port=port, status=status, updated_at=stamp).on_conflict(
+            SlaveModel.insert(
+                host=host,
+                port=port,
+                status=status,
+                updated_at=stamp,
+                down_since=None if status == STATUS_LIVE else stamp,
+            ).on_conflict(
                 conflict_target=[SlaveModel.host, SlaveModel.port],
-                update={SlaveModel.status: status, SlaveModel.updated_at: stamp},
+                update={
+                    SlaveModel.status: status,
+                    SlaveModel.updated_at: stamp,
+                    SlaveModel.down_since: _down_since(status),
+                },
             )
         )
         model = await self._db.get(
@@ -311,8 +336,25 @@ class SqliteStore:
                 methods=json.dumps(list(methods)),
                 last_error=last_error,
                 updated_at=now(),
+                down_since=_down_since(status),
             ).where(SlaveModel.id == slave_id)
         )
+
+    async def down_since(self, cutoff: dt.datetime) -> dict[int, dt.datetime]:
+        rows = await self._db.list(
+            SlaveModel.select(SlaveModel.id, SlaveModel.down_since).where(
+                (SlaveModel.status == STATUS_DOWN) & (SlaveModel.down_since < cutoff)
+            )
+        )
+        return {row.id: row.down_since for row in rows}
+
+    async def delete_down_slaves(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._db.aexecute(
+                SlaveModel.delete().where(
+                    SlaveModel.id.in_(list(ids)) & (SlaveModel.status == STATUS_DOWN)
+                )
+            )
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         # Hand-built multi-row statements: peewee's per-row SQL generation

@@ -1,9 +1,17 @@
 """A slave obeys only its master.
 
-Every call except ``grpc.health.v1`` (left open for probes) must come from the
-master: with mutual TLS, the caller's certificate must carry the master's
-common name; otherwise the caller must present the secret this slave handed
-the master at registration. Secrets are compared in constant time.
+Every pipeline call must come from the master: with mutual TLS, the caller's
+certificate must carry the master's common name; otherwise the caller must
+present the secret this slave handed the master at registration. Secrets are
+compared in constant time. ``grpc.health.v1`` is left open for probes.
+
+Server reflection answers everyone, but not alike: the master gets the full
+catalog, a caller presenting a wrong call secret (a master that restarted and
+does not know it yet) is refused, and everyone else gets a reflection service
+that knows only the health and reflection protos. So ``grpcurl list`` and
+``grpcurl ... Health/Check`` work for operators and orchestrators with no
+proto file, while the pipeline services stay invisible: a stranger cannot
+list them, and asking for their descriptors answers NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -14,16 +22,49 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import FileDescriptor
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from arko.common.auth import SECRET_HEADER, tokens_match
 
 log = structlog.get_logger("arko.slave.guard")
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+REFLECTION_PREFIX = f"/{reflection.SERVICE_NAME}/"
+# What a caller that is not the master may learn through reflection.
+PUBLIC_PROTOS: tuple[FileDescriptor, ...] = (health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR)
 if TYPE_CHECKING:
     Continuation = Callable[
         [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
     ]
+
+
+def public_reflection() -> reflection.aio.ReflectionServicer:
+    """Reflection over a pool of its own holding only :data:`PUBLIC_PROTOS`.
+
+    A separate pool, not just a shorter service list: grpcio-reflection
+    answers symbol and file lookups from its whole pool, and the default pool
+    holds every pipeline proto the slave imported.
+    """
+    pool = descriptor_pool.DescriptorPool()
+    for file in PUBLIC_PROTOS:
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        pool.Add(proto)
+    names = [
+        service.full_name for file in PUBLIC_PROTOS for service in file.services_by_name.values()
+    ]
+    return reflection.aio.ReflectionServicer(names, pool=pool)
+
+
+def _presented(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """The call secret the caller sent, None when it sent no such header."""
+    for key, value in context.invocation_metadata() or ():
+        if key == SECRET_HEADER:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
 
 
 class MasterOnly(grpc.aio.ServerInterceptor):
@@ -38,30 +79,67 @@ class MasterOnly(grpc.aio.ServerInterceptor):
     def __init__(self, secret: str, master_name: str | None) -> None:
         self._secret = secret.encode()
         self._master_name = master_name.encode() if master_name is not None else None
+        self._public_reflection = public_reflection()
 
     def _allowed(self, context: grpc.aio.ServicerContext[Any, Any]) -> bool:
         if self._master_name is not None:
             names = context.auth_context().get("x509_common_name", [])
             return self._master_name in names
-        presented = next(
-            (v for k, v in context.invocation_metadata() or () if k == SECRET_HEADER), ""
-        )
-        return tokens_match(self._secret, presented)
+        return tokens_match(self._secret, _presented(context) or "")
 
     async def _check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if not self._allowed(context):
-            log.info("caller_refused", peer=context.peer(), reason="not the master")
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "this slave only takes calls from its master"
-            )
+            await self._refuse(context)
+
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self._master_name is None and _presented(context) == "":
+            # A master sends the header even before it knows the secret: it
+            # restarted, and gets the secret when this slave registers again.
+            reason = "a master without this slave's call secret (it gets it at registration)"
+        else:
+            reason = "not the master"
+        log.info("caller_refused", peer=context.peer(), reason=reason)
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"this slave only takes calls from its master: {reason}",
+        )
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
+        if method.startswith(REFLECTION_PREFIX):
+            return self._split_reflection(handler)
         return self._wrap(handler)
+
+    def _split_reflection(
+        self, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Reflection that answers from the full catalog for the master only."""
+        full: Any = handler.stream_stream  # the full servicer's async generator
+        public = self._public_reflection.ServerReflectionInfo
+        allowed = self._allowed
+
+        refuse = self._refuse
+        by_secret = self._master_name is None
+
+        async def chosen(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if allowed(context):
+                answer = full
+            elif by_secret and _presented(context) is not None:
+                # A caller claiming to be a master gets a refusal, not the
+                # stranger's view: an empty catalog would read as "no methods".
+                await refuse(context)
+                return
+            else:
+                answer = public
+            async for reply in answer(requests, context):
+                yield reply
+
+        return handler._replace(stream_stream=chosen)  # type: ignore[attr-defined,no-any-return]
 
     def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         """The same handler, with the check run first (it needs the call's context).

@@ -3,13 +3,20 @@
 A plug-in is ``module:attr`` where ``attr`` is a callable taking the slave's
 settings and returning the services to serve. The example ``MyPipeline`` is
 loaded this way too, so a user's own service needs nothing from arko but this.
+
+Plug-ins are imported from ``--app_dir`` (the current folder by default)
+before the installed packages, as uvicorn and celery do: ``arko-slave`` run
+from a project folder finds the project's modules, which the console script
+alone would not (its ``sys.path`` starts at the script's own folder).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -60,15 +67,37 @@ def load_plugin(spec: str) -> Plugin:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StartupError(f"cannot import service plug-in module {module_name!r}: {exc}") from None
+        raise StartupError(
+            f"cannot import service plug-in module {module_name!r}: {exc} (plug-ins are "
+            "imported from --app_dir, the current folder by default, and the installed packages)"
+        ) from None
     plugin = getattr(module, attr, None)
     if not callable(plugin):
         raise StartupError(f"service plug-in {spec!r}: {attr!r} is missing or not callable")
     return plugin  # type: ignore[no-any-return]
 
 
+def use_app_dir(folder: Path) -> None:
+    """Put ``folder`` first on the import path (once), as uvicorn's ``--app-dir`` does.
+
+    Raises:
+        StartupError: ``folder`` is not a folder.
+    """
+    if not folder.is_dir():
+        raise StartupError(f"--app_dir {folder} is not a folder")
+    path = str(folder.resolve())
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+
+
 def load_services(specs: Iterable[str], settings: SlaveSettings) -> list[Service]:
-    """Every service all plug-ins provide, with duplicates refused."""
+    """Every service all plug-ins provide (imported from ``settings.app_dir`` first).
+
+    Raises:
+        StartupError: a plug-in cannot be loaded, services clash, or none is given.
+    """
+    use_app_dir(settings.app_dir)
     services: list[Service] = []
     for spec in specs:
         services.extend(load_plugin(spec)(settings))

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
-from arko.common.settings import DaemonSettings, read_secret
+from arko.common.settings import CommaList, DaemonSettings, read_secret
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
 
@@ -24,9 +24,21 @@ class SlaveSettings(DaemonSettings):
         extra="forbid",
     )
 
-    port: int = Field(10002, ge=0, le=65535, description="Port to listen on (0: any free port)")
-    listen_host: str = Field("[::]", description="Address to listen on")
-    master: str = Field("127.0.0.1:10001", description="host:port of the master to register with")
+    port: int = Field(
+        10002,
+        ge=0,
+        le=65535,
+        description="Port to listen on (0: any free port)",
+        json_schema_extra={"metavar": "PORT"},
+    )
+    listen_host: str = Field(
+        "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
+    )
+    master: str = Field(
+        "127.0.0.1:10001",
+        description="host:port of the master to register with",
+        json_schema_extra={"metavar": "HOST:PORT"},
+    )
     mode: Literal["standalone", "rpc", "delegate"] = Field(
         "standalone",
         description="standalone: serve and register; rpc: serve only; delegate: not supported yet",
@@ -36,14 +48,28 @@ class SlaveSettings(DaemonSettings):
         description="How pipeline methods run; only 'inprocess' (this process) so far",
     )
     advertise_host: str = Field(
-        "", description="Host the master should dial (empty: the address the master sees us from)"
+        "",
+        description="Host the master should dial (empty: the address the master sees us from)",
+        json_schema_extra={"metavar": "HOST"},
     )
     advertise_port: int = Field(
-        0, ge=0, le=65535, description="Port the master should dial (0: the port we listen on)"
+        0,
+        ge=0,
+        le=65535,
+        description="Port the master should dial (0: the port we listen on)",
+        json_schema_extra={"metavar": "PORT"},
     )
-    service: list[str] = Field(
-        default_factory=lambda: [DEFAULT_SERVICE],
-        description="Service plug-in as module:attr; repeat the flag for several",
+    service: CommaList = Field(
+        [DEFAULT_SERVICE],
+        description="Service plug-in as module:attr; repeat the flag or separate them with "
+        "commas for several",
+        json_schema_extra={"metavar": "MODULE:ATTR"},
+    )
+    app_dir: Path = Field(
+        Path("."),
+        description="Folder to import --service plug-ins from, before the installed packages "
+        "(as uvicorn's --app-dir)",
+        json_schema_extra={"metavar": "DIR"},
     )
     run_delay: float = Field(
         5.0, ge=0, description="Seconds the example MyPipeline.Run waits before answering"
@@ -67,6 +93,7 @@ class SlaveSettings(DaemonSettings):
     master_name: str = Field(
         "arko-master",
         description="Common name the master's certificate must carry (mutual TLS)",
+        json_schema_extra={"metavar": "NAME"},
     )
 
     not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.migrations import LATEST
 from arko.testing import Daemon, Fleet, free_port, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -183,7 +184,7 @@ def test_database_of_the_first_release_is_upgraded(fleet: Fleet) -> None:
             (slave.port,),
         )
     master = fleet.master(db=db)
-    assert _rows(db, "PRAGMA user_version") == [(2,)]
+    assert _rows(db, "PRAGMA user_version") == [(LATEST,)]
     assert _rows(db, "SELECT id, host, port FROM slave") == [(1, "127.0.0.1", slave.port)]
     channel = grpc.insecure_channel(master.address)
     reply = execution_pb2_grpc.ExecutionStub(channel).ExecuteJob(

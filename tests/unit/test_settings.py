@@ -306,9 +306,9 @@ def test_malformed_config_file_is_a_startup_error(tmp_path: Path) -> None:
         raise AssertionError("a malformed config file was accepted")
 
 
-def test_non_json_list_env_var_is_a_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ARKO_SLAVE_SERVICE that is not a JSON list is a StartupError naming the setting."""
-    monkeypatch.setenv("ARKO_SLAVE_SERVICE", "acme.ci:plugin")
+def test_broken_json_list_env_var_is_a_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARKO_SLAVE_SERVICE that starts a JSON list but is not one is a StartupError naming it."""
+    monkeypatch.setenv("ARKO_SLAVE_SERVICE", '["acme.ci:plugin"')
     try:
         load_settings(SlaveSettings, [])
     except StartupError as exc:
@@ -316,4 +316,4 @@ def test_non_json_list_env_var_is_a_startup_error(monkeypatch: pytest.MonkeyPatc
     except Exception as exc:
         raise AssertionError(f"not a StartupError: {exc!r}") from exc
     else:
-        raise AssertionError("a non-JSON list variable was accepted")
+        raise AssertionError("a broken JSON list variable was accepted")
