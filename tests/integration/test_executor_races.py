@@ -132,7 +132,10 @@ def test_an_unexpected_exception_is_recorded_and_answered_internal(tmp_path: Pat
         store = await SqliteStore.open(tmp_path / "arko.db")
         parts = Parts(store, tmp_path, ExplodingScheduler())
         await parts.recorder.recover()
+        port = free_port()
+        server = await _serve(port)
         try:
+            await parts.registry.register(LOOPBACK, port)
             with capture_logs() as logs, pytest.raises(InternalError) as err:
                 await parts.run("MyPipeline.DryRun")
             assert "RuntimeError: scheduler bug" in err.value.message
@@ -146,6 +149,7 @@ def test_an_unexpected_exception_is_recorded_and_answered_internal(tmp_path: Pat
             finished = [e for e in logs if e["event"] == "job_finished"]
             assert [(e["state"], e["code"]) for e in finished] == [("failed", "INTERNAL")]
         finally:
+            await server.server.stop(0)
             await parts.registry.close()
             await parts.recorder.close()
             await store.close()

@@ -61,7 +61,7 @@ def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
 
     After a kill -9 the callers get no trailing metadata, so the jobs cut off
     are found in the killed master's own log instead: sent to the slave
-    (``job_dispatched``) with no ``job_succeeded`` or ``job_failed`` after it.
+    (``job_dispatched``) with no ``job_finished`` after it.
     Each must be in the database afterwards, and ``interrupted``.
     """
     db = fleet.workdir / "arko.db"
@@ -97,7 +97,7 @@ def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
     channel.close()
     assert broken, "the kill should have cut some calls off"
     dispatched = {e["job_id"] for e in master.events("job_dispatched")}
-    ended = {e["job_id"] for e in master.events("job_succeeded") + master.events("job_failed")}
+    ended = {e["job_id"] for e in master.events("job_finished")}
     in_flight = dispatched - ended
     assert in_flight, "the kill should have caught jobs on the slave"
     assert set(succeeded) <= ended
@@ -275,14 +275,14 @@ def test_disconnected_caller_cancels_the_slave_call(
         caller.kill()
         caller.wait(10)
     slave.wait_for_event("sleep_cancelled")
-    job_id = master.wait_for_event("job_cancelled")["job_id"]
+    job_id = master.wait_for_event("job_finished")["job_id"]
     db = fleet.workdir / "arko.db"
     record = wait_until(
         lambda: (r := _job(db, job_id)) and r[0] != "running" and r,
         timeout=10,
         what="the job's final record",
     )
-    assert (record[0], record[2]) == ("failed", "CANCELLED")
+    assert (record[0], record[2]) == ("cancelled", "CANCELLED")
     assert not slave.events("sleep_finished")
 
 

@@ -69,7 +69,12 @@ def test_a_stranger_sees_only_health_on_a_protected_slave(
         assert reply.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0], asked
 
     methods = master.events("slaves_changed")[-1]["slaves"][0]["methods"]
-    assert sorted(methods) == ["MyPipeline.DryRun", "MyPipeline.Rollback", "MyPipeline.Run"]
+    assert sorted(methods) == [
+        "MyPipeline.DryRun",
+        "MyPipeline.Rollback",
+        "MyPipeline.Run",
+        "MyPipelineLogs.Stream",
+    ]
     job = '{"method": "MyPipeline.DryRun", "params": {"param": "x"}}'
     ran = _grpcurl(grpcurl, *who, "-d", job, master.address, "Execution/ExecuteJob")
     assert ran.returncode == 0, ran.stderr
@@ -136,7 +141,7 @@ def _installed_slave(
 def test_plugin_is_imported_from_the_current_folder(fleet: Fleet, project: Path) -> None:
     """``arko-slave --service acmeci.build:plugin`` works from the project folder."""
     slave = _installed_slave(fleet, project, "--service", "acmeci.build:plugin")
-    assert slave.events("slave_started")[0]["services"] == ["MyPipeline"]
+    assert slave.events("slave_started")[0]["services"] == ["MyPipeline", "MyPipelineLogs"]
 
 
 def test_app_dir_and_a_comma_separated_service_variable(
@@ -146,7 +151,7 @@ def test_app_dir_and_a_comma_separated_service_variable(
     env = {**toolbox_env, "ARKO_SLAVE_SERVICE": "acmeci.build:plugin,toolbox_plugin:plugin"}
     slave = _installed_slave(fleet, fleet.workdir, "--app_dir", str(project), env=env)
     services = slave.events("slave_started")[0]["services"]
-    assert services == ["MyPipeline", "arko.testing.v1.Toolbox"]
+    assert services == ["MyPipeline", "MyPipelineLogs", "arko.testing.v1.Toolbox"]
 
 
 def test_not_found_suggests_the_method_meant(

@@ -91,7 +91,7 @@ def test_plugins_are_imported_from_app_dir(tmp_path: Path) -> None:
         SlaveSettings, ["--app_dir", str(project), "--service", "acmeci.build:plugin"]
     )
     services = load_services(settings.service, settings)
-    assert [s.name for s in services] == ["MyPipeline"]
+    assert [s.name for s in services] == ["MyPipeline", "MyPipelineLogs"]
     assert sys.path[0] == str(project.resolve())
     sys.modules.pop("acmeci.build")
     sys.modules.pop("acmeci")
