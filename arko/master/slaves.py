@@ -48,6 +48,10 @@ class Slave:
     (kept in memory only: after a master restart the slave registers again).
     ``pending`` marks a slave restored from the store that has neither been
     probed nor registered since: jobs wait for it rather than use it blind.
+    ``capacity``, ``labels`` and ``version`` are what the slave's
+    ``arko.v1.Slave/Status`` last reported (0, empty and "" for a slave
+    without that service: no limit, no labels); ``running`` is the master's
+    own count of the jobs it has on the slave now.
     """
 
     id: int
@@ -59,6 +63,10 @@ class Slave:
     dial: Dialer = plaintext
     catalog: Catalog | None = None
     pending: bool = False
+    capacity: int = 0
+    running: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = ""
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)

@@ -1,0 +1,24 @@
+"""A method's job policy, read from the ``arko.v1.job`` option of its descriptor.
+
+The option lives in the slave's proto (``protos/arko/v1/options.proto``), so
+the master learns it through reflection with the rest of the catalog; a
+method without it, or a slave whose files never import the option, gets the
+empty policy: no limit, no labels, no retries, the caller's deadline.
+"""
+
+from __future__ import annotations
+
+from arko.master.discovery import Catalog
+from arko.v1.options_pb2 import JobPolicy, job
+
+
+def job_policy(catalog: Catalog | None, method: str) -> JobPolicy:
+    """The policy declared on ``Service.Method`` in ``catalog``, or the empty one."""
+    service, _, name = method.rpartition(".")
+    desc = catalog.method(service, name) if catalog is not None and service else None
+    policy = JobPolicy()
+    if desc is not None:
+        options = desc.GetOptions()
+        if options.HasExtension(job):
+            policy.CopyFrom(options.Extensions[job])
+    return policy
