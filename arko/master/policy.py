@@ -8,8 +8,15 @@ empty policy: no limit, no labels, no retries, the caller's deadline.
 
 from __future__ import annotations
 
+from typing import Any
+
 from arko.master.discovery import Catalog
-from arko.v1.options_pb2 import JobPolicy, job
+from arko.v1 import options_pb2
+from arko.v1.options_pb2 import JobPolicy
+
+# protoc's stubs type a file-level extension as a plain FieldDescriptor,
+# which the stubs of Message.Extensions do not accept.
+_JOB: Any = options_pb2.job
 
 
 def job_policy(catalog: Catalog | None, method: str) -> JobPolicy:
@@ -19,6 +26,6 @@ def job_policy(catalog: Catalog | None, method: str) -> JobPolicy:
     policy = JobPolicy()
     if desc is not None:
         options = desc.GetOptions()
-        if options.HasExtension(job):
-            policy.CopyFrom(options.Extensions[job])
+        if options.HasExtension(_JOB):
+            policy.CopyFrom(options.Extensions[_JOB])
     return policy
