@@ -2,7 +2,8 @@
 
 Phases, in order (each bounded in calls and seconds, see ``bench.config``):
 sequential latency, throughput by concurrency (with the Celery and naive
-peers), a py-spy profile of the master under load, fleet-scale registration
+peers), a py-spy profile of the master under load, streamed output (master
+against a direct stream) and the cost of the per-job log line, fleet-scale registration
 and ping sweeps, and master memory (with dead slave addresses, then live
 ones). Every process is started through ``arko.testing.Fleet`` and stopped by
 its PID when the run ends, whatever happened.
@@ -36,6 +37,8 @@ from bench.procs import REPO, LoadGen, export_arko, start_loadgen
 from bench.render import plot, table
 from bench.report import machine_info, summarise, targets
 from bench.stats import Spread
+from bench.streaming import render as render_streaming
+from bench.streaming import streaming
 
 OUT = REPO / "bench" / "out"
 Say = Callable[[str], None]
@@ -79,6 +82,7 @@ def run_suite(cfg: BenchConfig, workdir: Path, with_profile: bool, say: Say) -> 
     raw: dict[str, Any] = {}
     fleet = Fleet(workdir)
     with fleet.running():
+        raw["streaming"] = streaming(cfg, fleet, workdir, say)
         gen = start_loadgen(fleet)
         rig = start_rig(fleet, workdir, say)
         raw["latency"] = sequential_latency(cfg, rig, gen, say)
@@ -102,6 +106,8 @@ def publish(cfg: BenchConfig, meta: dict[str, Any], raw: dict[str, Any]) -> Path
     summary = summarise(raw, cfg.ping_timeout)
     checks = targets(raw, summary, cfg.ping_timeout)
     text = table(meta, cfg, raw, summary, checks)
+    if raw.get("streaming"):
+        text += "\n\n" + render_streaming(raw["streaming"])
     print(text)
     full = cfg.name == "full"
     suffix = "" if full else f"-{cfg.name}"
@@ -158,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument(
+        "--streaming-only",
+        action="store_true",
+        help="measure only streamed output and the log-line cost; print them, write no files",
+    )
+    parser.add_argument(
         "--arko-ref",
         metavar="REF",
         help="run the daemons on arko/ as committed at this git ref (e.g. HEAD) "
@@ -198,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         old = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = f"{snapshot}{os.pathsep}{old}" if old else str(snapshot)
         say(f"daemons run arko/ from {args.arko_ref}, exported to {snapshot}")
+    if args.streaming_only:
+        with Fleet(workdir).running() as fleet:
+            print(render_streaming(streaming(cfg, fleet, workdir, say)))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     meta = machine_info(args.arko_ref)
     try:
         raw = run_suite(cfg, workdir, not args.no_profile, say)

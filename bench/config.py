@@ -63,6 +63,12 @@ class BenchConfig:
     """Most seconds all of the memory master's jobs may take."""
     profile_seconds: float
     """Seconds py-spy samples the master under load."""
+    stream_lines: int
+    """Lines per streamed job (direct and through the master); each stream has 120 s at most."""
+    stream_repeats: int
+    """Alternating direct/master streams (and log-line cost repeats)."""
+    log_cost_calls: int
+    """Sequential ExecuteJob calls per repeat when timing the job_finished log line."""
 
 
 FULL = BenchConfig(
@@ -91,6 +97,9 @@ FULL = BenchConfig(
     mem_register_seconds=300.0,
     mem_jobs_seconds=240.0,
     profile_seconds=8.0,
+    stream_lines=20000,
+    stream_repeats=5,
+    log_cost_calls=2000,
 )
 
 QUICK = BenchConfig(
@@ -119,4 +128,7 @@ QUICK = BenchConfig(
     mem_register_seconds=60.0,
     mem_jobs_seconds=30.0,
     profile_seconds=3.0,
+    stream_lines=5000,
+    stream_repeats=3,
+    log_cost_calls=500,
 )

@@ -6,6 +6,7 @@ events become messages, and ``ArkoError`` becomes a status code.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -14,7 +15,7 @@ import structlog
 from google.protobuf import json_format
 
 from arko.common.errors import ArkoError, InvalidArgument
-from arko.master.output import Event
+from arko.master.output import FINISHED, Event
 from arko.master.runs import JobService
 from arko.master.servicers import JOB_ID_HEADER, abort
 from arko.master.store import JobRow
@@ -23,6 +24,12 @@ from arko.v1 import jobs_pb2, jobs_pb2_grpc
 log = structlog.get_logger("arko.master.jobs_servicer")
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+# Events a Jobs/Run call may hold between the slave's stream and its caller.
+# Reading the slave's next message while the last one is being written
+# doubles a stream's rate over one-at-a-time relaying; past this many, the
+# relay waits for the caller, and gRPC flow control then holds the slave back.
+WRITE_AHEAD = 64
 
 
 def state_name(state: int) -> str:
@@ -99,13 +106,25 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
             await context.write(event_message(live.id, live.since(0)[0]))
             return
 
-        async def write(event: Event) -> None:
+        events: asyncio.Queue[Event] = asyncio.Queue(WRITE_AHEAD)
+
+        async def write() -> None:
+            # FINISHED is always the last event of a job that ends with an answer.
+            while (event := await events.get()).kind != FINISHED:
+                await context.write(event_message(live.id, event))
             await context.write(event_message(live.id, event))
 
-        try:
-            await self._jobs.run(live, params, args, timeout, sink=write)
-        except ArkoError as exc:
-            await abort(context, exc, trailer)
+        error: ArkoError | None = None
+        # A writer that fails (the caller went away) cancels the job with it;
+        # a cancelled call (the same, seen by gRPC first) cancels both.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(write())
+            try:
+                await self._jobs.run(live, params, args, timeout, sink=events.put)
+            except ArkoError as exc:
+                error = exc
+        if error is not None:
+            await abort(context, error, trailer)
         context.set_trailing_metadata(trailer)
 
     async def Get(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.Job:
