@@ -1,12 +1,15 @@
 """``make demo``: the original README's scenario, end to end, on free loopback ports.
 
 Starts a master and a slave, runs the acceptance call through the real
-``grpcurl`` binary (with ``-proto``, then through reflection), prints the
-answers, and stops both daemons.
+``grpcurl`` binary (with ``-proto``, then through reflection), streams a job's
+output live through ``arko.v1.Jobs/Run`` and reads the job back with
+``Jobs/Get``, printing every answer, and stops both daemons.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from arko.testing import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = '{"method": "MyPipeline.Run", "params":{"param":"one", "password": "parola"}}'
+STREAMED = '{"method": "MyPipelineLogs.Stream", "params": {"lines": "5", "interval": "0.3"}}'
 
 
 def grpcurl() -> str:
@@ -43,6 +47,28 @@ def run_grpcurl(args: list[str], hide: str = "", alias: str = "") -> int:
     return result.returncode
 
 
+def streamed_job(address: str) -> int:
+    """Run a streaming method through Jobs/Run (events print as they come), then Get it."""
+    args = ["-d", STREAMED, "-plaintext", address, "arko.v1.Jobs/Run"]
+    print(f"\n$ grpcurl {shlex.join(args)}\n  (each event shown as it arrives, one line each)")
+    run = subprocess.Popen([grpcurl(), "-format-error", *args], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    accepted, lines = "", []
+    for line in run.stdout:  # grpcurl pretty-prints each event over several lines
+        lines.append(line)
+        if line.startswith("}"):
+            event = json.loads("".join(lines))
+            lines.clear()
+            # grpcurl names fields by their JSON name or, through reflection, as declared.
+            accepted = accepted or event.get("job_id") or event["jobId"]
+            shown = event.get("output") or event.get("note") or event.get("state", "")
+            print(f"  event {event.get('seq', 0)} {event['kind']:<8} {shown}", flush=True)
+    if run.wait(60) != 0:
+        return run.returncode
+    get = json.dumps({"job_id": accepted})
+    return run_grpcurl(["-d", get, "-plaintext", address, "arko.v1.Jobs/Get"])
+
+
 def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
@@ -62,6 +88,9 @@ def main() -> int:
             )
             if code != 0:
                 return code
+        code = streamed_job(master.address)
+        if code != 0:
+            return code
     print("\nmaster and slave stopped")
     return 0
 
