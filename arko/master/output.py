@@ -8,8 +8,9 @@ later events live only in a short ring of the most recent ones (at most
 ``RING`` events and ``RING_BYTES`` of data). The producer
 never waits for a watcher; a watcher that falls behind the ring skips to its
 oldest event, which shows as a gap in the sequence numbers. The caller of
-``Jobs/Run`` is not a watcher: it is written to by the producer itself, so it
-gets every event and paces the slave through gRPC flow control.
+``Jobs/Run`` is not a watcher: the producer hands it every event through a
+queue of at most ``WRITE_AHEAD`` (arko.master.jobs_servicer), so it gets every
+event and paces the slave through gRPC flow control.
 
 A finished job stays here until its record has reached the store, so a
 reader always finds it in one place or the other.
