@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from arko.testing import Fleet
-from bench import profile
+from bench import postgres, profile
 from bench.config import FULL, QUICK, BenchConfig
-from bench import postgres
 from bench.dispatch import DispatchRig, sequential_latency, start_rig, throughput, timed
 from bench.fleet import fleet_scale, memory, memory_live
 from bench.procs import REPO, LoadGen, export_arko, start_loadgen
