@@ -185,12 +185,12 @@ class Fleet:
         self,
         *args: str,
         port: int | None = None,
-        db: Path | None = None,
+        db: Path | str | None = None,
         wait: bool = True,
         env: dict[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> Daemon:
-        """Start a master (database in the work folder unless ``db`` is given)."""
+        """Start a master (database in the work folder unless ``db``, a file or URL, is given)."""
         port = port or free_port()
         db = db or self.workdir / "arko.db"
         daemon = self._add("master", port, ["--db", str(db), *args], env, credentials)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from arko.testing import Fleet
-from bench import profile
+from bench import postgres, profile
 from bench.config import FULL, QUICK, BenchConfig
 from bench.dispatch import DispatchRig, sequential_latency, start_rig, throughput, timed
 from bench.fleet import fleet_scale, memory, memory_live
@@ -164,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument(
+        "--postgres-only",
+        action="store_true",
+        help="measure only the master on PostgreSQL against SQLite; print, write no files",
+    )
+    parser.add_argument(
         "--streaming-only",
         action="store_true",
         help="measure only streamed output and the log-line cost; print them, write no files",
@@ -212,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.streaming_only:
         with Fleet(workdir).running() as fleet:
             print(render_streaming(streaming(cfg, fleet, workdir, say)))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    if args.postgres_only:
+        with Fleet(workdir).running() as fleet:
+            print(postgres.render(postgres.postgres_vs_sqlite(cfg, fleet, workdir, say)))
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
     meta = machine_info(args.arko_ref)

@@ -24,7 +24,7 @@ from arko.master.scheduler import FirstLiveScheduler, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
 from arko.master.slaves import CHANNEL_OPTIONS
-from arko.master.store import SqliteStore
+from arko.master.store import DatabaseStore, is_postgres, open_store, shown_url
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master")
@@ -51,7 +51,7 @@ class Master(Lifecycle):
         self.settings = settings
         self.port = 0
         self._scheduler = scheduler or FirstLiveScheduler()
-        self._store: SqliteStore | None = None
+        self._store: DatabaseStore | None = None
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -60,7 +60,13 @@ class Master(Lifecycle):
 
     def _journal_dir(self) -> Path:
         s = self.settings
-        return Path(s.journal_dir) if s.journal_dir else Path(f"{s.db}.journal")
+        if s.journal_dir:
+            return Path(s.journal_dir)
+        if is_postgres(s.db):
+            # No file to sit beside: one folder per listening port, so two
+            # masters on one machine never share a journal.
+            return Path(f"arko-master-{s.port}.journal")
+        return Path(f"{s.db}.journal")
 
     async def start(self) -> None:
         """Open the store, recover job records, restore slaves, serve, ping.
@@ -78,7 +84,7 @@ class Master(Lifecycle):
         s = self.settings
         tls = s.tls_config()
         join_token, client_token = s.tokens()
-        self._store = await SqliteStore.open(s.db)
+        self._store = await open_store(s.db)
         live = LiveJobs()
         self._recorder = JobRecorder(
             self._store, self._journal_dir(), s.job_flush_interval, on_saved=live.saved
@@ -144,7 +150,7 @@ class Master(Lifecycle):
         log.info(
             "master_started",
             port=self.port,
-            db=s.db,
+            db=shown_url(s.db),
             tls="mutual" if mutual else bool(tls),
             registration_auth=enforced(
                 (mutual, "client certificate"), (join_token is not None, "join token")

@@ -19,6 +19,8 @@ import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
 LATEST = 3
+# PostgreSQL advisory lock key taken while the schema is upgraded ("arko" in ASCII).
+_UPGRADE_LOCK = 0x61726B6F
 
 
 class SchemaTooNew(Exception):
@@ -129,16 +131,27 @@ def _set_version(db: peewee.Database, target: int) -> None:
     db.execute_sql(f"INSERT INTO arko_schema (version) VALUES ({int(target)})")
 
 
-def upgrade(db: peewee.Database) -> int:
-    """Bring the schema to :data:`LATEST`; return the version it started at.
+def upgrade(db: peewee.Database, upto: int = LATEST) -> int:
+    """Bring the schema to ``upto`` (:data:`LATEST`; older ones for tests of upgrades);
+    return the version it started at.
 
     Raises:
         SchemaTooNew: the database's version is above :data:`LATEST`.
     """
+    if isinstance(db, peewee.PostgresqlDatabase):
+        # Masters sharing one database may start together: the first to take
+        # this lock upgrades, the others then find the schema current.
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_UPGRADE_LOCK,))
+            return _upgrade(db, upto)
+    return _upgrade(db, upto)
+
+
+def _upgrade(db: peewee.Database, upto: int) -> int:
     start = version(db)
     if start > LATEST:
         raise SchemaTooNew(f"schema version {start} is newer than this arko ({LATEST})")
-    for target in range(start + 1, LATEST + 1):
+    for target in range(start + 1, upto + 1):
         with db.atomic():
             STEPS[target](db)
             _set_version(db, target)

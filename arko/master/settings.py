@@ -43,8 +43,9 @@ class MasterSettings(DaemonSettings):
     )
     db: str = Field(
         "arko.db",
-        description="SQLite database file of the slave list",
-        json_schema_extra={"metavar": "FILE"},
+        description="Where slaves and jobs are kept: a SQLite file, or a PostgreSQL URL "
+        "(postgresql://user[:password]@host:port/name; the database must exist)",
+        json_schema_extra={"metavar": "FILE|URL"},
     )
     ping_interval: float = Field(30.0, gt=0, description="Seconds between two pings of all slaves")
     ping_timeout: float = Field(
@@ -85,7 +86,8 @@ class MasterSettings(DaemonSettings):
     )
     journal_dir: str = Field(
         "",
-        description="Folder of the job journal (empty: '<db>.journal' beside the database)",
+        description="Folder of the job journal (empty: '<db>.journal' beside a SQLite "
+        "database, 'arko-master-<port>.journal' here with PostgreSQL)",
         json_schema_extra={"metavar": "DIR"},
     )
     # Records are safe in the journal the moment they happen; this only sets how

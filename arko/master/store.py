@@ -1,25 +1,29 @@
 """Persistence of slaves and job records, behind a small ``Store`` protocol.
 
 Only this module knows SQL. It uses peewee 4's asyncio layer
-(``playhouse.pwasyncio``): queries run on aiosqlite's thread, so the event
-loop never waits on the disk. Rows come back as plain dataclasses. SQLite runs
-in WAL mode with a busy timeout, and the schema carries a version
-(``PRAGMA user_version``) that :mod:`arko.master.migrations` upgrades.
+(``playhouse.pwasyncio``) on SQLite (aiosqlite, the default: a file beside
+the master) or PostgreSQL (asyncpg, for a database the team already runs):
+the same models, queries and migrations serve both, and the event loop never
+waits on the database. Rows come back as plain dataclasses. SQLite runs in WAL
+mode with a busy timeout; the schema carries a version that
+:mod:`arko.master.migrations` upgrades.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
 import json
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import peewee
-from playhouse.pwasyncio import AsyncSqliteDatabase
+from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
 from arko.common.errors import StartupError
 from arko.master import migrations
@@ -80,6 +84,14 @@ def _chunks(count: int) -> list[tuple[int, int]]:
 
 # SQLite has one writer; each pooled aiosqlite connection costs a thread.
 POOL_SIZE = 4
+# PostgreSQL serves writers in parallel; a master rarely has more than this
+# many statements in flight (the recorder's batch, a listing, registrations).
+PG_POOL_SIZE = 8
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Column types on PostgreSQL: peewee's defaults would store times without a
+# zone (asyncpg then refuses arko's UTC-aware datetimes) and floats in 4
+# bytes (event times in seconds since 1970 would lose whole minutes).
+PG_FIELD_TYPES = {"DATETIME": "TIMESTAMPTZ", "FLOAT": "DOUBLE PRECISION"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,34 +283,49 @@ def _event_values(e: EventRow) -> tuple[Any, ...]:
     return (e.job_id, e.seq, e.kind, e.time, e.data)
 
 
-class SqliteStore:
-    """``Store`` on a SQLite file (or ``:memory:`` for tests)."""
+def is_postgres(db: str) -> bool:
+    """Whether the master's ``--db`` names a PostgreSQL database (a URL) rather than a file."""
+    return urllib.parse.urlsplit(db).scheme in POSTGRES_SCHEMES
 
-    def __init__(self, db: AsyncSqliteDatabase) -> None:
+
+def shown_url(db: str) -> str:
+    """``db`` as logs and errors may show it: any password replaced."""
+    parts = urllib.parse.urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_store(db: str | Path) -> DatabaseStore:
+    """The store ``--db`` names: a ``postgresql://`` URL, else a SQLite file.
+
+    Raises:
+        StartupError: the database cannot be used (the message says why).
+    """
+    if isinstance(db, str) and is_postgres(db):
+        return await PostgresStore.open(db)
+    return await SqliteStore.open(db)
+
+
+class DatabaseStore:
+    """``Store`` on any database peewee's asyncio layer speaks; subclasses open one."""
+
+    def __init__(self, db: AsyncDatabaseMixin) -> None:
         self._db = db
         db.bind([SlaveModel, JobModel, JobEventModel])
 
-    @classmethod
-    async def open(cls, path: str | Path) -> SqliteStore:
-        """Open (creating if needed) the database at ``path`` and upgrade its schema.
-
-        Raises:
-            StartupError: the file cannot be opened or written, is not a
-                database, or was made by a newer arko.
-        """
+    async def _prepare(self, shown: str) -> None:
+        """Upgrade the schema and read once; on failure release the pool and say why."""
         try:
-            await asyncio.to_thread(_check_file, str(path))
-        except sqlite3.Error as exc:
-            raise StartupError(f"cannot use database {path}: {exc}") from None
-        db = AsyncSqliteDatabase(str(path), pragmas=PRAGMAS, pool_size=POOL_SIZE)
-        store = cls(db)
-        try:
-            await db.run(migrations.upgrade, db)
-            await db.list(SlaveModel.select().limit(1))
-        except (peewee.DatabaseError, OSError, migrations.SchemaTooNew) as exc:
-            await store.close()
-            raise StartupError(f"cannot use database {path}: {exc}") from None
-        return store
+            await self._db.run(migrations.upgrade, self._db)
+            await self._db.list(SlaveModel.select().limit(1))
+        except (peewee.DatabaseError, peewee.InterfaceError, OSError) as exc:
+            await self.close()
+            raise StartupError(f"cannot use database {shown}: {exc}") from None
+        except migrations.SchemaTooNew as exc:
+            await self.close()
+            raise StartupError(f"cannot use database {shown}: {exc}") from None
 
     async def list_slaves(self) -> list[SlaveRow]:
         rows = await self._db.list(SlaveModel.select().order_by(SlaveModel.id))
@@ -418,3 +445,66 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._db.close_pool()
+
+
+class SqliteStore(DatabaseStore):
+    """``Store`` on a SQLite file (or ``:memory:`` for tests)."""
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteStore:
+        """Open (creating if needed) the database at ``path`` and upgrade its schema.
+
+        Raises:
+            StartupError: the file cannot be opened or written, is not a
+                database, or was made by a newer arko.
+        """
+        try:
+            await asyncio.to_thread(_check_file, str(path))
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot use database {path}: {exc}") from None
+        store = cls(AsyncSqliteDatabase(str(path), pragmas=PRAGMAS, pool_size=POOL_SIZE))
+        await store._prepare(str(path))
+        return store
+
+
+class PostgresStore(DatabaseStore):
+    """``Store`` on a PostgreSQL database, named by a ``postgresql://user@host:port/name`` URL."""
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Connect, create or upgrade the schema (one master at a time), and check a read.
+
+        Raises:
+            StartupError: a malformed URL, an unreachable or refusing server, a
+                missing database, or a schema made by a newer arko.
+        """
+        shown = shown_url(url)
+        if importlib.util.find_spec("asyncpg") is None:
+            raise StartupError(
+                f"cannot use database {shown}: PostgreSQL needs asyncpg "
+                "(pip install 'arko[postgres]')"
+            )
+        parts = urllib.parse.urlsplit(url)
+        name = urllib.parse.unquote(parts.path.lstrip("/"))
+        try:
+            port = parts.port
+        except ValueError:
+            raise StartupError(f"cannot use database {shown}: the port is not a number") from None
+        if not name or "/" in name:
+            raise StartupError(f"cannot use database {shown}: name the database after the host")
+        options = {
+            key: value
+            for key, value in {
+                "host": parts.hostname,
+                "port": port,
+                "user": urllib.parse.unquote(parts.username or "") or None,
+                "password": urllib.parse.unquote(parts.password or "") or None,
+            }.items()
+            if value is not None
+        }
+        db = AsyncPostgresqlDatabase(
+            name, pool_size=PG_POOL_SIZE, field_types=PG_FIELD_TYPES, **options
+        )
+        store = cls(db)
+        await store._prepare(shown)
+        return store

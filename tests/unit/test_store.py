@@ -1,4 +1,9 @@
-"""Tests of arko.master.store.SqliteStore on real SQLite files in a temporary directory."""
+"""Tests of arko.master.store on real databases.
+
+Behaviour every backend must share runs on a SQLite file and on a fresh
+PostgreSQL database (the ``db`` fixture); what only SQLite has (files, WAL,
+``user_version``) runs on files in a temporary directory.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,22 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 
 from arko.common.errors import StartupError
+from arko.master import migrations
 from arko.master.migrations import LATEST
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, JobRow, SlaveRow, SqliteStore
+from arko.master.store import (
+    STATUS_DOWN,
+    STATUS_LIVE,
+    DatabaseStore,
+    JobRow,
+    SlaveRow,
+    SqliteStore,
+    is_postgres,
+    open_store,
+)
 
 T = TypeVar("T")
 
@@ -25,11 +41,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def with_store(path: Path, body: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    """Open the store at ``path``, run ``body`` on it, and always close it."""
+def with_store(path: Path | str, body: Callable[[DatabaseStore], Awaitable[T]]) -> T:
+    """Open the store ``path`` names (file or URL), run ``body`` on it, and always close it."""
 
     async def scenario() -> T:
-        store = await SqliteStore.open(path)
+        store = await open_store(path)
         try:
             return await body(store)
         finally:
@@ -62,126 +78,139 @@ def user_version(path: Path) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def last_errors(path: Path) -> dict[int, str]:
+def select(db: str | Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read with the database's own driver, around arko's store."""
+    if isinstance(db, str) and is_postgres(db):
+
+        async def read() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(db)
+            try:
+                return [tuple(r) for r in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return run(read())
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def last_errors(db: str | Path) -> dict[int, str]:
     """Each slave's stored ``last_error``, by id."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return dict(conn.execute("SELECT id, last_error FROM slave").fetchall())
+    return dict(select(db, "SELECT id, last_error FROM slave"))
 
 
 def test_new_file_starts_empty(tmp_path: Path) -> None:
     """Opening a new file creates the schema and lists no slaves."""
 
-    async def body(store: SqliteStore) -> list[SlaveRow]:
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
         return await store.list_slaves()
 
     assert with_store(tmp_path / "arko.db", body) == []
     assert (tmp_path / "arko.db").is_file()
 
 
-def test_upsert_twice_keeps_one_row_and_its_id(tmp_path: Path) -> None:
+def test_upsert_twice_keeps_one_row_and_its_id(db: str) -> None:
     """Registering the same host:port twice updates the one row and keeps its id."""
 
-    async def body(store: SqliteStore) -> tuple[SlaveRow, SlaveRow, list[SlaveRow]]:
+    async def body(store: DatabaseStore) -> tuple[SlaveRow, SlaveRow, list[SlaveRow]]:
         first = await store.upsert_slave("10.0.0.1", 10002, STATUS_LIVE)
         second = await store.upsert_slave("10.0.0.1", 10002, STATUS_DOWN)
         return first, second, await store.list_slaves()
 
-    first, second, rows = with_store(tmp_path / "arko.db", body)
+    first, second, rows = with_store(db, body)
     assert second.id == first.id
     assert first.status == STATUS_LIVE
     assert second.status == STATUS_DOWN
     assert rows == [second]
 
 
-def test_same_host_other_port_is_another_slave(tmp_path: Path) -> None:
+def test_same_host_other_port_is_another_slave(db: str) -> None:
     """Slaves are keyed by host and port together."""
 
-    async def body(store: SqliteStore) -> list[SlaveRow]:
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
         await store.upsert_slave("h", 1, STATUS_LIVE)
         await store.upsert_slave("h", 2, STATUS_LIVE)
         return await store.list_slaves()
 
-    assert [(r.host, r.port) for r in with_store(tmp_path / "arko.db", body)] == [
+    assert [(r.host, r.port) for r in with_store(db, body)] == [
         ("h", 1),
         ("h", 2),
     ]
 
 
-def test_registration_order_is_preserved(tmp_path: Path) -> None:
+def test_registration_order_is_preserved(db: str) -> None:
     """Slaves are listed in first-registration order, even after re-registering one."""
 
-    async def body(store: SqliteStore) -> list[SlaveRow]:
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
         for host in ("c", "a", "b"):
             await store.upsert_slave(host, 10002, STATUS_LIVE)
         await store.upsert_slave("c", 10002, STATUS_LIVE)
         return await store.list_slaves()
 
-    rows = with_store(tmp_path / "arko.db", body)
+    rows = with_store(db, body)
     assert [r.host for r in rows] == ["c", "a", "b"]
     assert [r.id for r in rows] == sorted(r.id for r in rows)
 
 
-def test_update_slave_persists_status_and_methods(tmp_path: Path) -> None:
+def test_update_slave_persists_status_and_methods(db: str) -> None:
     """update_slave saves liveness and the method list in order."""
     methods = ("MyPipeline.Run", "MyPipeline.DryRun", "acme.ci.Build.Run")
 
-    async def body(store: SqliteStore) -> list[SlaveRow]:
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
         row = await store.upsert_slave("h", 1, STATUS_LIVE)
         await store.update_slave(row.id, STATUS_DOWN, methods)
         return await store.list_slaves()
 
-    (row,) = with_store(tmp_path / "arko.db", body)
+    (row,) = with_store(db, body)
     assert row.status == STATUS_DOWN
     assert row.methods == methods
 
 
-def test_upsert_keeps_the_known_methods(tmp_path: Path) -> None:
+def test_upsert_keeps_the_known_methods(db: str) -> None:
     """Re-registering a slave changes its status but not its stored methods."""
 
-    async def body(store: SqliteStore) -> SlaveRow:
+    async def body(store: DatabaseStore) -> SlaveRow:
         row = await store.upsert_slave("h", 1, STATUS_DOWN)
         await store.update_slave(row.id, STATUS_DOWN, ("MyPipeline.Run",))
         return await store.upsert_slave("h", 1, STATUS_LIVE)
 
-    row = with_store(tmp_path / "arko.db", body)
+    row = with_store(db, body)
     assert (row.status, row.methods) == (STATUS_LIVE, ("MyPipeline.Run",))
 
 
-def test_reopening_the_file_returns_the_same_slaves(tmp_path: Path) -> None:
+def test_reopening_the_database_returns_the_same_slaves(db: str) -> None:
     """A store reopened on the same file knows every slave it knew."""
-    path = tmp_path / "arko.db"
 
-    async def fill(store: SqliteStore) -> list[SlaveRow]:
+    async def fill(store: DatabaseStore) -> list[SlaveRow]:
         a = await store.upsert_slave("a", 1, STATUS_LIVE)
         await store.upsert_slave("::1", 2, STATUS_DOWN)
         await store.update_slave(a.id, STATUS_LIVE, ("MyPipeline.Run",))
         return await store.list_slaves()
 
-    async def read(store: SqliteStore) -> list[SlaveRow]:
+    async def read(store: DatabaseStore) -> list[SlaveRow]:
         return await store.list_slaves()
 
-    before = with_store(path, fill)
-    assert with_store(path, read) == before
+    before = with_store(db, fill)
+    assert with_store(db, read) == before
     assert len(before) == 2
 
 
-def test_update_slave_keeps_why_it_is_down(tmp_path: Path) -> None:
+def test_update_slave_keeps_why_it_is_down(db: str) -> None:
     """The reason a slave is down is saved with it, and cleared when it is back."""
-    path = tmp_path / "arko.db"
 
-    async def body(store: SqliteStore) -> SlaveRow:
+    async def body(store: DatabaseStore) -> SlaveRow:
         row = await store.upsert_slave("h", 1, STATUS_LIVE)
         await store.update_slave(row.id, STATUS_DOWN, (), "UNAVAILABLE: connection refused")
         return row
 
-    row = with_store(path, body)
-    assert last_errors(path) == {row.id: "UNAVAILABLE: connection refused"}
+    row = with_store(db, body)
+    assert last_errors(db) == {row.id: "UNAVAILABLE: connection refused"}
 
-    async def revive(store: SqliteStore) -> None:
+    async def revive(store: DatabaseStore) -> None:
         await store.update_slave(row.id, STATUS_LIVE, ("MyPipeline.Run",))
 
-    with_store(path, revive)
-    assert last_errors(path) == {row.id: ""}
+    with_store(db, revive)
+    assert last_errors(db) == {row.id: ""}
 
 
 def test_a_reader_in_a_transaction_never_blocks_a_write(tmp_path: Path) -> None:
@@ -192,7 +221,7 @@ def test_a_reader_in_a_transaction_never_blocks_a_write(tmp_path: Path) -> None:
     """
     path = tmp_path / "arko.db"
 
-    async def body(store: SqliteStore) -> tuple[object, ...]:
+    async def body(store: DatabaseStore) -> tuple[object, ...]:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as reader:
             reader.execute("BEGIN")
             assert reader.execute("SELECT count(*) FROM slave").fetchone() == (0,)
@@ -217,7 +246,7 @@ def test_a_write_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> 
     """
     path = tmp_path / "arko.db"
 
-    async def body(store: SqliteStore) -> list[SlaveRow]:
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute("BEGIN IMMEDIATE")
             write = asyncio.create_task(store.upsert_slave("h", 1, STATUS_LIVE))
@@ -238,7 +267,7 @@ def job(job_id: str, state: str, **fields: Any) -> JobRow:
     )
 
 
-def test_saved_jobs_read_back_equal(tmp_path: Path) -> None:
+def test_saved_jobs_read_back_equal(db: str) -> None:
     """A job record saved then read back has every field unchanged, each time its own."""
     created = dt.datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=dt.UTC)
     started = created + dt.timedelta(seconds=1, microseconds=1)
@@ -255,28 +284,28 @@ def test_saved_jobs_read_back_equal(tmp_path: Path) -> None:
         ended_at=ended,
     )
 
-    async def body(store: SqliteStore) -> JobRow | None:
+    async def body(store: DatabaseStore) -> JobRow | None:
         await store.save_jobs([done])
         return await store.get_job("j1")
 
-    assert with_store(tmp_path / "arko.db", body) == done
+    assert with_store(db, body) == done
 
 
-def test_saving_a_job_again_replaces_it(tmp_path: Path) -> None:
+def test_saving_a_job_again_replaces_it(db: str) -> None:
     """Saving a newer state of a job overwrites the record rather than adding one."""
 
-    async def body(store: SqliteStore) -> JobRow | None:
+    async def body(store: DatabaseStore) -> JobRow | None:
         await store.save_jobs([job("j1", "queued")])
         await store.save_jobs([job("j1", "running", slave="h:1")])
         return await store.get_job("j1")
 
-    got = with_store(tmp_path / "arko.db", body)
+    got = with_store(db, body)
     assert got is not None
     assert (got.state, got.slave) == ("running", "h:1")
 
 
 @pytest.mark.parametrize("count", [250, 1100])
-def test_many_jobs_are_saved_in_one_call(tmp_path: Path, count: int) -> None:
+def test_many_jobs_are_saved_in_one_call(db: str, count: int) -> None:
     """A batch larger than one insert statement is saved whole: every row, every field.
 
     250 rows go in pieces of 128, 64, 32, 16, 8 and 2; 1,100 in pieces of
@@ -285,35 +314,33 @@ def test_many_jobs_are_saved_in_one_call(tmp_path: Path, count: int) -> None:
     """
     jobs = [job(f"j{i:04d}", "succeeded", slave=f"h:{i}", result=f"r{i}") for i in range(count)]
 
-    async def body(store: SqliteStore) -> None:
+    async def body(store: DatabaseStore) -> None:
         await store.save_jobs(jobs)
 
-    path = tmp_path / "arko.db"
-    with_store(path, body)
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        stored = conn.execute("SELECT id, method, state, slave, result FROM job").fetchall()
+    with_store(db, body)
+    stored = select(db, "SELECT id, method, state, slave, result FROM job")
     assert sorted(stored) == [(j.id, j.method, j.state, j.slave, j.result) for j in jobs]
 
 
-def test_unknown_job_is_none(tmp_path: Path) -> None:
+def test_unknown_job_is_none(db: str) -> None:
     """Asking for a job that was never saved gives None."""
 
-    async def body(store: SqliteStore) -> JobRow | None:
+    async def body(store: DatabaseStore) -> JobRow | None:
         return await store.get_job("nope")
 
-    assert with_store(tmp_path / "arko.db", body) is None
+    assert with_store(db, body) is None
 
 
-def test_interrupt_unfinished_marks_only_queued_and_running(tmp_path: Path) -> None:
+def test_interrupt_unfinished_marks_only_queued_and_running(db: str) -> None:
     """After a crash, queued and running jobs become interrupted; finished ones stay."""
     states = {"q": "queued", "r": "running", "s": "succeeded", "f": "failed"}
 
-    async def body(store: SqliteStore) -> tuple[int, dict[str, JobRow | None]]:
+    async def body(store: DatabaseStore) -> tuple[int, dict[str, JobRow | None]]:
         await store.save_jobs([job(job_id, state) for job_id, state in states.items()])
         count = await store.interrupt_unfinished("master restarted")
         return count, {job_id: await store.get_job(job_id) for job_id in states}
 
-    count, rows = with_store(tmp_path / "arko.db", body)
+    count, rows = with_store(db, body)
     assert count == 2
     after = {k: (r.state, r.error_code, r.error) for k, r in rows.items() if r is not None}
     assert after == {
@@ -340,7 +367,7 @@ def test_database_of_the_first_release_is_upgraded(tmp_path: Path) -> None:
         )
         conn.commit()
 
-    async def body(store: SqliteStore) -> tuple[list[SlaveRow], JobRow | None]:
+    async def body(store: DatabaseStore) -> tuple[list[SlaveRow], JobRow | None]:
         await store.save_jobs([job("j1", "queued")])
         return await store.list_slaves(), await store.get_job("j1")
 
@@ -381,3 +408,31 @@ def test_path_in_missing_directory_is_a_startup_error(tmp_path: Path) -> None:
 def test_directory_as_database_is_a_startup_error(tmp_path: Path) -> None:
     """A path naming a directory is refused, not crashed on."""
     assert str(tmp_path) in open_error(tmp_path).message
+
+
+def test_postgres_database_of_the_first_release_is_upgraded(postgres_url: str) -> None:
+    """The one migration path also upgrades PostgreSQL from version 1, keeping the slaves."""
+
+    async def make_v1() -> None:
+        store = await open_store(postgres_url)  # creates LATEST: start over at version 1
+        db = store._db
+        try:
+            await db.aexecute_sql('DROP TABLE "job_event", "job", "slave", "arko_schema"')
+            await db.run(migrations.upgrade, db, 1)
+            await db.aexecute_sql(
+                "INSERT INTO slave (host, port, status, methods, registered_at, updated_at) "
+                "VALUES ('h', 7, 1, '[\"A.B\"]', now(), now())"
+            )
+        finally:
+            await store.close()
+
+    run(make_v1())
+    assert select(postgres_url, "SELECT version FROM arko_schema") == [(1,)]
+
+    async def body(store: DatabaseStore) -> list[SlaveRow]:
+        return await store.list_slaves()
+
+    (slave,) = with_store(postgres_url, body)
+    assert (slave.host, slave.port, slave.methods) == ("h", 7, ("A.B",))
+    assert select(postgres_url, "SELECT version FROM arko_schema") == [(LATEST,)]
+    assert select(postgres_url, "SELECT last_error, down_since FROM slave") == [("", None)]
