@@ -43,7 +43,11 @@ def run(*argv: str | Path) -> None:
 
 def lint(_: argparse.Namespace) -> None:
     """ruff and mypy, as ``make lint``."""
-    dirs = [d for d in ("arko", "tests", "scripts", "dogfood") if (ROOT / d).is_dir()]
+    dirs = [
+        d
+        for d in ("arko", "tests", "bench", "scripts", "dogfood", "examples")
+        if (ROOT / d).is_dir()
+    ]
     run(sys.executable, "-m", "ruff", "check", *dirs)
     run(sys.executable, "-m", "ruff", "format", "--check", *dirs)
     run(sys.executable, "-m", "mypy")
