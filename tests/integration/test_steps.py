@@ -142,9 +142,12 @@ def test_undeclared_step_or_parameter_is_refused(
     assert named in str(error.details())
 
 
-def test_missing_container_engine_is_a_failed_precondition(jobs: jobs_pb2_grpc.JobsStub) -> None:
-    """A step whose ``needs`` command fails is refused at once with the configured reason."""
-    events, error = _collect(_run(jobs, "image"))
+@pytest.mark.parametrize("step", ["image", "image-missing-tool"])
+def test_missing_container_engine_is_a_failed_precondition(
+    jobs: jobs_pb2_grpc.JobsStub, step: str
+) -> None:
+    """A step whose ``needs`` command fails or is missing is refused with the given reason."""
+    events, error = _collect(_run(jobs, step))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "no container engine is reachable" in str(error.details())
     assert _outputs(events) == []

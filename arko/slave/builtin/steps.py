@@ -243,9 +243,14 @@ class StepsService(steps_pb2_grpc.StepsServicer):
             return
         need = StepSpec(argv=spec.needs.argv, cwd=None, timeout=spec.needs.timeout, kill_grace=1)
         run = StepRun(f"{name} (needs)", need)
-        await run.start(need.command({}, sys.executable), self._cwd(spec), self._env(spec))
-        async for _ in run.lines():
+        try:
+            await run.start(need.command({}, sys.executable), self._cwd(spec), self._env(spec))
+            async for _ in run.lines():
+                pass
+        except NotRunnable:  # the checking program itself is missing
             pass
+        finally:
+            run.stop()  # the caller left while it ran
         if run.exit_code != 0 or run.timed_out:
             raise NotRunnable(
                 f"step {name!r} cannot run here: {spec.needs.message} "
