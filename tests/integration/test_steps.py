@@ -159,3 +159,21 @@ def test_step_gets_its_folder_and_env_but_not_the_slaves_secrets(
     """cwd is relative to the config file; env is added; ARKO_SLAVE_* is not passed on."""
     out = _outputs(list(_run(jobs, "env")))
     assert out[0]["text"] == "mode=test join=unset in=fixtures"
+
+
+def test_list_names_the_steps_and_their_parameters(jobs: jobs_pb2_grpc.JobsStub) -> None:
+    """Steps/List, run as a job, tells a caller what it may ask for."""
+    request = jobs_pb2.RunRequest(method="arko.v1.Steps.List")
+    events = list(jobs.Run(request, timeout=60))
+    steps = {s["name"]: s for s in _outputs(events)[0]["steps"]}  # type: ignore[union-attr]
+    assert "lines" in steps and "exit" in steps
+    assert steps["exit"]["params"] == [
+        {
+            "name": "code",
+            "pattern": "[0-9]{1,3}",
+            "choices": [],
+            "default": "",
+            "required": True,
+            "description": "",
+        }
+    ]
