@@ -60,6 +60,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # builds a wheel and installs it twice with its dependencies
 def test_wheel_then_deploy_twice_keeps_the_database(
     fleet: Fleet, state: Path, tmp_path: Path
 ) -> None:
