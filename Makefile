@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LINT_DIRS := $(wildcard arko tests bench scripts)
+LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo demo-tls bench clean
+.PHONY: help venv proto fmt lint test demo demo-tls bench clean dogfood
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: $(STAMP) ## Start a master and a slave, run the README's grpcurl call, sto
 
 demo-tls: $(STAMP) ## The same call with mutual TLS on every link (throw-away CA).
 	$(PY) scripts/demo_tls.py
+
+dogfood: $(STAMP) ## arko lints, tests, packages and deploys this checkout through arko.
+	$(PY) -m scripts.dogfood
 
 bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quick for a short run.
 	bash bench/setup.sh $(VENV)

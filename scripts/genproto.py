@@ -7,7 +7,8 @@ stale, so both produce byte-identical output.
   ``arko/gen=protos`` include mapping makes protoc write ``from arko.gen import
   ...`` imports instead of a top-level ``import execution_pb2`` that would
   break inside a package.
-* ``protos/arko/v1/*.proto`` (``package arko.v1``) go to ``arko/v1``, named
+* ``protos/arko/v1/*.proto`` (``package arko.v1``) go to ``arko/v1`` (and are
+  copied to ``arko/sdk/include/arko/v1`` for ``arko-protoc``), named
   ``arko/v1/<name>.proto`` in descriptors: that is the path a user's proto
   imports (``import "arko/v1/options.proto"``), and ``from arko.v1 import
   options_pb2`` is what the user's generated code then imports.
@@ -15,6 +16,7 @@ stale, so both produce byte-identical output.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -48,6 +50,12 @@ def generate(out_dir: Path) -> None:
     (build_root / "arko" / "v1").mkdir(parents=True, exist_ok=True)
     v1 = sorted(str(p) for p in (PROTOS / "arko" / "v1").glob("*.proto"))
     _protoc(f"-I{PROTOS}", build_root, v1)
+    # The arko.v1 protos ship in the package too, for users' protos to import
+    # (arko-protoc puts this folder on the include path).
+    shipped = build_root / "arko" / "sdk" / "include" / "arko" / "v1"
+    shipped.mkdir(parents=True, exist_ok=True)
+    for proto in v1:
+        shutil.copyfile(proto, shipped / Path(proto).name)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
 from arko.common.settings import CommaList, DaemonSettings, read_secret
+from arko.slave.builtin.stepspec import StepSpec
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
 
@@ -94,6 +95,12 @@ class SlaveSettings(DaemonSettings):
         "arko-master",
         description="Common name the master's certificate must carry (mutual TLS)",
         json_schema_extra={"metavar": "NAME"},
+    )
+
+    steps: CliSuppress[dict[str, StepSpec]] = Field(
+        default_factory=dict,
+        description="Build steps of the built-in arko.v1.Steps service: [steps.NAME] tables of "
+        "the --config file (see arko.slave.builtin.stepspec)",
     )
 
     not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)

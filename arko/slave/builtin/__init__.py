@@ -1,0 +1,1 @@
+"""Pipeline services that ship with arko, loaded like any plug-in with ``--service``."""

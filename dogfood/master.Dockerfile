@@ -1,0 +1,21 @@
+# The arko master, built from this checkout by the dogfood "image" step:
+#   docker build --file dogfood/master.Dockerfile --tag arko-master:dev .
+# Small (slim base, wheels only, no compiler), non-root, with a health check.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY arko ./arko
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 arko
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir /wheels/*.whl
+RUN mkdir /home/arko/data && chown arko /home/arko/data
+USER arko
+WORKDIR /home/arko
+EXPOSE 10001
+# The gRPC health check every arko daemon serves.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s \
+    CMD ["python", "-c", "import grpc, sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; r = g.HealthStub(grpc.insecure_channel('127.0.0.1:10001')).Check(h.HealthCheckRequest(), timeout=4); sys.exit(r.status != h.HealthCheckResponse.SERVING)"]
+ENTRYPOINT ["arko-master", "--listen_host", "0.0.0.0", "--port", "10001", "--db", "/home/arko/data/arko.db"]

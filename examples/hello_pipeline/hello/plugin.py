@@ -1,0 +1,39 @@
+"""The Greeter servicer and the plug-in entry ``arko-slave --service hello.plugin:plugin``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from arko.slave.plugins import Service
+from hello import hello_pb2, hello_pb2_grpc
+
+
+class Greeter(hello_pb2_grpc.GreeterServicer):
+    """Plain grpc.aio servicer methods: arko needs nothing more."""
+
+    async def Greet(
+        self, request: hello_pb2.GreetRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> hello_pb2.Greeting:
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is empty")
+        return hello_pb2.Greeting(text=f"Hello, {request.name}!")
+
+    async def Countdown(
+        self, request: hello_pb2.CountdownRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[hello_pb2.Tick]:
+        for remaining in range(request.start or 3, 0, -1):
+            yield hello_pb2.Tick(remaining=remaining)
+            await asyncio.sleep(request.interval)
+
+
+def plugin(settings: Any) -> list[Service]:
+    """What the slave serves: called once at start with the slave's settings."""
+    return [
+        Service.of(
+            hello_pb2.DESCRIPTOR, "Greeter", Greeter(), hello_pb2_grpc.add_GreeterServicer_to_server
+        )
+    ]
