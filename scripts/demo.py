@@ -7,13 +7,15 @@ answers, and stops both daemons.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
-from arko.testing import Fleet
+from arko.testing import Fleet, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = '{"method": "MyPipeline.Run", "params":{"param":"one", "password": "parola"}}'
@@ -43,12 +45,33 @@ def run_grpcurl(args: list[str], hide: str = "", alias: str = "") -> int:
     return result.returncode
 
 
+def web_ui_flags() -> tuple[list[str], str]:
+    """Master flags serving the HTTP API and web UI on a free port, and the URL to print."""
+    port = free_port()
+    if not (ROOT / "ui" / "dist" / "index.html").is_file():
+        print("web UI not built (needs Node.js 20.19+ and npm, then `make ui`): / explains")
+    return ["--http_port", str(port)], f"http://127.0.0.1:{port}/"
+
+
+def show_web_ui(url: str) -> None:
+    """Print the UI's URL and make one webhook call; at a terminal, serve until Enter."""
+    print(f"\nweb UI and HTTP API: {url}")
+    hook = f"{url}api/v1/run/MyPipeline.DryRun?wait=true"
+    print(f"\n$ curl -X POST '{hook}' -d '{{\"param\":\"one\"}}'")
+    request = urllib.request.Request(hook, data=b'{"param":"one"}', method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        print(json.dumps(json.load(answer), indent=2))
+    if sys.stdin.isatty():
+        input(f"\nopen {url} in a browser; press Enter to stop the master and the slave ")
+
+
 def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
         Fleet(Path(tmp)).running() as fleet,
     ):
-        master = fleet.master()
+        http_flags, url = web_ui_flags()
+        master = fleet.master(*http_flags)
         print(f"master listening on {master.address} (database {tmp}/arko.db)")
         slave = fleet.slave(master, "--run_delay", "1")
         print(f"slave listening on {slave.address}, registered with the master")
@@ -62,6 +85,7 @@ def main() -> int:
             )
             if code != 0:
                 return code
+        show_web_ui(url)
     print("\nmaster and slave stopped")
     return 0
 
