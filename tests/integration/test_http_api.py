@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from tests.integration.web import Web, sse, start_web
 from tests.pki import CertificateAuthority
 
 RUN = "/api/v1/run"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -199,3 +204,26 @@ def test_https_with_mutual_tls(fleet: Fleet, tmp_path: Path) -> None:
         requests.get(url, verify=str(ca.cert_path), timeout=30)
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/api/v1/slaves", timeout=30)
+
+
+def test_readme_webhook_example_works_with_curl(fleet: Fleet) -> None:
+    """The README's curl webhook call, run as written (address and token filled in)."""
+    curl = shutil.which("curl")
+    assert curl, "curl is missing: the README's webhook example needs it"
+    web = start_web(fleet, env={"ARKO_MASTER_CLIENT_TOKEN": "tok-123456"})
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    block = next(b for b in blocks if "/api/v1/run/MyPipeline.DryRun?wait=true" in b)
+    command = re.search(r"^curl .*?[^\\]$", block, re.MULTILINE | re.DOTALL)
+    assert command, "no curl command in the README's webhook block"
+    script = command.group(0).replace("http://127.0.0.1:8080", web.url)
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": os.environ["PATH"], "ARKO_TOKEN": "tok-123456"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    job = json.loads(result.stdout)
+    assert job["state"] == "SUCCEEDED"
+    assert json.loads(job["result"]) == {"message": "job execution done"}
