@@ -227,3 +227,29 @@ def test_readme_webhook_example_works_with_curl(fleet: Fleet) -> None:
     job = json.loads(result.stdout)
     assert job["state"] == "SUCCEEDED"
     assert json.loads(job["result"]) == {"message": "job execution done"}
+
+
+def test_ui_files_and_history_fallback(fleet: Fleet, tmp_path: Path) -> None:
+    """Built files are served as they are; any other page gets index.html; API 404s stay JSON."""
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<div id=app></div>")
+    (dist / "assets" / "app.js").write_text("console.log(1)")
+    (tmp_path / "secret.txt").write_text("outside the UI folder")
+    web = start_web(fleet, "--ui_dir", str(dist), slave=False)
+    assert web.get("/assets/app.js").text == "console.log(1)"
+    for page in ("/", "/jobs/0123", "/run/MyPipeline.Run", "/secret.txt"):
+        reply = web.get(page)
+        assert (reply.status_code, reply.text) == (200, "<div id=app></div>"), page
+    missing = web.get("/api/v1/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_unbuilt_ui_says_how_to_build_it(fleet: Fleet, tmp_path: Path) -> None:
+    """Without a built UI, / explains how to build it instead of failing silently."""
+    web = start_web(fleet, "--ui_dir", str(tmp_path / "nothing"), slave=False)
+    reply = web.get("/")
+    assert reply.status_code == 404
+    assert "make ui" in reply.text and "Node.js" in reply.text
+    assert web.get("/api/v1/slaves").status_code == 200
