@@ -57,8 +57,11 @@ def show_web_ui(url: str) -> None:
     """Print the UI's URL and make one webhook call; at a terminal, serve until Enter."""
     print(f"\nweb UI and HTTP API: {url}")
     hook = f"{url}api/v1/run/MyPipeline.DryRun?wait=true"
-    print(f"\n$ curl -X POST '{hook}' -d '{{\"param\":\"one\"}}'")
-    request = urllib.request.Request(hook, data=b'{"param":"one"}', method="POST")
+    kind = "Content-Type: application/json"
+    print(f"\n$ curl '{hook}' -H '{kind}' -d '{{\"param\":\"one\"}}'")
+    request = urllib.request.Request(
+        hook, data=b'{"param":"one"}', headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as answer:
         print(json.dumps(json.load(answer), indent=2))
     if sys.stdin.isatty():

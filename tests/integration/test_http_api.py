@@ -92,7 +92,8 @@ def test_bad_bodies_are_refused_before_dispatch(web: Web, body: dict, named: str
 
 def test_malformed_requests_are_400_and_unknown_ones_404(web: Web) -> None:
     """Not JSON, not an object, a bad wait flag, bad ids and filters: 400; unknown: 404."""
-    assert web.post(f"{RUN}/MyPipeline.DryRun", data="{").status_code == 400
+    as_json = {"Content-Type": "application/json"}
+    assert web.post(f"{RUN}/MyPipeline.DryRun", data="{", headers=as_json).status_code == 400
     assert web.post(f"{RUN}/MyPipeline.DryRun", json=[1]).status_code == 400
     assert web.post(f"{RUN}/MyPipeline.DryRun?wait=maybe", json={}).status_code == 400
     assert web.post(f"{RUN}/Nope.Nothing", json={}).status_code == 404
@@ -103,6 +104,16 @@ def test_malformed_requests_are_400_and_unknown_ones_404(web: Web) -> None:
     assert web.get("/api/v1/jobs?page_size=lots").status_code == 400
     assert web.get("/api/v1/nothing-here").status_code == 404
     assert web.post("/api/v1/jobs", json={"params": {}}).status_code == 400
+
+
+@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_posts_must_be_json(web: Web, kind: str | None) -> None:
+    """A POST a browser could send cross-site without asking (no JSON type) runs nothing."""
+    headers = {"Content-Type": kind} if kind else {}
+    reply = web.post(f"{RUN}/MyPipeline.DryRun", data='{"param": "x"}', headers=headers)
+    assert reply.status_code == 400
+    assert "application/json" in reply.json()["error"]["message"]
+    assert web.get("/api/v1/jobs").json()["jobs"] == []
 
 
 def test_jobs_are_created_listed_and_filtered(web: Web) -> None:

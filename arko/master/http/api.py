@@ -155,7 +155,7 @@ class Api:
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the API, its OpenAPI document and the two middlewares on ``app``."""
-        app.middlewares.extend([self._errors, self._auth])
+        app.middlewares.extend([self._errors, self._auth, self._json_posts])
         app.add_routes(
             [
                 web.get("/openapi.json", self.openapi),
@@ -201,6 +201,22 @@ class Api:
                 )
                 response.headers["WWW-Authenticate"] = 'Bearer realm="arko"'
                 return response
+        return await handler(request)
+
+    @web.middleware
+    async def _json_posts(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every POST declares a JSON body, so no other site's page can make one.
+
+        A browser sends a cross-site POST without asking only when its type
+        is a plain form or text; ``application/json`` makes it ask first
+        (CORS), and this server never says yes. Without this, any web page
+        could run jobs on a master that has no client token.
+        """
+        if request.method == "POST" and request.content_type != "application/json":
+            raise InvalidArgument(
+                "send the body as JSON with 'Content-Type: application/json' "
+                f"(got {request.content_type or 'none'})"
+            )
         return await handler(request)
 
     # -- the fleet ---------------------------------------------------------
