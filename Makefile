@@ -35,7 +35,7 @@ lint: $(STAMP) ## ruff and mypy.
 test: $(STAMP) lint ui-test chromium ## Install, lint, run the whole test suite.
 	$(PY) -m pytest
 
-demo: $(STAMP) ## Start a master and a slave, run the README's grpcurl call, stop both.
+demo: $(STAMP) ## Start a master and a slave, run the grpcurl and webhook calls, print the web UI URL.
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory ui; else echo "$(NO_NODE)"; fi
 	$(PY) scripts/demo.py
 
