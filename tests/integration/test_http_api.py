@@ -264,3 +264,18 @@ def test_unbuilt_ui_says_how_to_build_it(fleet: Fleet, tmp_path: Path) -> None:
     assert reply.status_code == 404
     assert "make ui" in reply.text and "Node.js" in reply.text
     assert web.get("/api/v1/slaves").status_code == 200
+
+
+def test_master_stops_cleanly_with_an_event_stream_open(fleet: Fleet) -> None:
+    """SIGTERM while a browser follows a running job: the master ends its streams and exits 0."""
+    web = start_web(fleet, "--grace", "1")
+    job_id = web.post(f"{RUN}/MyPipelineLogs.Stream", json={"lines": 500, "interval": 0.2}).json()[
+        "id"
+    ]
+    with web.get(f"/api/v1/jobs/{job_id}/events", stream=True) as stream:
+        events = sse(stream)
+        assert [next(events)["kind"] for _ in range(3)] == ["ACCEPTED", "STARTED", "OUTPUT"]
+        assert web.master.stop() == 0
+        rest = list(events)  # the stream ends, with or without the final event
+    assert all(e["kind"] in ("OUTPUT", "FINISHED") for e in rest)
+    assert "Traceback" not in web.master.log_text()
