@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo demo-tls bench clean dogfood
+.PHONY: help venv proto fmt lint test demo demo-tls bench clean dogfood ui ui-test chromium screenshots
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,10 +32,11 @@ lint: $(STAMP) ## ruff and mypy.
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint ## Install, lint, run the whole test suite.
+test: $(STAMP) lint ui-test chromium ## Install, lint, run the whole test suite.
 	$(PY) -m pytest
 
-demo: $(STAMP) ## Start a master and a slave, run the README's grpcurl call, stop both.
+demo: $(STAMP) ## Start a master and a slave, run the grpcurl and webhook calls, print the web UI URL.
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory ui; else echo "$(NO_NODE)"; fi
 	$(PY) scripts/demo.py
 
 demo-tls: $(STAMP) ## The same call with mutual TLS on every link (throw-away CA).
@@ -48,5 +49,26 @@ bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quic
 	bash bench/setup.sh $(VENV)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The web UI (ui/): Node.js 20+ and npm build it; the master serves ui/dist.
+NO_NODE := The web UI is not built: it needs Node.js 20.19+ with npm (https://nodejs.org/en/download, or your distribution's nodejs and npm if 20.19+), then run make ui
+UI_STAMP := ui/node_modules/.installed
+
+$(UI_STAMP): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null || { echo "$(NO_NODE)"; exit 1; }
+	cd ui && npm ci
+	touch $(UI_STAMP)
+
+ui: $(UI_STAMP) ## Type-check and build the web UI into ui/dist.
+	cd ui && npm run build
+
+ui-test: ui ## The web UI's unit tests (Vitest).
+	cd ui && npm test
+
+chromium: ## Install Debian's chromium for the browser tests when it is missing.
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+screenshots: $(STAMP) ui chromium ## Retake the README's screenshots (docs/ui-*.png).
+	ARKO_SCREENSHOTS=docs $(PY) -m pytest -q tests/integration/test_web_ui.py
+
 clean: ## Remove the virtualenv and caches.
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info ui/node_modules ui/dist

@@ -3,7 +3,9 @@
 Starts a master and a slave, runs the acceptance call through the real
 ``grpcurl`` binary (with ``-proto``, then through reflection), streams a job's
 output live through ``arko.v1.Jobs/Run`` and reads the job back with
-``Jobs/Get``, printing every answer, and stops both daemons.
+``Jobs/Get``, then shows the web UI's URL and makes one webhook call over the
+HTTP API, printing every answer, and stops both daemons (at a terminal, once
+Enter is pressed).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
-from arko.testing import Fleet
+from arko.testing import Fleet, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = '{"method": "MyPipeline.Run", "params":{"param":"one", "password": "parola"}}'
@@ -68,13 +71,36 @@ def streamed_job(address: str) -> int:
     get = json.dumps({"job_id": accepted})
     return run_grpcurl(["-d", get, "-plaintext", address, "arko.v1.Jobs/Get"])
 
+def web_ui_flags() -> tuple[list[str], str]:
+    """Master flags serving the HTTP API and web UI on a free port, and the URL to print."""
+    port = free_port()
+    if not (ROOT / "ui" / "dist" / "index.html").is_file():
+        print("web UI not built (needs Node.js 20.19+ and npm, then `make ui`): / explains")
+    return ["--http_port", str(port)], f"http://127.0.0.1:{port}/"
+
+
+def show_web_ui(url: str) -> None:
+    """Print the UI's URL and make one webhook call; at a terminal, serve until Enter."""
+    print(f"\nweb UI and HTTP API: {url}")
+    hook = f"{url}api/v1/run/MyPipeline.DryRun?wait=true"
+    kind = "Content-Type: application/json"
+    print(f"\n$ curl '{hook}' -H '{kind}' -d '{{\"param\":\"one\"}}'")
+    request = urllib.request.Request(
+        hook, data=b'{"param":"one"}', headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        print(json.dumps(json.load(answer), indent=2))
+    if sys.stdin.isatty():
+        input(f"\nopen {url} in a browser; press Enter to stop the master and the slave ")
+
 
 def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
         Fleet(Path(tmp)).running() as fleet,
     ):
-        master = fleet.master()
+        http_flags, url = web_ui_flags()
+        master = fleet.master(*http_flags)
         print(f"master listening on {master.address} (database {tmp}/arko.db)")
         slave = fleet.slave(master, "--run_delay", "1")
         print(f"slave listening on {slave.address}, registered with the master")
@@ -91,6 +117,7 @@ def main() -> int:
         code = streamed_job(master.address)
         if code != 0:
             return code
+        show_web_ui(url)
     print("\nmaster and slave stopped")
     return 0
 

@@ -15,6 +15,7 @@ from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
+from arko.master.http.server import HttpServer, create_app
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
 from arko.master.output import LiveJobs
@@ -57,6 +58,8 @@ class Master(Lifecycle):
         self._pinger: asyncio.Task[None] | None = None
         self._jobs: JobService | None = None
         self._jobs_stopped: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
+        self._http_stopped: asyncio.Task[None] | None = None
 
     def _journal_dir(self) -> Path:
         s = self.settings
@@ -146,6 +149,10 @@ class Master(Lifecycle):
             await built.health.set(name, _SERVING)
         await built.health.set("", _SERVING)
         self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
+        if s.http_port:
+            app = create_app(self._jobs, self._registry, s, client_token)
+            self._http = HttpServer(app, s)
+            await self._http.start()
         mutual = tls is not None and tls.mutual
         log.info(
             "master_started",
@@ -171,13 +178,19 @@ class Master(Lifecycle):
         if self._jobs is not None:
             # Detached jobs get the same grace as calls in flight, side by side.
             self._jobs_stopped = asyncio.create_task(self._jobs.stop(self.settings.grace))
+        if self._http is not None:
+            self._http_stopped = asyncio.create_task(self._http.stop())
 
     async def _after_drain(self) -> None:
         if self._jobs_stopped is not None:
             await self._jobs_stopped
+        if self._http_stopped is not None:
+            await self._http_stopped
         await self._close_resources()
 
     async def _close_resources(self) -> None:
+        if self._http is not None:
+            await self._http.stop()
         if self._registry is not None:
             await self._registry.close()
         if self._recorder is not None:

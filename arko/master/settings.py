@@ -38,6 +38,18 @@ class MasterSettings(DaemonSettings):
         description="Port to listen on (0: any free port)",
         json_schema_extra={"metavar": "PORT"},
     )
+    http_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the HTTP API and web UI (0: off); same TLS and client token as gRPC",
+        json_schema_extra={"metavar": "PORT"},
+    )
+    ui_dir: str = Field(
+        "",
+        description="Folder of the built web UI (empty: ui/dist of this checkout)",
+        json_schema_extra={"metavar": "DIR"},
+    )
     listen_host: str = Field(
         "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
     )

@@ -1,0 +1,124 @@
+"""The master's HTTP server: the JSON API and the web UI on ``--http_port``.
+
+It runs on the master's event loop beside the gRPC server and follows the
+same rules: ``--tls`` serves HTTPS with the same certificate, ``--ca_file``
+makes it require client certificates signed by that CA, and the client token
+guards the API (:mod:`arko.master.http.api`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from arko.common.errors import StartupError
+from arko.master.http.api import API, Api
+from arko.master.registry import Registry
+from arko.master.runs import JobService
+from arko.master.settings import MasterSettings
+
+log = structlog.get_logger("arko.master.http")
+
+# Where `make ui` puts the built front end, beside the package in a checkout.
+DEFAULT_UI_DIR = Path(__file__).resolve().parents[3] / "ui" / "dist"
+_NOT_BUILT = (
+    "The arko web UI is not built. Build it with `make ui` (needs Node.js 20 and npm: "
+    "`apt-get install nodejs npm` or https://nodejs.org), then reload. "
+    "The JSON API is at /api/v1/ and its description at /openapi.json."
+)
+
+
+def ssl_context(settings: MasterSettings) -> ssl.SSLContext | None:
+    """HTTPS with the gRPC server's certificate; mutual when a CA is given. None without TLS."""
+    if not settings.tls:
+        return None
+    assert settings.cert_file is not None and settings.key_file is not None, "checked at load"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.ca_file is not None:
+        context.load_verify_locations(cafile=settings.ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _ui_file(root: Path, tail: str) -> Path | None:
+    """The built file at ``tail``, else ``index.html``; None when the UI is not built.
+
+    The UI may be rebuilt while the master runs, so the folder is looked at
+    on each request (a few stat calls).
+    """
+    wanted = (root / tail).resolve()
+    if wanted.is_file() and wanted.is_relative_to(root):
+        return wanted
+    index = root / "index.html"
+    return index if index.is_file() else None
+
+
+def _ui_routes(app: web.Application, ui_dir: Path) -> None:
+    """The UI's files, and ``index.html`` for any other page (history-mode routing).
+
+    A deep link such as ``/jobs/<id>`` is a page of the single-page app, so a
+    reload must get the app, which then shows that page.
+    """
+    root = ui_dir.resolve()
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        if request.path.startswith(f"{API}/"):
+            raise web.HTTPNotFound(text=f"no API route {request.path}")
+        found = _ui_file(root, request.match_info["tail"])
+        if found is None:
+            return web.Response(status=404, text=_NOT_BUILT)
+        headers = {"Cache-Control": "no-cache"} if found.name == "index.html" else {}
+        return web.FileResponse(found, headers=headers)
+
+    app.router.add_get("/{tail:.*}", page)
+
+
+def create_app(
+    jobs: JobService,
+    registry: Registry,
+    settings: MasterSettings,
+    client_token: str | None,
+    ui_dir: Path = DEFAULT_UI_DIR,
+) -> web.Application:
+    """The master's HTTP application: API routes first, then the UI's catch-all."""
+    app = web.Application(client_max_size=settings.max_message_bytes)
+    Api(jobs, registry, settings.job_timeout, client_token).add_routes(app)
+    _ui_routes(app, Path(settings.ui_dir) if settings.ui_dir else ui_dir)
+    return app
+
+
+class HttpServer:
+    """The HTTP side of a master: ``await start()``, later ``await stop()`` (idempotent)."""
+
+    def __init__(self, app: web.Application, settings: MasterSettings) -> None:
+        # Open requests (event streams, ?wait=true runs) get the grace period
+        # on shutdown, as gRPC calls do; then they are cancelled.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.grace)
+        self._settings = settings
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Bind ``--http_port`` on ``--listen_host`` and serve."""
+        s = self._settings
+        await self._runner.setup()
+        host = s.listen_host.strip("[]")
+        context = ssl_context(s)
+        try:
+            await web.TCPSite(self._runner, host or None, s.http_port, ssl_context=context).start()
+        except OSError as exc:
+            raise StartupError(f"cannot serve HTTP on port {s.http_port}: {exc.strerror}") from None
+        shown = "127.0.0.1" if host in ("::", "0.0.0.0", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        scheme = "https" if context else "http"
+        log.info("http_started", port=s.http_port, url=f"{scheme}://{shown}:{s.http_port}/")
+
+    async def stop(self) -> None:
+        """Close the listener and the open requests (event streams end here)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._runner.cleanup()

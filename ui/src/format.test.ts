@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { duration, isFinal, outputLine } from "./format";
+
+describe("duration", () => {
+  it("reads like a person would say it", () => {
+    const start = "2026-01-01T00:00:00Z";
+    const at = (ms: number) => new Date(Date.parse(start) + ms).toISOString();
+    expect(duration({ started_at: start, ended_at: at(850) })).toBe("850 ms");
+    expect(duration({ started_at: start, ended_at: at(4200) })).toBe("4.2 s");
+    expect(duration({ started_at: start, ended_at: at(185_000) })).toBe("3 min 5 s");
+    expect(duration({ started_at: start }, Date.parse(start) + 2000)).toBe("2.0 s");
+  });
+});
+
+describe("outputLine", () => {
+  it("shows a log line's text and any other message as JSON", () => {
+    expect(outputLine('{"number":1,"text":"line 1 of 3"}')).toBe("line 1 of 3");
+    expect(outputLine('{"message":"done"}')).toBe('{"message":"done"}');
+    expect(isFinal("RUNNING")).toBe(false);
+    expect(isFinal("CANCELLED")).toBe(true);
+  });
+});

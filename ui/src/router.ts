@@ -1,0 +1,18 @@
+// History-mode routes: every page has a real URL (deep links, back, reload);
+// the master answers any such URL with index.html.
+import { createRouter, createWebHistory } from "vue-router";
+import SlavesView from "./views/SlavesView.vue";
+import RunView from "./views/RunView.vue";
+import JobView from "./views/JobView.vue";
+import JobsView from "./views/JobsView.vue";
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes: [
+    { path: "/", name: "slaves", component: SlavesView },
+    { path: "/run/:method", name: "run", component: RunView, props: true },
+    { path: "/jobs", name: "jobs", component: JobsView },
+    { path: "/jobs/:id", name: "job", component: JobView, props: true },
+    { path: "/:rest(.*)*", redirect: "/" },
+  ],
+});
