@@ -71,6 +71,7 @@ def streamed_job(address: str) -> int:
     get = json.dumps({"job_id": accepted})
     return run_grpcurl(["-d", get, "-plaintext", address, "arko.v1.Jobs/Get"])
 
+
 def web_ui_flags() -> tuple[list[str], str]:
     """Master flags serving the HTTP API and web UI on a free port, and the URL to print."""
     port = free_port()
