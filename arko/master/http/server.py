@@ -91,13 +91,22 @@ def create_app(
     return app
 
 
+# Seconds HTTP requests get on shutdown beyond the jobs' grace.
+SHUTDOWN_MARGIN = 2.0
+
+
 class HttpServer:
     """The HTTP side of a master: ``await start()``, later ``await stop()`` (idempotent)."""
 
     def __init__(self, app: web.Application, settings: MasterSettings) -> None:
-        # Open requests (event streams, ?wait=true runs) get the grace period
-        # on shutdown, as gRPC calls do; then they are cancelled.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.grace)
+        # Open requests (event streams, ?wait=true runs) end when their job
+        # does, and jobs get the grace period, as gRPC calls do. HTTP waits a
+        # little longer, so a stream can deliver the job's final event: with
+        # equal timeouts the two race, and aiohttp's shutdown then fails with
+        # InvalidStateError (its wait timed out as the handler completed).
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=settings.grace + SHUTDOWN_MARGIN
+        )
         self._settings = settings
         self._stopped = False
 
