@@ -94,7 +94,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         live = self._jobs.accept(request.method, params, args, detach)
         trailer = ((JOB_ID_HEADER, live.id),)
         if detach:
-            self._jobs.start_detached(live, params, args)
+            self._jobs.start_detached(live, params, args, dict(request.labels))
             context.set_trailing_metadata(trailer)
             await context.write(event_message(live.id, live.since(0)[0]))
             return
@@ -103,7 +103,9 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
             await context.write(event_message(live.id, event))
 
         try:
-            await self._jobs.run(live, params, args, timeout, sink=write)
+            await self._jobs.run(
+                live, params, args, timeout, sink=write, labels=dict(request.labels)
+            )
         except ArkoError as exc:
             await abort(context, exc, trailer)
         context.set_trailing_metadata(trailer)
