@@ -1,8 +1,9 @@
-"""Capacity, the job queue, labels, scheduling policies and the arko.v1.job option, on real daemons."""
+"""Capacity, the job queue, labels, policies and the arko.v1.job option, on real daemons."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import subprocess
 import sys
@@ -38,9 +39,7 @@ class Jobs:
         request = jobs_pb2.RunRequest(method=method, params=params, labels=labels or {})
         return self.stub.Run(request, timeout=60)  # type: ignore[no-any-return]
 
-    def run(
-        self, method: str, labels: dict[str, str] | None = None, **params: str
-    ) -> jobs_pb2.Job:
+    def run(self, method: str, labels: dict[str, str] | None = None, **params: str) -> jobs_pb2.Job:
         """Run to the end and return the final record (raises grpc.RpcError)."""
         events = list(self.start(method, labels, **params))
         return events[-1].job
@@ -84,7 +83,7 @@ def _intervals(slaves: list[Daemon]) -> list[tuple[float, float]]:
 def test_third_job_queues_then_runs_on_the_slave_that_frees_first(
     fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs]
 ) -> None:
-    """Two slaves of capacity 1, three jobs: the third is QUEUED, then runs once, where room came."""
+    """Two slaves of capacity 1, three jobs: the third is QUEUED, then runs once, where room is."""
     master = fleet.master()
     a = _toolbox(fleet, master, toolbox_env, "--capacity", "1")
     b = _toolbox(fleet, master, toolbox_env, "--capacity", "1")
@@ -134,7 +133,7 @@ def test_a_registering_slave_takes_queued_work_at_once(
 def test_queue_timeout_is_resource_exhausted_and_recorded(
     fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs]
 ) -> None:
-    """A job that finds no room within --queue_timeout fails RESOURCE_EXHAUSTED, said in its record."""
+    """No room within --queue_timeout: RESOURCE_EXHAUSTED, and the record says so."""
     master = fleet.master("--queue_timeout", "0.5")
     slave = _toolbox(fleet, master, toolbox_env, "--capacity", "1")
     client = _client(jobs, master)
@@ -166,7 +165,7 @@ def test_max_concurrency_one_never_overlaps(
     assert done == [jobs_pb2.SUCCEEDED] * 6
     spans = _intervals(slaves)
     assert len(spans) == 6
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, spans
     assert master.events("job_queued")
 
@@ -249,9 +248,7 @@ def test_a_third_party_slave_without_the_common_service_runs_jobs(
             )
         assert reply.message == "done"
         client = _client(jobs, master)
-        assert json.loads(client.run(ECHO, name="plain").result)["summary"].startswith(
-            "name=plain"
-        )
+        assert json.loads(client.run(ECHO, name="plain").result)["summary"].startswith("name=plain")
         with ThreadPoolExecutor(max_workers=3) as pool:
             ran = list(pool.map(lambda _: client.run(SLEEP, seconds="0.3").state, range(3)))
         assert ran == [jobs_pb2.SUCCEEDED] * 3
@@ -265,7 +262,9 @@ def test_status_service_reports_capacity_and_labels(
     fleet: Fleet, toolbox_env: dict[str, str], grpcurl: str
 ) -> None:
     """grpcurl reads arko.v1.Slave/Status; the master hides it from the job methods."""
-    open_slave = fleet.slave(None, *TOOLBOX, "--capacity", "3", "--label", "zone=a", env=toolbox_env)
+    open_slave = fleet.slave(
+        None, *TOOLBOX, "--capacity", "3", "--label", "zone=a", env=toolbox_env
+    )
     out = subprocess.run(
         [grpcurl, "-plaintext", open_slave.address, "arko.v1.Slave/Status"],
         capture_output=True,
