@@ -200,10 +200,13 @@ class Executor:
                 streaming = await self._send(
                     slave, name, job, remaining, on_start, on_message, context
                 )
-            except _NeverStarted:
+            except _NeverStarted as why:
+                self._queue.give_back(slave, name.dotted, why.refused)
                 continue
-            finally:
+            except BaseException:
                 self._queue.give_back(slave, name.dotted)
+                raise
+            self._queue.give_back(slave, name.dotted)
             return streaming
 
     async def _send(
@@ -244,9 +247,8 @@ class Executor:
                     await on_message(await call.unary())
             except grpc.aio.AioRpcError as exc:
                 if refused_as_full(exc):
-                    slave.refused = True
                     log.info("job_refused", method=name.dotted, slave=slave.address, **context)
-                    raise _NeverStarted from None
+                    raise _NeverStarted(refused=True) from None
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     # The slave went away mid-call: not retried (it may
                     # have run), but no later job should wait for the
@@ -257,7 +259,14 @@ class Executor:
 
 
 class _NeverStarted(Exception):
-    """The job did not reach the slave: it may be sent again."""
+    """The job did not reach the slave: it may be sent again.
+
+    ``refused``: the slave answered that it is full.
+    """
+
+    def __init__(self, refused: bool = False) -> None:
+        super().__init__()
+        self.refused = refused
 
 
 def _nothing() -> None:

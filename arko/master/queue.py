@@ -188,7 +188,7 @@ class JobQueue:
         except BaseException as exc:
             # Cancelled (or timed out) just after a place was handed over: give it back.
             if future.done() and not future.cancelled() and future.exception() is None:
-                self.give_back(future.result(), method)
+                self.give_back(future.result(), method)  # never sent
             if isinstance(exc, TimeoutError):
                 raise self._timed_out(method) from None
             raise
@@ -215,10 +215,15 @@ class JobQueue:
             f"(--queue_timeout): {why}; the job never started"
         )
 
-    def give_back(self, slave: Slave, method: str) -> None:
-        """Return a place taken by :meth:`take`, and let the next waiter have it."""
+    def give_back(self, slave: Slave, method: str, refused: bool = False) -> None:
+        """Return a place taken by :meth:`take`, and let the next waiter have it.
+
+        ``refused``: the slave refused the job as full, so it counts as full
+        until one of this master's jobs on it ends or it reports its status;
+        otherwise a job ended there, and it has room again.
+        """
         slave.running -= 1
-        slave.refused = False
+        slave.refused = refused
         left = self._running.get(method, 1) - 1
         if left:
             self._running[method] = left

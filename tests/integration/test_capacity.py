@@ -297,3 +297,33 @@ def test_status_service_reports_capacity_and_labels(
         check=False,
     )
     assert stranger.returncode != 0 and "Unauthenticated" in stranger.stderr, stranger.stderr
+
+
+def _register(master: Daemon, slave: Daemon) -> None:
+    with grpc.insecure_channel(master.address) as channel:
+        reply = register_pb2_grpc.RegisterStub(channel).RegisterNewSlave(
+            register_pb2.SlaveConfig(host="127.0.0.1", port=slave.port), timeout=10
+        )
+    assert reply.message == "done"
+
+
+def test_a_call_refused_as_full_is_sent_elsewhere(
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs], tmp_path: Path
+) -> None:
+    """Two masters share slaves: the one that does not know a slave is full is refused
+    before the handler runs, and sends the job to the other slave; nothing fails."""
+    first = fleet.master()
+    second = fleet.master(db=tmp_path / "second.db")
+    a, b = (fleet.slave(None, *TOOLBOX, "--capacity", "1", env=toolbox_env) for _ in range(2))
+    for master in (first, second):
+        for slave in (a, b):
+            _register(master, slave)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        busy = pool.submit(_client(jobs, second).run, SLEEP, seconds="2")
+        wait_until(lambda: a.events("sleep_started"), 15, "the second master's job on a")
+        moved = _client(jobs, first).run(SLEEP, seconds="0")
+        assert busy.result(timeout=30).slave == a.address
+    assert moved.state == jobs_pb2.SUCCEEDED and moved.slave == b.address
+    assert len(a.events("call_refused")) == 1  # refused before it started: never ran on a
+    assert len(a.events("sleep_started")) == 1
+    assert first.events("job_refused")
