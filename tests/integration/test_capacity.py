@@ -61,8 +61,10 @@ def _client(made: list[Jobs], master: Daemon) -> Jobs:
     return made[-1]
 
 
-def _toolbox(fleet: Fleet, master: Daemon, env: dict[str, str], *args: str) -> Daemon:
-    return fleet.slave(master, *TOOLBOX, *args, env=env)
+def _toolbox(
+    fleet: Fleet, master: Daemon, env: dict[str, str], *args: str, port: int | None = None
+) -> Daemon:
+    return fleet.slave(master, *TOOLBOX, *args, env=env, port=port)
 
 
 def _stamp(event: dict[str, object]) -> float:
@@ -327,3 +329,21 @@ def test_a_call_refused_as_full_is_sent_elsewhere(
     assert len(a.events("call_refused")) == 1  # refused before it started: never ran on a
     assert len(a.events("sleep_started")) == 1
     assert first.events("job_refused")
+
+
+def test_retries_wait_for_a_slave_to_come_back(
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs]
+) -> None:
+    """A job that cannot start fails at once; with the method's retries it waits for a slave."""
+    master = fleet.master("--connect_timeout", "2", "--ping_interval", "3600")
+    gone = _toolbox(fleet, master, toolbox_env)
+    gone.stop()
+    client = _client(jobs, master)
+    with pytest.raises(grpc.RpcError) as err:
+        client.run(SLEEP, seconds="0")
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        patient = pool.submit(client.run, "arko.testing.v1.Toolbox.Patient", seconds="0")
+        master.wait_for_event("job_retry")
+        back = _toolbox(fleet, master, toolbox_env, port=gone.port)
+        assert patient.result(timeout=60).slave == back.address
