@@ -68,6 +68,7 @@ class _Waiter:
 
     attempt: Callable[[], Slave | None]
     future: asyncio.Future[Slave]
+    handed_at: float = 0.0  # monotonic time the place was handed over
 
 
 class JobQueue:
@@ -196,11 +197,15 @@ class JobQueue:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
         if queued:
+            # handoff: from the place coming free (a job ended, a slave came)
+            # to this job going on to be sent: what the queue adds to a job.
+            now = time.monotonic()
             log.info(
                 "job_dequeued",
                 method=method,
                 slave=slave.address,
-                waited=round(time.monotonic() - since, 6),
+                waited=round(now - since, 6),
+                handoff=round(now - waiter.handed_at, 6),
                 **log_context,
             )
         return slave
@@ -244,4 +249,5 @@ class JobQueue:
                 waiter.future.set_exception(exc)
                 continue
             if slave is not None:
+                waiter.handed_at = time.monotonic()
                 waiter.future.set_result(slave)
