@@ -347,3 +347,32 @@ def test_retries_wait_for_a_slave_to_come_back(
         master.wait_for_event("job_retry")
         back = _toolbox(fleet, master, toolbox_env, port=gone.port)
         assert patient.result(timeout=60).slave == back.address
+
+
+def test_cancelled_and_abandoned_queued_jobs_leave_the_queue(
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs]
+) -> None:
+    """A queued job cancelled by Jobs/Cancel, and one whose caller left, never run;
+    the job queued after them runs next."""
+    master = fleet.master()
+    slave = _toolbox(fleet, master, toolbox_env, "--capacity", "1")
+    client = _client(jobs, master)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        busy = pool.submit(client.run, SLEEP, seconds="1")
+        wait_until(lambda: slave.events("sleep_started"), 15, "the first job")
+        cancelled = client.start(SLEEP, seconds="0")
+        cancelled_id = next(cancelled).job_id
+        abandoned = client.start(SLEEP, seconds="0")
+        abandoned_id = next(abandoned).job_id
+        master.wait_for_event("job_queued", count=2)
+        abandoned.cancel()  # type: ignore[attr-defined]
+        record = client.stub.Cancel(jobs_pb2.CancelRequest(job_id=cancelled_id), timeout=10)
+        assert record.state == jobs_pb2.CANCELLED and not record.slave
+        wait_until(
+            lambda: client.get(abandoned_id).state == jobs_pb2.CANCELLED, 15, "abandoned job ended"
+        )
+        last = pool.submit(client.run, SLEEP, seconds="0")
+        assert last.result(timeout=30).slave == slave.address
+        assert busy.result(timeout=30).state == jobs_pb2.SUCCEEDED
+    assert len(slave.events("sleep_started")) == 2  # the first and the last only
+    assert not client.get(abandoned_id).slave
