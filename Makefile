@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo demo-tls bench clean
+.PHONY: help venv proto fmt lint test demo demo-tls bench bench-capacity clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ demo-tls: $(STAMP) ## The same call with mutual TLS on every link (throw-away CA
 bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quick for a short run.
 	bash bench/setup.sh $(VENV)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-capacity: $(STAMP) ## Capacity tracking's cost vs main, and the queue's hand-off time.
+	$(PY) -m bench.capacity $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

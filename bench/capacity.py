@@ -21,6 +21,9 @@
    of the master carries ``handoff``: seconds from the place coming free (the
    previous job's reply arrived) to the queued job going on to be sent.
 
+3. Bookkeeping: the queue's ``take`` + ``give_back`` per job, in this
+   process, on one live slave (no network): what tracking adds to a job.
+
 Load comes from a separate ``bench.loadgen`` process. Every process is
 stopped by its PID at the end (``arko.testing.Fleet``).
 """
@@ -28,6 +31,7 @@ stopped by its PID at the end (``arko.testing.Fleet``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import os
@@ -36,9 +40,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from arko.master.queue import JobQueue
+from arko.master.registry import Registry
+from arko.master.scheduler import FirstLiveScheduler
+from arko.master.store import STATUS_LIVE, SlaveRow
 from arko.testing import Daemon, Fleet
 from bench.stats import paired_ratio, percentile
 
@@ -174,6 +183,27 @@ def handoff(fleet: Fleet, workdir: Path, gen: LoadGen, args: argparse.Namespace)
     return [float(e["handoff"]) for e in master.events("job_dequeued")]
 
 
+class _OneSlave:
+    """Just enough of a store for ``Registry.load``: one live slave offering DryRun."""
+
+    async def list_slaves(self) -> list[SlaveRow]:
+        return [SlaveRow(1, "127.0.0.1", 1, STATUS_LIVE, ("MyPipeline.DryRun",))]
+
+
+async def bookkeeping(capacity: int, jobs: int = 100_000) -> float:
+    """Microseconds per job of take + give_back, on a slave of ``capacity``."""
+    registry = Registry(_OneSlave(), probe_timeout=1)  # type: ignore[arg-type]
+    await registry.load()
+    slave = registry.slaves()[0]
+    slave.pending, slave.capacity = False, capacity
+    queue = JobQueue(registry, FirstLiveScheduler(), 60)
+    method = "MyPipeline.DryRun"
+    began = time.perf_counter()
+    for _ in range(jobs):
+        queue.give_back(await queue.take(method, {}, lambda: None, {}), method)
+    return (time.perf_counter() - began) / jobs * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
     parser.add_argument("--ref", default="main", help="git ref of the 'before' arm")
@@ -201,6 +231,9 @@ def main() -> int:
         )
     for name, spread in figures["ratios"].items():
         print(f"  {name:28} {spread['median']:.3f} [{spread['low']:.3f}-{spread['high']:.3f}]")
+    for capacity in (0, 1000):
+        micro = asyncio.run(bookkeeping(capacity))
+        print(f"queue bookkeeping per job (capacity {capacity}): {micro:.1f} us")
     ms = [h * 1000 for h in handoffs]
     print(
         f"queue hand-off ({len(ms)} queued jobs, capacity-1 slave, "
