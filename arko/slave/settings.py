@@ -13,6 +13,32 @@ from arko.slave.capacity import parse_labels
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
 
+# Shown at the top of ``arko-slave --help``: what --capacity and --label do
+# with the master's queue, and where a method's job policy is declared.
+HELP_TEXT = """\
+Serve pipeline services (gRPC) and register them with an arko master.
+
+Capacity and labels: with --capacity N the slave runs at most N pipeline calls
+at once and refuses more before they start; the master, which reads the
+slave's capacity, labels and load from arko.v1.Slave/Status when it pings,
+sends such jobs to another slave or queues them (FIFO, up to its
+--queue_timeout). --label key=value lets callers pick slaves: Jobs/Run's
+"labels" selector, and a method's required_labels.
+
+Job policy: declare it in your proto, next to the method; the master reads it
+through reflection:
+
+  import "arko/v1/options.proto";
+  service Deploy {
+    rpc Production(DeployRequest) returns (stream DeployLine) {
+      option (arko.v1.job) = {
+        timeout_seconds: 900  max_concurrency: 1  retries: 3
+        required_labels: { key: "zone" value: "eu" }
+      };
+    }
+  }
+"""
+
 
 class SlaveSettings(DaemonSettings):
     """Everything ``arko-slave`` can be told. Flag names keep the original's spelling."""
@@ -23,6 +49,7 @@ class SlaveSettings(DaemonSettings):
         cli_implicit_flags=True,
         cli_kebab_case=False,
         extra="forbid",
+        json_schema_extra={"description": HELP_TEXT},
     )
 
     port: int = Field(
