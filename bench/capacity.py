@@ -13,8 +13,9 @@
      room before each job, never finding it full);
    - ``after_unlimited``: this tree, slave without a capacity.
 
-   Sequential latency p50/p99 and throughput at ``--inflight``; the ratios
-   after/before are paired per repeat.
+   Sequential latency p50/p99, throughput at ``--inflight`` and the CPU the
+   master and slave spent per job of that run; the ratios after/before are
+   paired per repeat.
 
 2. Hand-off: a slave of ``--capacity 1`` and ``--handoff-inflight`` callers,
    so every job but one waits in the queue; each ``job_dequeued`` log line
@@ -108,10 +109,20 @@ class LoadGen:
             self.proc.wait(10)
 
 
-def _pair(fleet: Fleet, workdir: Path, name: str, env: dict[str, str], *slave: str) -> Daemon:
+def _pair(
+    fleet: Fleet, workdir: Path, name: str, env: dict[str, str], *slave: str
+) -> tuple[Daemon, Daemon]:
     master = fleet.master("--log_level", "warning", db=workdir / f"{name}.db", env=env)
-    fleet.slave(master, *slave, env=env)
-    return master
+    return master, fleet.slave(master, *slave, env=env)
+
+
+def cpu_seconds(daemons: tuple[Daemon, ...]) -> float:
+    """User + system CPU the processes used so far, from /proc (clock ticks)."""
+    total = 0
+    for daemon in daemons:
+        fields = Path(f"/proc/{daemon.pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _show(values: list[float], digits: int = 3) -> str:
@@ -122,17 +133,17 @@ def _show(values: list[float], digits: int = 3) -> str:
 def dispatch(fleet: Fleet, workdir: Path, gen: LoadGen, args: argparse.Namespace) -> dict[str, Any]:
     """Latency and throughput of the three arms, interleaved; ratios paired per repeat."""
     snapshot = export_arko(args.ref, workdir / "before-src")
-    masters = {
+    pairs = {
         "before": _pair(fleet, workdir, "before", {"PYTHONPATH": str(snapshot)}),
         "after": _pair(fleet, workdir, "after", {}, "--capacity", "1000"),
         "after_unlimited": _pair(fleet, workdir, "after_unlimited", {}),
     }
     runs: dict[str, dict[str, list[float]]] = {
-        arm: {"p50_ms": [], "p99_ms": [], "rate": []} for arm in ARMS
+        arm: {"p50_ms": [], "p99_ms": [], "rate": [], "cpu_ms": []} for arm in ARMS
     }
     for rep in range(args.repeats):
         for arm in ARMS:
-            address = masters[arm].address
+            address = pairs[arm][0].address
             latency = gen.run(
                 address=address,
                 target="execute",
@@ -141,6 +152,7 @@ def dispatch(fleet: Fleet, workdir: Path, gen: LoadGen, args: argparse.Namespace
                 max_seconds=60,
                 warmup=100,
             )
+            cpu = cpu_seconds(pairs[arm])
             load = gen.run(
                 address=address,
                 target="execute",
@@ -149,6 +161,10 @@ def dispatch(fleet: Fleet, workdir: Path, gen: LoadGen, args: argparse.Namespace
                 max_seconds=60,
                 warmup=2 * args.inflight,
             )
+            # CPU per job of master + slave (warm-up included in both counts):
+            # far less sensitive to other processes than wall-clock figures.
+            jobs = load["count"] + 2 * args.inflight
+            runs[arm]["cpu_ms"].append((cpu_seconds(pairs[arm]) - cpu) / jobs * 1000)
             runs[arm]["p50_ms"].append(latency["p50_ms"])
             runs[arm]["p99_ms"].append(latency["p99_ms"])
             runs[arm]["rate"].append(load["rate"])
@@ -163,7 +179,7 @@ def dispatch(fleet: Fleet, workdir: Path, gen: LoadGen, args: argparse.Namespace
     ratios = {
         f"{arm}/before {key}": paired_ratio(runs[arm][key], runs["before"][key]).to_dict()
         for arm in ARMS[1:]
-        for key in ("p50_ms", "p99_ms", "rate")
+        for key in ("p50_ms", "p99_ms", "rate", "cpu_ms")
     }
     return {"runs": runs, "ratios": ratios}
 
@@ -227,7 +243,8 @@ def main() -> int:
         print(
             f"  {arm:16} latency p50 {_show(runs[arm]['p50_ms'])} ms, "
             f"p99 {_show(runs[arm]['p99_ms'])} ms, "
-            f"throughput @{args.inflight} {_show(runs[arm]['rate'], 0)} jobs/s"
+            f"throughput @{args.inflight} {_show(runs[arm]['rate'], 0)} jobs/s, "
+            f"master+slave CPU {_show(runs[arm]['cpu_ms'])} ms/job"
         )
     for name, spread in figures["ratios"].items():
         print(f"  {name:28} {spread['median']:.3f} [{spread['low']:.3f}-{spread['high']:.3f}]")
