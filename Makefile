@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo demo-tls bench clean dogfood ui ui-test chromium screenshots
+.PHONY: help venv proto fmt lint test demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ chromium: ## Install Debian's chromium for the browser tests when it is missing.
 
 screenshots: $(STAMP) ui chromium ## Retake the README's screenshots (docs/ui-*.png).
 	ARKO_SCREENSHOTS=docs $(PY) -m pytest -q tests/integration/test_web_ui.py
+
+bench-capacity: $(STAMP) ## Capacity tracking's cost vs main, and the queue's hand-off time.
+	$(PY) -m bench.capacity $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info ui/node_modules ui/dist

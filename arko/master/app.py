@@ -19,9 +19,10 @@ from arko.master.http.server import HttpServer, create_app
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
 from arko.master.output import LiveJobs
+from arko.master.queue import JobQueue
 from arko.master.registry import Registry
 from arko.master.runs import JobService
-from arko.master.scheduler import FirstLiveScheduler, Scheduler
+from arko.master.scheduler import SCHEDULERS, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
 from arko.master.slaves import CHANNEL_OPTIONS
@@ -51,7 +52,7 @@ class Master(Lifecycle):
         super().__init__(settings.grace)
         self.settings = settings
         self.port = 0
-        self._scheduler = scheduler or FirstLiveScheduler()
+        self._scheduler = scheduler or SCHEDULERS[settings.policy]()
         self._store: DatabaseStore | None = None
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
@@ -109,6 +110,7 @@ class Master(Lifecycle):
             self._scheduler,
             s.connect_timeout,
             Limits(s.max_params, s.max_param_bytes),
+            JobQueue(self._registry, self._scheduler, s.queue_timeout),
         )
         self._jobs = JobService(
             executor, self._recorder, self._store, live, s.max_output_bytes, s.job_timeout

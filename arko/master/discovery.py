@@ -32,6 +32,7 @@ HIDDEN_SERVICES = frozenset(
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.health.v1.Health",
+        "arko.v1.Slave",  # the common slave service: the master reads it when it pings
     }
 )
 # A slave answering with more than this is broken or hostile.

@@ -22,9 +22,11 @@ import structlog
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
-from arko.common.methods import parse_method_name
+from arko.common.methods import MethodName, parse_method_name
 from arko.master.params import build_request
+from arko.master.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
 from arko.master.registry import Registry
 from arko.master.scheduler import Scheduler
 from arko.master.slaves import Slave
@@ -86,6 +88,7 @@ class JobInput:
     method: str
     params: Mapping[str, str]
     args: Mapping[str, Any] | None = None
+    labels: Mapping[str, str] | None = None  # the slave must carry all of them
 
 
 OnStart = Callable[[str], None]
@@ -101,11 +104,12 @@ class Executor:
         scheduler: Scheduler,
         connect_timeout: float,
         limits: Limits | None = None,
+        queue: JobQueue | None = None,
     ) -> None:
         self._registry = registry
-        self._scheduler = scheduler
         self._connect_timeout = connect_timeout
         self._limits = limits or Limits()
+        self._queue = queue or JobQueue(registry, scheduler, DEFAULT_QUEUE_TIMEOUT)
 
     def check(self, job: JobInput) -> None:
         """Refuse at once what can be refused without a slave: size and method name.
@@ -123,6 +127,7 @@ class Executor:
         on_start: OnStart,
         on_message: OnMessage,
         log_context: Mapping[str, str] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> bool:
         """Run ``job`` on a slave, handing each reply message to ``on_message``.
 
@@ -134,6 +139,7 @@ class Executor:
             on_start: Told the slave's address once the call is about to be sent.
             on_message: Awaited with each message the slave sends, in order.
             log_context: Fields for this module's log lines (the job id).
+            on_queued: Told when the job has to wait in the queue for a place.
 
         Raises:
             ArkoError: a subclass whose ``code`` is the status to answer with.
@@ -146,64 +152,133 @@ class Executor:
         # registration settles them (a protected slave registers again after a
         # master restart); jobs for them wait that long, within a bound.
         wait_until = loop.time() + self._connect_timeout
+        policy = self._queue.policy(name.dotted)
+        retries = policy.retries
+        # The caller's deadline covers the wait in the queue; the method's own
+        # timeout covers the run on the slave.
+        deadline = None if timeout is None else loop.time() + timeout
         tries, waited = 0, False
         while True:
-            offering = self._registry.offering(name.dotted)
             try:
-                slave = self._scheduler.pick(name.dotted, offering)
+                slave = await self._queue.take(
+                    name.dotted, job.labels or {}, on_queued or _nothing, context
+                )
             except NoLiveSlave:
                 left = wait_until - loop.time()
-                if left <= 0 or not any(s.pending for s in offering):
+                if left > 0 and any(s.pending for s in self._registry.offering(name.dotted)):
+                    if not waited:
+                        waited = True
+                        log.info(
+                            "job_waiting",
+                            method=name.dotted,
+                            reason="waiting for the slave to register again",
+                            **context,
+                        )
+                    await self._registry.wait_for_change(left)
+                    continue
+                if not retries:
                     raise
-                if not waited:
-                    waited = True
-                    log.info(
-                        "job_waiting",
-                        method=name.dotted,
-                        reason="waiting for the slave to register again",
-                        **context,
-                    )
-                await self._registry.wait_for_change(left)
+                # The job's policy: a job that never started waits for a slave
+                # to come (back) and is tried again, so many times.
+                retries -= 1
+                log.info("job_retry", method=name.dotted, retries_left=retries, **context)
+                await self._registry.wait_for_change(self._connect_timeout)
                 continue
-            # A slave we could not even connect to never saw the job, so trying
-            # again cannot run it twice. Bounded: each pass marks a slave down
-            # or finds its channel replaced by a fresh one.
+            # A slave we could not even connect to, or that refused the call
+            # as full, never saw the job, so trying again cannot run it twice.
+            # Bounded: each pass marks a slave down or full, or finds its
+            # channel replaced by a fresh one.
             tries += 1
-            if tries > 2 * len(offering) + 1:
-                raise NoLiveSlave(f"no slave could take {name.dotted}")
-            catalog = slave.catalog
-            desc = catalog.method(name.service, name.method) if catalog else None
-            if catalog is None or desc is None:
-                await self._registry.probe(slave)
-                continue
-            if desc.client_streaming:
-                raise Unimplemented(
-                    f"{name.dotted} takes a stream of requests; arko runs unary and "
-                    "server-streaming methods"
+            try:
+                if tries > 2 * len(self._registry.offering(name.dotted)) + 1:
+                    raise NoLiveSlave(f"no slave could take {name.dotted}")
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                if policy.timeout_seconds and (
+                    remaining is None or policy.timeout_seconds < remaining
+                ):
+                    remaining = float(policy.timeout_seconds)
+                streaming = await self._send(
+                    slave, name, job, remaining, on_start, on_message, context
                 )
-            request = build_request(catalog.message_class(desc.input_type), job.params, job.args)
-            reply_cls = catalog.message_class(desc.output_type)
-            with slave.lease() as channel:
-                if not await slave.ensure_connected(channel, self._connect_timeout):
-                    if slave.current(channel):
-                        await self._registry.mark_down(slave, "cannot connect to run a job")
-                    continue  # else the slave registered again meanwhile: use its new channel
-                on_start(slave.address)
-                log.debug("job_dispatched", method=name.dotted, slave=slave.address, **context)
-                call = _Call(slave, channel, name.path, request, reply_cls, timeout)
-                try:
-                    if desc.server_streaming:
-                        await call.stream(on_message)
-                    else:
-                        await on_message(await call.unary())
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                        # The slave went away mid-call: not retried (it may
-                        # have run), but no later job should wait for the
-                        # next ping to learn it.
-                        await self._registry.mark_down(slave, f"job failed: {exc.details()}")
-                    raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
-            return desc.server_streaming
+            except _NeverStarted as why:
+                self._queue.give_back(slave, name.dotted, why.refused)
+                continue
+            except BaseException:
+                self._queue.give_back(slave, name.dotted)
+                raise
+            self._queue.give_back(slave, name.dotted)
+            return streaming
+
+    async def _send(
+        self,
+        slave: Slave,
+        name: MethodName,
+        job: JobInput,
+        timeout: float | None,
+        on_start: OnStart,
+        on_message: OnMessage,
+        context: Mapping[str, str],
+    ) -> bool:
+        """Call ``slave``; raise ``_NeverStarted`` when the job provably never reached it."""
+        catalog = slave.catalog
+        desc = catalog.method(name.service, name.method) if catalog else None
+        if catalog is None or desc is None:
+            await self._registry.probe(slave)
+            raise _NeverStarted
+        if desc.client_streaming:
+            raise Unimplemented(
+                f"{name.dotted} takes a stream of requests; arko runs unary and "
+                "server-streaming methods"
+            )
+        request = build_request(catalog.message_class(desc.input_type), job.params, job.args)
+        reply_cls = catalog.message_class(desc.output_type)
+        with slave.lease() as channel:
+            if not await slave.ensure_connected(channel, self._connect_timeout):
+                if slave.current(channel):
+                    await self._registry.mark_down(slave, "cannot connect to run a job")
+                raise _NeverStarted  # else the slave registered again: use its new channel
+            on_start(slave.address)
+            log.debug("job_dispatched", method=name.dotted, slave=slave.address, **context)
+            call = _Call(slave, channel, name.path, request, reply_cls, timeout)
+            try:
+                if desc.server_streaming:
+                    await call.stream(on_message)
+                else:
+                    await on_message(await call.unary())
+            except grpc.aio.AioRpcError as exc:
+                if refused_as_full(exc):
+                    log.info("job_refused", method=name.dotted, slave=slave.address, **context)
+                    raise _NeverStarted(refused=True) from None
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    # The slave went away mid-call: not retried (it may
+                    # have run), but no later job should wait for the
+                    # next ping to learn it.
+                    await self._registry.mark_down(slave, f"job failed: {exc.details()}")
+                raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
+        return desc.server_streaming
+
+
+class _NeverStarted(Exception):
+    """The job did not reach the slave: it may be sent again.
+
+    ``refused``: the slave answered that it is full.
+    """
+
+    def __init__(self, refused: bool = False) -> None:
+        super().__init__()
+        self.refused = refused
+
+
+def _nothing() -> None:
+    """The default ``on_queued``."""
+
+
+def refused_as_full(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the slave refused the call as full, before running it."""
+    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return False
+    trailer = exc.trailing_metadata() or ()
+    return any(k == REFUSED_HEADER and v == REFUSED_CAPACITY for k, v in trailer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         live = self._jobs.accept(request.method, params, args, detach)
         trailer = ((JOB_ID_HEADER, live.id),)
         if detach:
-            self._jobs.start_detached(live, params, args)
+            self._jobs.start_detached(live, params, args, dict(request.labels))
             context.set_trailing_metadata(trailer)
             await context.write(event_message(live.id, live.since(0)[0]))
             return
@@ -120,7 +120,9 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         async with asyncio.TaskGroup() as group:
             group.create_task(write())
             try:
-                await self._jobs.run(live, params, args, timeout, sink=events.put)
+                await self._jobs.run(
+                    live, params, args, timeout, sink=events.put, labels=dict(request.labels)
+                )
             except ArkoError as exc:
                 error = exc
         if error is not None:

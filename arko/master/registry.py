@@ -16,7 +16,7 @@ import datetime as dt
 import ipaddress
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 import structlog
@@ -25,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from arko.common.errors import InvalidArgument
 from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
+from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store, now
 
@@ -87,6 +88,8 @@ class Registry:
         # refused ports answer at once, so only hanging slaves queue behind it.
         self._probe_slots = asyncio.Semaphore(max_concurrent_probes)
         self._changed = asyncio.Event()
+        # Told whenever a slave may have changed (the job queue serves its waiters).
+        self.on_change: Callable[[], None] | None = None
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
@@ -162,6 +165,8 @@ class Registry:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        if self.on_change is not None:
+            self.on_change()
 
     async def ping_all(self) -> None:
         """Probe every slave concurrently, then forget the long-dead ones.
@@ -250,6 +255,7 @@ class Registry:
             log.warning("slave_down", slave=slave.address, reason=reason)
             await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_change(slave)
+            self._notify()
 
     async def _check(self, slave: Slave) -> tuple[str | None, grpc.StatusCode | None]:
         """(None, None) when the slave is healthy and its catalog fresh, else why not.
@@ -267,6 +273,7 @@ class Registry:
                     catalog = await discover(
                         channel, self._probe_timeout, hint, slave.metadata, known
                     )
+                    status = await read_status(channel, self._probe_timeout, slave.metadata)
         except TimeoutError:
             return f"no answer within {self._probe_timeout:g}s", None
         except grpc.aio.AioRpcError as exc:
@@ -275,6 +282,7 @@ class Registry:
             slave.catalog = None
             return f"reflection failed: {exc.message}", None
         slave.catalog = catalog  # the same object when nothing changed
+        apply_status(slave, status)
         self._set_methods(slave, catalog.methods)
         return None, None
 

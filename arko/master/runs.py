@@ -179,15 +179,29 @@ class JobService:
         """
         self._executor.check(JobInput(method, params, args))
 
-    def start_detached(self, live: LiveJob, params: Mapping[str, str], args: Any) -> None:
+    def start_detached(
+        self,
+        live: LiveJob,
+        params: Mapping[str, str],
+        args: Any,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         """Run an accepted job in the background; it ends on its own or by Cancel."""
-        task = asyncio.create_task(self._run_detached(live, params, args), name=f"job-{live.id}")
+        task = asyncio.create_task(
+            self._run_detached(live, params, args, labels), name=f"job-{live.id}"
+        )
         self._detached.add(task)
         task.add_done_callback(self._detached.discard)
 
-    async def _run_detached(self, live: LiveJob, params: Mapping[str, str], args: Any) -> None:
+    async def _run_detached(
+        self,
+        live: LiveJob,
+        params: Mapping[str, str],
+        args: Any,
+        labels: Mapping[str, str] | None,
+    ) -> None:
         with contextlib.suppress(ArkoError):  # recorded and logged by run()
-            await self.run(live, params, args, self._job_timeout)
+            await self.run(live, params, args, self._job_timeout, labels=labels)
 
     async def run(
         self,
@@ -197,6 +211,7 @@ class JobService:
         timeout: float | None,
         sink: Sink | None = None,
         collect: bool = False,
+        labels: Mapping[str, str] | None = None,
     ) -> Outcome:
         """Run an accepted job to its end in this task; return the slave's messages.
 
@@ -214,6 +229,7 @@ class JobService:
             sink: Awaited with every event from ACCEPTED to FINISHED.
             collect: Return every message (else only the last one); their JSON
                 may total ``max_output_bytes``, past which the job fails.
+            labels: The slave must carry every one of these labels.
 
         Raises:
             ArkoError: the job failed; ``code`` is the status to answer with.
@@ -227,6 +243,10 @@ class JobService:
             self._recorder.running(job, slave)
             event = live.add(STARTED, slave)
             pending.append(event)
+
+        def on_queued() -> None:
+            if not job.detached:  # a detached job has its record already
+                self._recorder.accepted(job)  # QUEUED in the record while it waits
 
         collected = 0
 
@@ -258,11 +278,12 @@ class JobService:
             if sink is not None:
                 await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
             streaming = await self._executor.execute(
-                JobInput(job.method, params, args),
+                JobInput(job.method, params, args, labels),
                 timeout,
                 on_start,
                 on_message,
                 {"job_id": job.id},
+                on_queued,
             )
         except ArkoError as exc:
             error = exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
@@ -111,6 +111,18 @@ class MasterSettings(DaemonSettings):
         description="Seconds job records gather (safe in the journal) before one database write",
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")
+    policy: Literal["first_live", "least_loaded"] = Field(
+        "first_live",
+        description="Which slave runs a job: first_live, the first live one in registration "
+        "order (the original's); least_loaded, the one with the lowest running/capacity",
+        json_schema_extra={"metavar": "POLICY"},
+    )
+    queue_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a job may wait in the queue for a slave with room (or for its "
+        "method's max_concurrency) before it fails with RESOURCE_EXHAUSTED",
+    )
     # Tokens come from the environment or a file, never from argv (visible in ps).
     join_token: CliSuppress[SecretStr | None] = Field(
         None, description="Token slaves must present to register (env ARKO_MASTER_JOIN_TOKEN)"

@@ -51,7 +51,9 @@ class Slave:
     ``capacity``, ``labels`` and ``version`` are what the slave's
     ``arko.v1.Slave/Status`` last reported (0, empty and "" for a slave
     without that service: no limit, no labels); ``running`` is the master's
-    own count of the jobs it has on the slave now.
+    own count of the jobs it has on the slave now. ``refused`` marks a slave
+    that refused a call as full (busy with another master's work, say) until
+    one of this master's jobs on it ends or its next status read.
     """
 
     id: int
@@ -67,6 +69,7 @@ class Slave:
     running: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     version: str = ""
+    refused: bool = False
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)
@@ -105,6 +108,11 @@ class Slave:
     def live(self) -> bool:
         """Whether the last probe (or registration) found it answering."""
         return self.status == STATUS_LIVE and not self.pending
+
+    @property
+    def full(self) -> bool:
+        """Whether the slave has no room for one more job (as far as this master knows)."""
+        return self.refused or (self.capacity > 0 and self.running >= self.capacity)
 
     @property
     def channel(self) -> grpc.aio.Channel:

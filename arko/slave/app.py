@@ -15,10 +15,13 @@ from arko.common.retry import Backoff
 from arko.common.server import create_server
 from arko.common.tls import TlsConfig
 from arko.gen import register_pb2
+from arko.slave.capacity import CapacityGate, StatusServicer
 from arko.slave.guard import MasterOnly
-from arko.slave.plugins import load_services
+from arko.slave.plugins import Service, load_services
 from arko.slave.registration import GrpcMasterLink, stay_registered
 from arko.slave.settings import SlaveSettings
+from arko.v1 import slave_pb2
+from arko.v1.slave_pb2_grpc import add_SlaveServicer_to_server as add_status
 
 log = structlog.get_logger("arko.slave")
 
@@ -60,10 +63,17 @@ class Slave(Lifecycle):
         if guarded:
             mutual = tls is not None and tls.mutual
             interceptors.append(MasterOnly(self._secret, s.master_name if mutual else None))
+        # Inside the guard: a stranger is refused as a stranger, never told "full".
+        gate = CapacityGate(s.capacity)
+        interceptors.append(gate)
+        status = StatusServicer(gate, s.labels())
         built = create_server(
             s.listen_host,
             s.port,
-            [(x.name, x.add) for x in services],
+            [
+                (x.name, x.add)
+                for x in [*services, Service.of(slave_pb2.DESCRIPTOR, "Slave", status, add_status)]
+            ],
             tls,
             interceptors=interceptors,
         )
@@ -80,6 +90,8 @@ class Slave(Lifecycle):
             services=[x.name for x in services],
             tls="mutual" if tls and tls.mutual else bool(tls),
             master_only=guarded,
+            capacity=s.capacity,
+            labels=s.labels(),
         )
         if s.mode == "standalone":
             self._registrar = asyncio.create_task(self._register(), name="register")

@@ -4,6 +4,9 @@ Every pipeline call must come from the master: with mutual TLS, the caller's
 certificate must carry the master's common name; otherwise the caller must
 present the secret this slave handed the master at registration. Secrets are
 compared in constant time. ``grpc.health.v1`` is left open for probes.
+The common ``arko.v1.Slave/Status`` is guarded like a pipeline call: its
+labels and load are the master's business, and a stranger gets
+UNAUTHENTICATED (with ``--mode rpc`` nothing is guarded, so anyone may ask).
 
 Server reflection answers everyone, but not alike: the master gets the full
 catalog, a caller presenting a wrong call secret (a master that restarted and

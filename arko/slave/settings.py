@@ -5,13 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
 from arko.common.settings import CommaList, DaemonSettings, read_secret
 from arko.slave.builtin.stepspec import StepSpec
+from arko.slave.capacity import parse_labels
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
+
+# Shown at the top of ``arko-slave --help``: what --capacity and --label do
+# with the master's queue, and where a method's job policy is declared.
+HELP_TEXT = """\
+Serve pipeline services (gRPC) and register them with an arko master.
+
+Capacity and labels: with --capacity N the slave runs at most N pipeline calls
+at once and refuses more before they start; the master, which reads the
+slave's capacity, labels and load from arko.v1.Slave/Status when it pings,
+sends such jobs to another slave or queues them (FIFO, up to its
+--queue_timeout). --label key=value lets callers pick slaves: Jobs/Run's
+"labels" selector, and a method's required_labels.
+
+Job policy: declare it in your proto, next to the method; the master reads it
+through reflection:
+
+  import "arko/v1/options.proto";
+  service Deploy {
+    rpc Production(DeployRequest) returns (stream DeployLine) {
+      option (arko.v1.job) = {
+        timeout_seconds: 900  max_concurrency: 1  retries: 3
+        required_labels: { key: "zone" value: "eu" }
+      };
+    }
+  }
+"""
 
 
 class SlaveSettings(DaemonSettings):
@@ -23,6 +50,7 @@ class SlaveSettings(DaemonSettings):
         cli_implicit_flags=True,
         cli_kebab_case=False,
         extra="forbid",
+        json_schema_extra={"description": HELP_TEXT},
     )
 
     port: int = Field(
@@ -91,6 +119,21 @@ class SlaveSettings(DaemonSettings):
         description="In standalone mode, answer pipeline and reflection calls only from the "
         "master (its certificate with mutual TLS, else a secret agreed at registration)",
     )
+    capacity: int = Field(
+        0,
+        ge=0,
+        description="Most pipeline calls run at once; past it a call is refused before it "
+        "starts (RESOURCE_EXHAUSTED, trailer arko-refused: capacity) and the master sends the "
+        "job elsewhere or queues it. 0: no limit. Not the CPU count: pipeline steps mostly "
+        "wait on other systems (builds elsewhere, deploy APIs), so size it by what the step "
+        "may do at once",
+    )
+    label: CommaList = Field(
+        [],
+        description="Label key=value the master matches against a job's label selector and a "
+        "method's required_labels; repeat the flag or separate them with commas",
+        json_schema_extra={"metavar": "LABEL"},
+    )
     master_name: str = Field(
         "arko-master",
         description="Common name the master's certificate must carry (mutual TLS)",
@@ -104,6 +147,16 @@ class SlaveSettings(DaemonSettings):
     )
 
     not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)
+
+    @field_validator("label")
+    @classmethod
+    def _labels_are_pairs(cls, value: list[str]) -> list[str]:
+        parse_labels(value)  # raises ValueError naming the bad item
+        return value
+
+    def labels(self) -> dict[str, str]:
+        """``--label`` as a dict."""
+        return parse_labels(self.label)
 
     def join_token_value(self) -> str | None:
         """The join token from env or file, None when unset."""

@@ -72,8 +72,15 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., slave: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., detached: _Optional[bool] = ..., output_bytes: _Optional[int] = ..., output_truncated: _Optional[bool] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("method", "params", "args", "detach")
+    __slots__ = ("method", "params", "args", "detach", "labels")
     class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -84,11 +91,13 @@ class RunRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     method: str
     params: _containers.ScalarMap[str, str]
     args: _struct_pb2.Struct
     detach: bool
-    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "seq", "kind", "time", "state", "output", "note", "job")

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import grpc
@@ -32,6 +33,8 @@ def toolbox_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     args = [
         "grpc_tools.protoc",
         f"-I{FIXTURES}",
+        f"-I{FIXTURES.parent.parent / 'protos'}",  # arko/v1/options.proto
+        f"-I{resources.files('grpc_tools') / '_proto'}",  # google/protobuf/descriptor.proto
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         str(FIXTURES / "toolbox.proto"),

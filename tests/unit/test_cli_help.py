@@ -109,3 +109,13 @@ def test_app_dir_that_is_not_a_folder_is_a_startup_error(tmp_path: Path) -> None
     settings = load_settings(SlaveSettings, ["--app_dir", str(tmp_path / "nope")])
     with pytest.raises(StartupError, match=r"--app_dir .*nope is not a folder"):
         load_services(settings.service, settings)
+
+
+def test_slave_help_explains_capacity_labels_queue_and_job_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """arko-slave --help says what capacity is (and why not the CPU count), and shows the option."""
+    out = " ".join(_help(SlaveSettings, capsys).split())
+    assert "--capacity N" in out and "Not the CPU count" in out
+    assert "--label LABEL" in out and "queue" in out
+    assert 'import "arko/v1/options.proto";' in out and "option (arko.v1.job)" in out

@@ -77,6 +77,8 @@ MASTER_FLAGS = [
     (["--max_message_bytes", "1024"], "max_message_bytes", 1024),
     (["--journal_dir", "/var/lib/arko/journal"], "journal_dir", "/var/lib/arko/journal"),
     (["--job_flush_interval", "0.2"], "job_flush_interval", 0.2),
+    (["--policy", "least_loaded"], "policy", "least_loaded"),
+    (["--queue_timeout", "2.5"], "queue_timeout", 2.5),
 ]
 
 SLAVE_FLAGS = [
@@ -90,6 +92,9 @@ SLAVE_FLAGS = [
     (["--run_delay", "0"], "run_delay", 0.0),
     (["--register_timeout", "2.5"], "register_timeout", 2.5),
     (["--register_backoff_max", "3"], "register_backoff_max", 3.0),
+    (["--capacity", "4"], "capacity", 4),
+    (["--label", "zone=b", "--label", "gpu=yes"], "label", ["zone=b", "gpu=yes"]),
+    (["--label", "zone=b,gpu=yes"], "label", ["zone=b", "gpu=yes"]),
 ]
 
 
@@ -317,3 +322,14 @@ def test_broken_json_list_env_var_is_a_startup_error(monkeypatch: pytest.MonkeyP
         raise AssertionError(f"not a StartupError: {exc!r}") from exc
     else:
         raise AssertionError("a broken JSON list variable was accepted")
+
+
+def test_labels_come_from_a_comma_list_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARKO_SLAVE_LABEL takes key=value pairs separated by commas, like other lists."""
+    monkeypatch.setenv("ARKO_SLAVE_LABEL", "zone=b,tier=gpu")
+    assert load_settings(SlaveSettings, []).labels() == {"zone": "b", "tier": "gpu"}
+
+
+def test_a_label_without_a_value_is_refused_by_name() -> None:
+    with pytest.raises(StartupError, match="label 'zone' is not key=value"):
+        load_settings(SlaveSettings, ["--label", "zone"])

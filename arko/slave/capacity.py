@@ -1,0 +1,150 @@
+"""How much work a slave takes at once, and the common service that tells the master.
+
+The slave is the authority on its capacity: :class:`CapacityGate` refuses a
+pipeline call past ``--capacity`` before its handler runs, with
+RESOURCE_EXHAUSTED and the trailing metadata ``arko-refused: capacity``, so a
+master can tell "never started, send it elsewhere" from a job that failed.
+:class:`StatusServicer` serves ``arko.v1.Slave/Status``: capacity, running
+calls, labels and version, which the master reads when it pings.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+
+from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
+from arko.v1 import slave_pb2, slave_pb2_grpc
+
+if TYPE_CHECKING:
+    from arko.slave.guard import Continuation
+
+log = structlog.get_logger("arko.slave.capacity")
+
+# Infrastructure calls never count against capacity: a full slave must still
+# answer its master's pings, and reflection, and this very status.
+UNCOUNTED_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    f"/{slave_pb2.DESCRIPTOR.services_by_name['Slave'].full_name}/",
+)
+
+
+def arko_version() -> str:
+    """The installed arko's version ("" when run from a tree that was never installed)."""
+    try:
+        return importlib.metadata.version("arko")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``key=value`` items as a dict.
+
+    Raises:
+        ValueError: an item without ``=`` or with an empty key.
+    """
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"label {item!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+class CapacityGate(grpc.aio.ServerInterceptor):
+    """Counts running pipeline calls and refuses those past ``capacity`` (0: no limit).
+
+    The check and the count happen with no ``await`` in between, so two calls
+    arriving together cannot both take the last place.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.running = 0
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(UNCOUNTED_PREFIXES):
+            return handler
+        return self._wrap(handler, handler_call_details.method)
+
+    async def _enter(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+        if self.capacity and self.running >= self.capacity:
+            log.info("call_refused", method=method, capacity=self.capacity, running=self.running)
+            context.set_trailing_metadata(((REFUSED_HEADER, REFUSED_CAPACITY),))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"slave is full: {self.running} of {self.capacity} calls running (--capacity); "
+                "the call was not started",
+            )
+        self.running += 1
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The same handler, counted: entered before it runs, left when it ends."""
+        gate = self
+
+        def unary(inner: Any) -> Any:
+            async def wrapped(request: Any, context: Any) -> Any:
+                await gate._enter(context, method)
+                try:
+                    result = inner(request, context)
+                    return await result if inspect.isawaitable(result) else result
+                finally:
+                    gate.running -= 1
+
+            return wrapped
+
+        def streaming(inner: Any) -> Any:
+            async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
+                await gate._enter(context, method)
+                try:
+                    result = inner(request, context)
+                    if hasattr(result, "__aiter__"):
+                        async for item in result:
+                            yield item
+                    else:
+                        for item in result:
+                            yield item
+                finally:
+                    gate.running -= 1
+
+            return wrapped
+
+        replace = handler._replace  # type: ignore[attr-defined]
+        if handler.unary_unary is not None:
+            return replace(unary_unary=unary(handler.unary_unary))  # type: ignore[no-any-return]
+        if handler.stream_unary is not None:
+            return replace(stream_unary=unary(handler.stream_unary))  # type: ignore[no-any-return]
+        if handler.unary_stream is not None:
+            return replace(unary_stream=streaming(handler.unary_stream))  # type: ignore[no-any-return]
+        return replace(stream_stream=streaming(handler.stream_stream))  # type: ignore[no-any-return]
+
+
+class StatusServicer(slave_pb2_grpc.SlaveServicer):
+    """``arko.v1.Slave/Status``: what the master needs to decide whether to send more."""
+
+    def __init__(self, gate: CapacityGate, labels: Mapping[str, str]) -> None:
+        self._gate = gate
+        self._labels = dict(labels)
+        self._version = arko_version()
+
+    async def Status(
+        self, request: slave_pb2.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> slave_pb2.SlaveStatus:
+        return slave_pb2.SlaveStatus(
+            capacity=self._gate.capacity,
+            running=self._gate.running,
+            labels=self._labels,
+            version=self._version,
+        )
