@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -10,13 +11,17 @@ from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
 from arko.common.lifecycle import Lifecycle, cancel_task
+from arko.common.metrics import serve_metrics
 from arko.common.server import create_server
 from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.admin import Admin
+from arko.master.admin_servicer import AdminServicer
 from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
+from arko.master.metrics import MasterMetrics
 from arko.master.output import LiveJobs
 from arko.master.registry import Registry
 from arko.master.runs import JobService
@@ -25,7 +30,7 @@ from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
 from arko.master.slaves import CHANNEL_OPTIONS
 from arko.master.store import SqliteStore
-from arko.v1 import jobs_pb2, jobs_pb2_grpc
+from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master")
 
@@ -57,6 +62,7 @@ class Master(Lifecycle):
         self._pinger: asyncio.Task[None] | None = None
         self._jobs: JobService | None = None
         self._jobs_stopped: asyncio.Task[None] | None = None
+        self._stop_metrics: Callable[[], None] | None = None
 
     def _journal_dir(self) -> Path:
         s = self.settings
@@ -104,13 +110,16 @@ class Master(Lifecycle):
         self._jobs = JobService(
             executor, self._recorder, self._store, live, s.max_output_bytes, s.job_timeout
         )
+        self._metrics_on(self._registry, self._jobs)
+        admin = AdminServicer(Admin(self._registry, self._store, self._recorder.flush))
+        admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         register = RegisterServicer(self._registry, join_token)
         execution = ExecutionServicer(self._jobs, s.job_timeout)
         jobs = JobsServicer(self._jobs, s.job_timeout)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
         interceptors = (
-            [ClientTokenInterceptor(client_token, (execution_name, jobs_name))]
+            [ClientTokenInterceptor(client_token, (execution_name, jobs_name, admin_name))]
             if client_token
             else []
         )
@@ -124,6 +133,7 @@ class Master(Lifecycle):
                 lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
             ),
             (jobs_name, lambda srv: jobs_pb2_grpc.add_JobsServicer_to_server(jobs, srv)),
+            (admin_name, lambda srv: admin_pb2_grpc.add_AdminServicer_to_server(admin, srv)),
         ]
         built = create_server(
             s.listen_host,
@@ -154,6 +164,17 @@ class Master(Lifecycle):
             ),
         )
 
+    def _metrics_on(self, registry: Registry, jobs: JobService) -> None:
+        """Serve Prometheus metrics on --metrics_port, fed by the registry and jobs."""
+        if not self.settings.metrics_port:
+            return
+        metrics = MasterMetrics()
+        metrics.watch_slaves(registry)
+        registry.metrics = metrics
+        jobs.on_finished = lambda live: metrics.job_finished(live.job, live.outputs)
+        host = self.settings.listen_host
+        self._stop_metrics = serve_metrics(metrics.registry, host, self.settings.metrics_port)
+
     async def _ping_loop(self) -> None:
         assert self._registry is not None
         while True:
@@ -172,6 +193,9 @@ class Master(Lifecycle):
         await self._close_resources()
 
     async def _close_resources(self) -> None:
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
         if self._registry is not None:
             await self._registry.close()
         if self._recorder is not None:

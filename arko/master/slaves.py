@@ -51,7 +51,9 @@ class Slave:
     ``capacity``, ``labels`` and ``version`` are what the slave's
     ``arko.v1.Slave/Status`` last reported (0, empty and "" for a slave
     without that service: no limit, no labels); ``running`` is the master's
-    own count of the jobs it has on the slave now.
+    own count of the jobs it has on the slave now. ``reason`` is why it is
+    down (empty when live) and ``last_seen`` when it last answered (epoch
+    seconds, 0 for not since this master started), for operators.
     """
 
     id: int
@@ -67,6 +69,8 @@ class Slave:
     running: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     version: str = ""
+    reason: str = ""
+    last_seen: float = 0.0
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import peewee
 from playhouse.pwasyncio import AsyncSqliteDatabase
 
-from arko.common.errors import StartupError
+from arko.common.errors import InternalError, StartupError
 from arko.master import migrations
 from arko.master.models import JobEventModel, JobModel, SlaveModel
 
@@ -160,6 +160,10 @@ class Store(Protocol):
 
     async def delete_down_slaves(self, ids: Sequence[int]) -> None:
         """Delete those of ``ids`` that are still down (one that came back stays)."""
+        ...
+
+    async def delete_slave(self, slave_id: int) -> None:
+        """Delete one slave, whatever its status (an operator forgets it)."""
         ...
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
@@ -355,6 +359,37 @@ class SqliteStore:
                     SlaveModel.id.in_(list(ids)) & (SlaveModel.status == STATUS_DOWN)
                 )
             )
+
+    async def delete_slave(self, slave_id: int) -> None:
+        await self._db.aexecute(SlaveModel.delete().where(SlaveModel.id == slave_id))
+
+    async def backup(self, target: Path) -> None:
+        """Write a consistent copy of the database to ``target`` (a new file).
+
+        SQLite's online backup API on a connection of its own, in one step:
+        the copy is one snapshot even while jobs are written (WAL lets the
+        writer go on meanwhile), and it runs on a thread, not the event loop.
+
+        Raises:
+            InternalError: the database is in memory, or the copy failed.
+        """
+        source = str(self._db.database)
+        if source in ("", ":memory:") or source.startswith("file::memory:"):
+            raise InternalError("an in-memory database has no file to back up")
+
+        def copy() -> None:
+            src, dst = sqlite3.connect(source), sqlite3.connect(target)
+            try:
+                src.execute("PRAGMA busy_timeout = 5000")
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+
+        try:
+            await asyncio.to_thread(copy)
+        except sqlite3.Error as exc:
+            raise InternalError(f"backup of {source} failed: {exc}") from None
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         # Hand-built multi-row statements: peewee's per-row SQL generation
