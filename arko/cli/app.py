@@ -414,13 +414,17 @@ def logs(
             for event in call:
                 follower.show(event)
             return
-        # A running job: print what the master holds now and stop when it
-        # pauses, instead of waiting for the job to end (that is -f).
+        # A running job: print what the master holds now, stopping at the
+        # first event newer than this call (or a pause), instead of waiting
+        # for the job to end (that is -f).
+        since = time.time()
         quiet = threading.Timer(0.5, call.cancel)
         quiet.start()
         try:
             for event in call:
                 quiet.cancel()
+                if event.time.ToNanoseconds() / 1e9 > since:
+                    break
                 follower.show(event)
                 quiet = threading.Timer(0.5, call.cancel)
                 quiet.start()
@@ -429,6 +433,7 @@ def logs(
                 raise
         finally:
             quiet.cancel()
+            call.cancel()
 
 
 @app.command()
