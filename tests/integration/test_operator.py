@@ -193,8 +193,12 @@ def test_detach_logs_job_cancel_and_grpcurl(pair: tuple[Daemon, Daemon], grpcurl
 def test_backup_taken_while_jobs_run_holds_every_slave_and_job(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    """The copy opens with peewee, passes an integrity check and holds all accepted jobs."""
-    master = fleet.master()
+    """The copy opens with peewee, passes an integrity check and holds all accepted jobs.
+
+    Records gather for an hour before a database write here, so only the
+    backup's own flush can put them in the copy.
+    """
+    master = fleet.master("--job_flush_interval", "3600")
     slaves = [fleet.slave(master) for _ in range(2)]
     started = [
         arko(master.address, "run", "-d", STREAM, "lines=500", "interval=0.01").stdout.strip()
