@@ -43,6 +43,24 @@ def run_grpcurl(args: list[str], hide: str = "", alias: str = "") -> int:
     return result.returncode
 
 
+def show_operator_view(master: str) -> int:
+    """End with what an operator sees: ``arko slaves`` and ``arko jobs``."""
+    arko = Path(sys.executable).parent / "arko"
+    for command in (["slaves"], ["jobs"]):
+        print(f"\n$ arko --master {master} {' '.join(command)}")
+        result = subprocess.run(
+            [str(arko), "--master", master, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        print(result.stdout or result.stderr, end="")
+        if result.returncode != 0:
+            return result.returncode
+    return 0
+
+
 def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="arko-demo-") as tmp,
@@ -62,6 +80,9 @@ def main() -> int:
             )
             if code != 0:
                 return code
+        code = show_operator_view(master.address)
+        if code != 0:
+            return code
     print("\nmaster and slave stopped")
     return 0
 

@@ -219,6 +219,13 @@ def test_backup_taken_while_jobs_run_holds_every_slave_and_job(
     assert set(started) <= set(jobs)
     assert "running" in {jobs[j] for j in started}, "no job was running when the copy was taken"
     assert not list(tmp_path.glob(".*partial"))
+    master.stop()
+    restored = fleet.master(db=target)
+    history = _json(arko(restored.address, "jobs", "--json", "--limit", "1000"))["jobs"]
+    assert set(started) <= {j["id"] for j in history}
+    assert {j["state"] for j in history if j["id"] in started} <= {"SUCCEEDED", "INTERRUPTED"}
+    known = _json(arko(restored.address, "slaves", "--json"))["slaves"]
+    assert {s["address"] for s in known} == {s.address for s in slaves}
 
 
 def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
