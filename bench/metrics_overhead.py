@@ -1,8 +1,8 @@
 """What Prometheus metrics cost the dispatch path: the same master with and without them.
 
 ``python -m bench.metrics_overhead [--repeats N] [--calls N]`` starts two
-masters, each with one slave as shipped, one with ``--metrics_port`` and one
-without, and times sequential ``Execution/ExecuteJob(MyPipeline.DryRun)``
+masters, each with one slave as shipped: one pair with ``--metrics_port`` on
+both daemons and one without, and times sequential ``Execution/ExecuteJob(MyPipeline.DryRun)``
 through each from the bench's load generator, interleaved (repeat 1 of both,
 then repeat 2, ...) so a noisy moment on a shared machine hits both sides; the
 p50 ratio is paired per repeat. Metrics are scraped once per repeat, so the
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         with Fleet(workdir).running() as fleet:
             metrics_port = free_port()
             on = fleet.master("--metrics_port", str(metrics_port), db=workdir / "on.db")
-            fleet.slave(on)
+            fleet.slave(on, "--metrics_port", str(free_port()))
             off = fleet.master(db=workdir / "off.db")
             fleet.slave(off)
             gen = start_loadgen(fleet)
