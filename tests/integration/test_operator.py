@@ -238,7 +238,11 @@ def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_count_exactly_the_jobs_run(fleet: Fleet) -> None:
-    """After 3 successes, 2 failures and 1 cancel, both daemons' counters say exactly that."""
+    """After 3 successes, 2 failures and 1 cancel, both daemons' counters say exactly that.
+
+    Jobs of methods no slave offers count under one ``(unknown)`` label, so
+    callers' typos cannot add series.
+    """
     master_port, slave_port = free_port(), free_port()
     master = fleet.master("--metrics_port", str(master_port))
     fleet.slave(master, "--metrics_port", str(slave_port))
@@ -246,6 +250,11 @@ def test_metrics_count_exactly_the_jobs_run(fleet: Fleet) -> None:
         assert arko(master.address, "run", "MyPipeline.DryRun").returncode == 0
     for _ in range(2):
         assert arko(master.address, "run", STREAM, "lines=-1").returncode == 1
+    with grpc.insecure_channel(master.address) as channel:
+        stub = jobs_pb2_grpc.JobsStub(channel)
+        for name in ("Nope.Run", "Typo.Run", "not a method"):
+            with pytest.raises(grpc.RpcError):
+                list(stub.Run(jobs_pb2.RunRequest(method=name), timeout=10))
     long_id = arko(master.address, "run", "-d", STREAM, "lines=1000", "interval=0.1").stdout.strip()
     assert arko(master.address, "logs", long_id).returncode == 0
     assert arko(master.address, "cancel", long_id).returncode == 0
@@ -257,6 +266,12 @@ def test_metrics_count_exactly_the_jobs_run(fleet: Fleet) -> None:
     assert jobs("MyPipeline.DryRun", "succeeded") == 3
     assert jobs(STREAM, "failed") == 2
     assert jobs(STREAM, "cancelled") == 1
+    assert jobs("(unknown)", "failed") == 3
+    assert {dict(k[1])["method"] for k in _metrics(master_port) if k[0] == "arko_jobs_total"} == {
+        "MyPipeline.DryRun",
+        STREAM,
+        "(unknown)",
+    }
     m = _metrics(master_port)
     assert m[("arko_slave_registrations_total", ())] == 1
     assert m[("arko_slaves", (("status", "live"),))] == 1
