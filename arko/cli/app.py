@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json as json_lib
 import os
 import sys
 import threading
@@ -195,15 +196,17 @@ def describe(
 class _Follower:
     """Prints a job's events as they come and cancels it on Ctrl-C."""
 
-    def __init__(self, stubs: Stubs, json: bool, interactive: bool) -> None:
+    def __init__(self, stubs: Stubs, json: bool, interactive: bool, owns_job: bool) -> None:
+        """``owns_job``: Ctrl-C cancels the job (``arko run``); else it only stops following."""
         self.stubs = stubs
         self.json = json
         self.interactive = interactive
+        self.owns_job = owns_job
         self._cancel_sent = False
 
     def show(self, event: jobs_pb2.JobEvent) -> None:
         if self.json:
-            print(dumps(as_dict(event)).replace("\n", "").replace("  ", ""), flush=True)
+            print(json_lib.dumps(as_dict(event), sort_keys=True), flush=True)
         elif event.kind == jobs_pb2.JobEvent.OUTPUT:
             print(event.output, flush=True)
 
@@ -233,6 +236,8 @@ class _Follower:
 
     def _interrupted(self, job_id: str) -> None:
         """Ctrl-C: cancel the job (asking first on a terminal), then keep following."""
+        if not self.owns_job:
+            raise typer.Exit(int(Exit.OK))  # arko logs -f: the user stops reading
         if self._cancel_sent:
             raise CliError(f"stopped following job {job_id}; it is being cancelled", Exit.CANCELLED)
         if self.interactive and not typer.confirm(
@@ -301,7 +306,7 @@ def run(
         if detach:
             print(dumps({"job_id": job_id}) if json else job_id)
             return
-        follower = _Follower(stubs, json, _tty())
+        follower = _Follower(stubs, json, _tty(), owns_job=True)
         started = time.monotonic()
         with _spinner(f"{info.method} {job_id}", _tty() and not json):
             job = follower.follow(job_id, 1)
@@ -404,7 +409,7 @@ def logs(
 ) -> None:
     """A job's output; with -f, follow a running job to its end."""
     with _conn(ctx).open() as stubs:
-        follower = _Follower(stubs, json, _tty())
+        follower = _Follower(stubs, json, _tty(), owns_job=False)
         if follow:
             follower.follow(job_id, 0)
             return

@@ -182,6 +182,21 @@ def test_detach_logs_job_cancel_and_grpcurl(pair: tuple[Daemon, Daemon], grpcurl
 
     long = arko(master.address, "run", "-d", STREAM, "lines=1000", "interval=0.1")
     long_id = long.stdout.strip()
+    reader = subprocess.Popen(
+        [ARKO, "logs", "-f", long_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ARKO_MASTER": master.address},
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and "line 1 of 1000" in reader.stdout.readline()
+        os.kill(reader.pid, signal.SIGINT)
+        assert reader.wait(30) == 0  # Ctrl-C on logs -f stops reading, not the job
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    assert _json(arko(master.address, "job", long_id, "--json"))["state"] == "RUNNING"
     cancelled = arko(master.address, "cancel", long_id)
     assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {long_id} cancelled")
     assert arko(master.address, "logs", "-f", long_id).returncode == 0
