@@ -14,20 +14,26 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from arko.common.errors import MethodNotFound
 from arko.master.jobs import Job
 from arko.master.slaves import Slave
 
 # Jobs last from milliseconds (DryRun) to an hour (a deploy).
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 PING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+UNKNOWN_METHOD = "(unknown)"
 OUTCOMES = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 class SlaveList(Protocol):
-    """What the slave gauge reads: the registry's slaves."""
+    """What metrics read from the registry: its slaves and the methods they offer."""
 
     def slaves(self) -> Sequence[Slave]:
         """All slaves, in registration order."""
+        ...
+
+    def offering(self, method: str) -> Sequence[Slave]:
+        """Slaves offering ``method``; raises MethodNotFound when none does."""
         ...
 
 
@@ -88,19 +94,51 @@ class MasterMetrics:
         self._registrations = Counter(
             "arko_slave_registrations", "Registrations accepted from slaves", registry=r
         )
+        self._fleet: SlaveList | None = None
+        # Bounded by the methods the fleet offers (see _label) times four outcomes.
+        self._cache: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
 
     def watch_slaves(self, registry: SlaveList) -> None:
-        """Report ``arko_slaves{status}`` from ``registry``."""
+        """Report ``arko_slaves{status}`` from ``registry``, and label jobs by its methods."""
         self.registry.register(_SlavesByStatus(registry))
+        self._fleet = registry
+
+    def _label(self, job: Job) -> str:
+        """The job's method, or ``(unknown)`` for a name no slave offers.
+
+        Any caller may send any name; such jobs fail before reaching a slave,
+        and labelling them by name would let typos mint series without end.
+        """
+        if job.slave or self._fleet is None:
+            return job.method
+        try:
+            self._fleet.offering(job.method)
+        except MethodNotFound:
+            return UNKNOWN_METHOD
+        return job.method
+
+    def _children(self, method: str, outcome: str) -> tuple[Counter, Histogram, Histogram]:
+        """The labelled series of a method, looked up once (``labels()`` costs µs per job)."""
+        key = (method, outcome)
+        found = self._cache.get(key)
+        if found is None:
+            found = (
+                self._jobs.labels(method, outcome),
+                self._wait.labels(method),
+                self._duration.labels(method),
+            )
+            self._cache[key] = found
+        return found
 
     def job_finished(self, job: Job, messages: int) -> None:
         """Count a job that reached its final state, with the messages it relayed."""
         outcome = job.state if job.state in OUTCOMES else "failed"
-        self._jobs.labels(job.method, outcome).inc()
+        jobs, wait, duration = self._children(self._label(job), outcome)
+        jobs.inc()
         if job.started_at is not None:
-            self._wait.labels(job.method).observe(max(0.0, job.started_at - job.created_at))
+            wait.observe(max(0.0, job.started_at - job.created_at))
             if job.ended_at is not None:
-                self._duration.labels(job.method).observe(max(0.0, job.ended_at - job.started_at))
+                duration.observe(max(0.0, job.ended_at - job.started_at))
         if messages:
             self._messages.inc(messages)
 
