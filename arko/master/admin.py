@@ -19,6 +19,7 @@ from google.protobuf import descriptor, descriptor_pb2
 from arko.common.errors import MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.common.redact import is_secret_name
+from arko.master.discovery import Catalog
 from arko.master.policy import job_policy
 from arko.master.registry import Registry
 from arko.master.slaves import Slave
@@ -65,22 +66,18 @@ def _default(field: descriptor.FieldDescriptor) -> str:
 
 
 class _Comments:
-    """Leading comments of a file's elements, when its descriptor kept source info.
+    """Leading comments of one file's elements, when its descriptors kept source info.
 
-    Slaves built from ``protoc`` output usually strip it; grpcurl-style
-    servers that ship full descriptors keep it.
+    Slaves built from ``protoc`` output usually strip it; servers that ship
+    full descriptors keep it.
     """
 
-    def __init__(self, file: descriptor.FileDescriptor) -> None:
-        proto = descriptor_pb2.FileDescriptorProto.FromString(file.serialized_pb)
-        self._by_path = {
-            tuple(loc.path): loc.leading_comments.strip()
-            for loc in proto.source_code_info.location
-            if loc.leading_comments.strip()
-        }
+    def __init__(self, catalog: Catalog, file: descriptor.FileDescriptor) -> None:
+        self._catalog = catalog
+        self._file = file.name
 
     def get(self, path: Sequence[int]) -> str:
-        return self._by_path.get(tuple(path), "")
+        return self._catalog.comments.get((self._file, tuple(path)), "")
 
 
 def _message_path(message: descriptor.Descriptor) -> list[int]:
@@ -114,7 +111,7 @@ def _field_info(
     return info
 
 
-def _messages(root: descriptor.Descriptor) -> list[admin_pb2.MessageInfo]:
+def _messages(catalog: Catalog, root: descriptor.Descriptor) -> list[admin_pb2.MessageInfo]:
     """``root`` and every message type it reaches, once each, breadth first."""
     seen: dict[str, admin_pb2.MessageInfo] = {}
     queue = [root]
@@ -122,7 +119,7 @@ def _messages(root: descriptor.Descriptor) -> list[admin_pb2.MessageInfo]:
         message = queue.pop(0)
         if message.full_name in seen:
             continue
-        comments = _Comments(message.file)
+        comments = _Comments(catalog, message.file)
         path = _message_path(message)
         seen[message.full_name] = admin_pb2.MessageInfo(
             full_name=message.full_name,
@@ -170,11 +167,13 @@ class Admin:
         offering = self._registry.offering(name.dotted)
         for slave in offering:
             catalog = slave.catalog
-            desc = catalog.method(name.service, name.method) if catalog is not None else None
+            if catalog is None:
+                continue
+            desc = catalog.method(name.service, name.method)
             if desc is None:
                 continue
             service = desc.containing_service
-            comments = _Comments(service.file)
+            comments = _Comments(catalog, service.file)
             services = list(service.file.services_by_name.values())
             path = [_SERVICE, services.index(service), _METHOD, desc.index]
             return admin_pb2.MethodInfo(
@@ -183,7 +182,7 @@ class Admin:
                 response_type=desc.output_type.full_name,
                 server_streaming=desc.server_streaming,
                 client_streaming=desc.client_streaming,
-                messages=_messages(desc.input_type),
+                messages=_messages(catalog, desc.input_type),
                 policy=job_policy(catalog, name.dotted),
                 slaves=[s.address for s in offering],
                 comment=comments.get(path),
