@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arko.master.models import JobModel, SlaveModel
 from arko.testing import Daemon, Fleet, free_port, wait_until
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from tests.pki import CertificateAuthority
 
 ARKO = str(Path(sys.executable).parent / "arko")
 STREAM = "MyPipelineLogs.Stream"
@@ -356,3 +357,26 @@ def test_remove_slave_forgets_it_until_it_registers_again(fleet: Fleet) -> None:
             list(jobs.Run(jobs_pb2.RunRequest(method="MyPipeline.DryRun"), timeout=10))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert arko(master.address, "slaves", "--json").stdout.count(slave.address) == 0
+
+
+def test_cli_over_mutual_tls(fleet: Fleet, tmp_path: Path) -> None:
+    """With the daemons' TLS flags the CLI lists slaves and runs a job; without, it is refused."""
+    ca = CertificateAuthority(tmp_path)
+    master_cert, slave_cert = ca.issue("arko-master"), ca.issue("slave-1")
+    client = ca.issue("ci-client", client=True)
+    client_creds = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert_path.read_bytes(),
+        private_key=client.key.read_bytes(),
+        certificate_chain=client.cert.read_bytes(),
+    )
+    master = fleet.master(*ca.daemon_flags(master_cert), credentials=client_creds)
+    slave = fleet.slave(master, *ca.daemon_flags(slave_cert), credentials=client_creds)
+    flags = ["--tls", "--ca_file", str(ca.cert_path)]
+    identity = ["--cert_file", str(client.cert), "--key_file", str(client.key)]
+    listed = _json(arko(master.address, *flags, *identity, "slaves", "--json"))["slaves"]
+    assert [s["address"] for s in listed] == [slave.address]
+    ran = arko(master.address, *flags, *identity, "run", "MyPipeline.DryRun")
+    assert ran.returncode == 0, ran.stderr
+    assert arko(master.address, *flags, "slaves").returncode == 3  # no client certificate
+    assert arko(master.address, "slaves").returncode == 3  # plaintext to a TLS port
+    assert arko(master.address, "--ca_file", str(ca.cert_path), "slaves").returncode == 2
