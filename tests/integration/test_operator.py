@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import select
 import shlex
 import signal
 import sqlite3
@@ -380,3 +383,45 @@ def test_cli_over_mutual_tls(fleet: Fleet, tmp_path: Path) -> None:
     assert arko(master.address, *flags, "slaves").returncode == 3  # no client certificate
     assert arko(master.address, "slaves").returncode == 3  # plaintext to a TLS port
     assert arko(master.address, "--ca_file", str(ca.cert_path), "slaves").returncode == 2
+
+
+def _read_until(fd: int, needle: bytes, what: str) -> bytes:
+    """Read a pty until ``needle`` shows (bounded by wait_until's timeout)."""
+    seen = b""
+
+    def found() -> bool:
+        nonlocal seen
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            with contextlib.suppress(OSError):
+                seen += os.read(fd, 65536)
+        return needle in seen
+
+    wait_until(found, 30, what)
+    return seen
+
+
+def test_on_a_terminal_run_shows_a_spinner_and_ctrl_c_asks_first(
+    pair: tuple[Daemon, Daemon],
+) -> None:
+    """A terminal gets the elapsed-time spinner; Ctrl-C asks, and 'y' cancels (exit 5)."""
+    master, _ = pair
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: arko with the pty as its terminal
+        os.environ["ARKO_MASTER"] = master.address
+        os.execv(ARKO, [ARKO, "run", STREAM, "lines=1000", "interval=0.1", "prefix=tty "])
+    try:
+        shown = _read_until(fd, b"tty line 2 of 1000", "the first lines on the terminal")
+        assert b"0:00:0" in shown  # the elapsed-time column of the spinner
+        os.kill(pid, signal.SIGINT)
+        _read_until(fd, b"Cancel job", "the question before cancelling")
+        os.write(fd, b"y\n")
+        end = _read_until(fd, b"cancelled", "the job to end cancelled")
+        assert b"Ctrl-C in arko run" in end
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 5
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
