@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from google.protobuf import descriptor, descriptor_pb2
 
@@ -23,7 +24,6 @@ from arko.master.discovery import Catalog
 from arko.master.policy import job_policy
 from arko.master.registry import Registry
 from arko.master.slaves import Slave
-from arko.master.store import SqliteStore
 from arko.v1 import admin_pb2
 
 DEFAULT_CHUNK = 1024 * 1024
@@ -31,6 +31,14 @@ MAX_CHUNK = 3 * 1024 * 1024  # under gRPC's default 4 MiB message limit
 # FileDescriptorProto field numbers: message_type = 4, nested_type = 3,
 # field = 2, service = 6, method = 2 (the paths of SourceCodeInfo).
 _MESSAGE, _NESTED, _FIELD, _SERVICE, _METHOD = 4, 3, 2, 6, 2
+
+
+class Copyable(Protocol):
+    """A store that can write a consistent copy of itself (SQLite's online backup)."""
+
+    async def backup(self, target: Path) -> None:
+        """Write the copy to ``target``; raise ArkoError when it cannot."""
+        ...
 
 
 def slave_status(slave: Slave) -> str:
@@ -143,7 +151,7 @@ class Admin:
     def __init__(
         self,
         registry: Registry,
-        store: SqliteStore,
+        store: Copyable,
         flush: Callable[[], Awaitable[None]],
         scratch: Path | None = None,
     ) -> None:
