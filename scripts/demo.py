@@ -81,7 +81,7 @@ def web_ui_flags() -> tuple[list[str], str]:
 
 
 def show_web_ui(url: str) -> None:
-    """Print the UI's URL and make one webhook call; at a terminal, serve until Enter."""
+    """Print the UI's URL and make one webhook call."""
     print(f"\nweb UI and HTTP API: {url}")
     hook = f"{url}api/v1/run/MyPipeline.DryRun?wait=true"
     kind = "Content-Type: application/json"
@@ -91,8 +91,24 @@ def show_web_ui(url: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=60) as answer:
         print(json.dumps(json.load(answer), indent=2))
-    if sys.stdin.isatty():
-        input(f"\nopen {url} in a browser; press Enter to stop the master and the slave ")
+
+
+def show_operator_view(master: str) -> int:
+    """End with what an operator sees: ``arko slaves`` and ``arko jobs``."""
+    arko = Path(sys.executable).parent / "arko"
+    for command in (["slaves"], ["jobs"]):
+        print(f"\n$ arko --master {master} {' '.join(command)}")
+        result = subprocess.run(
+            [str(arko), "--master", master, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        print(result.stdout or result.stderr, end="")
+        if result.returncode != 0:
+            return result.returncode
+    return 0
 
 
 def main() -> int:
@@ -119,6 +135,11 @@ def main() -> int:
         if code != 0:
             return code
         show_web_ui(url)
+        code = show_operator_view(master.address)
+        if code != 0:
+            return code
+        if sys.stdin.isatty():
+            input(f"\nopen {url} in a browser; press Enter to stop the master and the slave ")
     print("\nmaster and slave stopped")
     return 0
 

@@ -125,6 +125,13 @@ class DaemonSettings(BaseSettings):
         "info", description="Lowest log level printed"
     )
     log_format: LogFormat = Field("console", description="Log lines as 'console' text or 'json'")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port serving Prometheus metrics at /metrics on the listen host (0: off)",
+        json_schema_extra={"metavar": "PORT"},
+    )
 
     @classmethod
     def settings_customise_sources(

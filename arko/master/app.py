@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -10,14 +11,18 @@ from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
 from arko.common.lifecycle import Lifecycle, cancel_task
+from arko.common.metrics import serve_metrics
 from arko.common.server import create_server
 from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.admin import Admin
+from arko.master.admin_servicer import AdminServicer
 from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
 from arko.master.http.server import HttpServer, create_app
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
+from arko.master.metrics import MasterMetrics
 from arko.master.output import LiveJobs
 from arko.master.queue import JobQueue
 from arko.master.registry import Registry
@@ -26,8 +31,8 @@ from arko.master.scheduler import SCHEDULERS, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
 from arko.master.slaves import CHANNEL_OPTIONS
-from arko.master.store import DatabaseStore, is_postgres, open_store, shown_url
-from arko.v1 import jobs_pb2, jobs_pb2_grpc
+from arko.master.store import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
+from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master")
 
@@ -53,7 +58,7 @@ class Master(Lifecycle):
         self.settings = settings
         self.port = 0
         self._scheduler = scheduler or SCHEDULERS[settings.policy]()
-        self._store: DatabaseStore | None = None
+        self._store: SqliteStore | PostgresStore | None = None
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
         self._pinger: asyncio.Task[None] | None = None
@@ -61,6 +66,8 @@ class Master(Lifecycle):
         self._jobs_stopped: asyncio.Task[None] | None = None
         self._http: HttpServer | None = None
         self._http_stopped: asyncio.Task[None] | None = None
+
+        self._stop_metrics: Callable[[], None] | None = None
 
     def _journal_dir(self) -> Path:
         s = self.settings
@@ -115,13 +122,16 @@ class Master(Lifecycle):
         self._jobs = JobService(
             executor, self._recorder, self._store, live, s.max_output_bytes, s.job_timeout
         )
+        self._metrics_on(self._registry, self._jobs)
+        admin = AdminServicer(Admin(self._registry, self._store, self._recorder.flush))
+        admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         register = RegisterServicer(self._registry, join_token)
         execution = ExecutionServicer(self._jobs, s.job_timeout)
         jobs = JobsServicer(self._jobs, s.job_timeout)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
         interceptors = (
-            [ClientTokenInterceptor(client_token, (execution_name, jobs_name))]
+            [ClientTokenInterceptor(client_token, (execution_name, jobs_name, admin_name))]
             if client_token
             else []
         )
@@ -135,6 +145,7 @@ class Master(Lifecycle):
                 lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(execution, srv),
             ),
             (jobs_name, lambda srv: jobs_pb2_grpc.add_JobsServicer_to_server(jobs, srv)),
+            (admin_name, lambda srv: admin_pb2_grpc.add_AdminServicer_to_server(admin, srv)),
         ]
         built = create_server(
             s.listen_host,
@@ -169,6 +180,17 @@ class Master(Lifecycle):
             ),
         )
 
+    def _metrics_on(self, registry: Registry, jobs: JobService) -> None:
+        """Serve Prometheus metrics on --metrics_port, fed by the registry and jobs."""
+        if not self.settings.metrics_port:
+            return
+        metrics = MasterMetrics()
+        metrics.watch_slaves(registry)
+        registry.metrics = metrics
+        jobs.on_finished = lambda live: metrics.job_finished(live.job, live.outputs)
+        host = self.settings.listen_host
+        self._stop_metrics = serve_metrics(metrics.registry, host, self.settings.metrics_port)
+
     async def _ping_loop(self) -> None:
         assert self._registry is not None
         while True:
@@ -193,6 +215,10 @@ class Master(Lifecycle):
     async def _close_resources(self) -> None:
         if self._http is not None:
             await self._http.stop()
+
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
         if self._registry is not None:
             await self._registry.close()
         if self._recorder is not None:

@@ -60,6 +60,10 @@ class Catalog:
     pool: descriptor_pool.DescriptorPool
     methods: tuple[str, ...]
     fingerprint: bytes
+    # (file name, SourceCodeInfo path) -> leading comment, for operators'
+    # DescribeMethod; empty unless the slave's descriptors kept source info
+    # (a pool drops it, so it is taken from the files here).
+    comments: dict[tuple[str, tuple[int, ...]], str] = field(default_factory=dict)
     _classes: dict[str, type[Message]] = field(default_factory=dict)
 
     def method(self, service: str, method: str) -> descriptor.MethodDescriptor | None:
@@ -154,6 +158,18 @@ def _missing_dependencies(
     return {dep for fdp in protos for dep in fdp.dependency if dep not in have}
 
 
+def comments_of(
+    files: Iterable[descriptor_pb2.FileDescriptorProto],
+) -> dict[tuple[str, tuple[int, ...]], str]:
+    """The leading comments the files' source info holds, by file name and path."""
+    return {
+        (fdp.name, tuple(loc.path)): loc.leading_comments.strip()
+        for fdp in files
+        for loc in fdp.source_code_info.location
+        if loc.leading_comments.strip()
+    }
+
+
 def _build_pool(
     files: dict[str, descriptor_pb2.FileDescriptorProto],
 ) -> descriptor_pool.DescriptorPool:
@@ -218,5 +234,5 @@ async def discover(
             except KeyError:
                 raise DiscoveryError(f"reflection lists {name} but sends no descriptor") from None
             methods.extend(f"{name}.{m.name}" for m in svc.methods)
-        return Catalog(proto, pool, tuple(methods), fingerprint)
+        return Catalog(proto, pool, tuple(methods), fingerprint, comments_of(files.values()))
     raise DiscoveryError("no reflection protocol left to try")

@@ -85,6 +85,7 @@ class LiveJob:
         self.task: asyncio.Task[object] | None = None
         self.cancel_requested = ""
         self.cancel_state = "cancelled"
+        self.outputs = 0  # OUTPUT events added, kept or not (messages relayed)
 
     @property
     def id(self) -> str:
@@ -106,6 +107,8 @@ class LiveJob:
 
     def add(self, kind: str, data: str = "", record: JobRow | None = None) -> Event:
         """Add an event; keep and journal it if the output bound allows."""
+        if kind == OUTPUT:
+            self.outputs += 1
         if kind == OUTPUT and not self.job.output_truncated:
             if self.job.output_bytes + len(data) > self._max:
                 self.job.output_truncated = True

@@ -17,17 +17,21 @@ import ipaddress
 import re
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from arko.common.errors import InvalidArgument
+from arko.common.errors import ArkoError, InvalidArgument
 from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store, now
+
+if TYPE_CHECKING:
+    from arko.master.metrics import MasterMetrics
 
 log = structlog.get_logger("arko.master.registry")
 
@@ -35,6 +39,12 @@ MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class SlaveNotFound(ArkoError):
+    """No registered slave has the address asked for."""
+
+    code = grpc.StatusCode.NOT_FOUND
 
 
 def validate_address(host: str, port: int) -> str:
@@ -90,6 +100,8 @@ class Registry:
         self._changed = asyncio.Event()
         # Told whenever a slave may have changed (the job queue serves its waiters).
         self.on_change: Callable[[], None] | None = None
+
+        self.metrics: MasterMetrics | None = None  # set by the daemon when metrics are on
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
@@ -153,6 +165,8 @@ class Registry:
         slave.status = STATUS_LIVE
         slave.pending = False
         log.info("slave_registered", slave=slave.address, id=slave.id)
+        if self.metrics is not None:
+            self.metrics.registered()
         await self.probe(slave, force_log=True)
         return slave
 
@@ -225,8 +239,13 @@ class Registry:
             if self._slaves.get((slave.host, slave.port)) is not slave:
                 return  # forgotten while this probe waited for the lock
             before = (slave.status, slave.methods)
+            probed = time.monotonic()
             reason, code = await self._check(slave)
+            slave.reason = reason or ""
+            if self.metrics is not None:
+                self.metrics.probed(time.monotonic() - probed, reason is None)
             if reason is None:
+                slave.last_seen = time.time()
                 slave.status, slave.pending = STATUS_LIVE, False
             else:
                 slave.status = STATUS_DOWN
@@ -251,6 +270,7 @@ class Registry:
             if not slave.live:
                 return
             slave.status = STATUS_DOWN
+            slave.reason = reason
             slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
             await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
@@ -324,6 +344,29 @@ class Registry:
                 slaves=len(self._ordered),
                 live=sum(s.live for s in self._ordered),
             )
+
+    async def remove(self, address: str) -> Slave:
+        """Forget the slave at ``host:port`` now, from memory and store; it may register again.
+
+        Jobs already running on it go on (its channel closes when they end).
+
+        Raises:
+            SlaveNotFound: no slave has this address.
+        """
+        slave = next((s for s in self._ordered if s.address == address.strip()), None)
+        if slave is None:
+            raise SlaveNotFound(f"no slave {address.strip()[:300]!r}: see Admin/ListSlaves")
+        async with slave.probe_lock:
+            if self._slaves.pop((slave.host, slave.port), None) is None:
+                raise SlaveNotFound(f"slave {slave.address} was removed meanwhile")
+            self._index(slave, slave.methods, ())
+            self._ordered = [s for s in self._ordered if s is not slave]
+            await self._store.delete_slave(slave.id)
+            slave.reset_channel()
+        log.info("slave_removed", slave=slave.address)
+        self._log_change(slave)
+        self._notify()
+        return slave
 
     async def close(self) -> None:
         """Close every slave channel."""

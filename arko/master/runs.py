@@ -152,6 +152,7 @@ class JobService:
         self._job_timeout = job_timeout
         self._detached: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.on_finished: Callable[[LiveJob], None] | None = None  # e.g. metrics
 
     # -- running -----------------------------------------------------------
 
@@ -338,6 +339,8 @@ class JobService:
         """Add the FINISHED event and log the access line: one per job, however it ended."""
         job = live.job
         event = live.add(FINISHED, record=job.row())
+        if self.on_finished is not None:
+            self.on_finished(live)
         log.info(
             "job_finished",
             job_id=job.id,

@@ -54,6 +54,10 @@ class Slave:
     own count of the jobs it has on the slave now. ``refused`` marks a slave
     that refused a call as full (busy with another master's work, say) until
     one of this master's jobs on it ends or its next status read.
+
+    own count of the jobs it has on the slave now. ``reason`` is why it is
+    down (empty when live) and ``last_seen`` when it last answered (epoch
+    seconds, 0 for not since this master started), for operators.
     """
 
     id: int
@@ -70,6 +74,9 @@ class Slave:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = ""
     refused: bool = False
+
+    reason: str = ""
+    last_seen: float = 0.0
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)

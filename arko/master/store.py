@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import grpc
 import peewee
 from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
-from arko.common.errors import StartupError
+from arko.common.errors import ArkoError, InternalError, StartupError
 from arko.master import migrations
 from arko.master.models import JobEventModel, JobModel, SlaveModel
 
@@ -174,6 +175,10 @@ class Store(Protocol):
         """Delete those of ``ids`` that are still down (one that came back stays)."""
         ...
 
+    async def delete_slave(self, slave_id: int) -> None:
+        """Delete one slave, whatever its status (an operator forgets it)."""
+        ...
+
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         """Insert or replace job records and their events, all in one transaction."""
         ...
@@ -297,7 +302,7 @@ def shown_url(db: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-async def open_store(db: str | Path) -> DatabaseStore:
+async def open_store(db: str | Path) -> SqliteStore | PostgresStore:
     """The store ``--db`` names: a ``postgresql://`` URL, else a SQLite file.
 
     Raises:
@@ -306,6 +311,12 @@ async def open_store(db: str | Path) -> DatabaseStore:
     if isinstance(db, str) and is_postgres(db):
         return await PostgresStore.open(db)
     return await SqliteStore.open(db)
+
+
+class BackupUnsupported(ArkoError):
+    """The database cannot be copied by the master (it is not a SQLite file)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class DatabaseStore:
@@ -382,6 +393,9 @@ class DatabaseStore:
                     SlaveModel.id.in_(list(ids)) & (SlaveModel.status == STATUS_DOWN)
                 )
             )
+
+    async def delete_slave(self, slave_id: int) -> None:
+        await self._db.aexecute(SlaveModel.delete().where(SlaveModel.id == slave_id))
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         # Hand-built multi-row statements: peewee's per-row SQL generation
@@ -466,6 +480,34 @@ class SqliteStore(DatabaseStore):
         await store._prepare(str(path))
         return store
 
+    async def backup(self, target: Path) -> None:
+        """Write a consistent copy of the database to ``target`` (a new file).
+
+        SQLite's online backup API on a connection of its own, in one step:
+        the copy is one snapshot even while jobs are written (WAL lets the
+        writer go on meanwhile), and it runs on a thread, not the event loop.
+
+        Raises:
+            InternalError: the database is in memory, or the copy failed.
+        """
+        source = str(self._db.database)
+        if source in ("", ":memory:") or source.startswith("file::memory:"):
+            raise InternalError("an in-memory database has no file to back up")
+
+        def copy() -> None:
+            src, dst = sqlite3.connect(source), sqlite3.connect(target)
+            try:
+                src.execute("PRAGMA busy_timeout = 5000")
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+
+        try:
+            await asyncio.to_thread(copy)
+        except sqlite3.Error as exc:
+            raise InternalError(f"backup of {source} failed: {exc}") from None
+
 
 class PostgresStore(DatabaseStore):
     """``Store`` on a PostgreSQL database, named by a ``postgresql://user@host:port/name`` URL."""
@@ -508,3 +550,14 @@ class PostgresStore(DatabaseStore):
         store = cls(db)
         await store._prepare(shown)
         return store
+
+    async def backup(self, target: Path) -> None:
+        """Refused: PostgreSQL has its own tools for a consistent copy.
+
+        Raises:
+            BackupUnsupported: always, naming them.
+        """
+        raise BackupUnsupported(
+            "Admin/Backup copies a SQLite database; this master is on PostgreSQL: "
+            "back it up with pg_dump (or the server's own backups)"
+        )

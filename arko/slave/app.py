@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 
 import grpc
 import structlog
@@ -11,12 +12,14 @@ from grpc_health.v1 import health_pb2
 
 from arko.common.errors import StartupError
 from arko.common.lifecycle import Lifecycle, cancel_task
+from arko.common.metrics import serve_metrics
 from arko.common.retry import Backoff
 from arko.common.server import create_server
 from arko.common.tls import TlsConfig
 from arko.gen import register_pb2
 from arko.slave.capacity import CapacityGate, StatusServicer
 from arko.slave.guard import MasterOnly
+from arko.slave.metrics import CallMetrics, SlaveMetrics
 from arko.slave.plugins import Service, load_services
 from arko.slave.registration import GrpcMasterLink, stay_registered
 from arko.slave.settings import SlaveSettings
@@ -45,6 +48,7 @@ class Slave(Lifecycle):
         self._secret = secrets.token_urlsafe(32)
         self._tls: TlsConfig | None = None
         self._join_token: str | None = None
+        self._stop_metrics: Callable[[], None] | None = None
 
     async def start(self) -> None:
         """Load the plug-ins, serve them, and (standalone) start registering.
@@ -67,6 +71,11 @@ class Slave(Lifecycle):
         gate = CapacityGate(s.capacity)
         interceptors.append(gate)
         status = StatusServicer(gate, s.labels())
+
+        if s.metrics_port:
+            metrics = SlaveMetrics(s.capacity)
+            interceptors.append(CallMetrics(metrics, [x.name for x in services]))
+            self._stop_metrics = serve_metrics(metrics.registry, s.listen_host, s.metrics_port)
         built = create_server(
             s.listen_host,
             s.port,
@@ -120,3 +129,8 @@ class Slave(Lifecycle):
         await cancel_task(self._registrar)
         if self._link is not None:
             await self._link.close()
+
+    async def _after_drain(self) -> None:
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None

@@ -25,8 +25,10 @@ from arko.master.migrations import LATEST
 from arko.master.store import (
     STATUS_DOWN,
     STATUS_LIVE,
+    BackupUnsupported,
     DatabaseStore,
     JobRow,
+    PostgresStore,
     SlaveRow,
     SqliteStore,
     is_postgres,
@@ -436,3 +438,18 @@ def test_postgres_database_of_the_first_release_is_upgraded(postgres_url: str) -
     assert (slave.host, slave.port, slave.methods) == ("h", 7, ("A.B",))
     assert select(postgres_url, "SELECT version FROM arko_schema") == [(LATEST,)]
     assert select(postgres_url, "SELECT last_error, down_since FROM slave") == [("", None)]
+
+
+def test_postgres_backup_is_refused_naming_pg_dump(postgres_url: str, tmp_path: Path) -> None:
+    """Admin/Backup copies SQLite files; on PostgreSQL it says what to use instead."""
+
+    async def body(store: DatabaseStore) -> BackupUnsupported:
+        assert isinstance(store, PostgresStore)
+        with pytest.raises(BackupUnsupported) as caught:
+            await store.backup(tmp_path / "copy.db")
+        return caught.value
+
+    error = with_store(postgres_url, body)
+    assert error.code.name == "FAILED_PRECONDITION"
+    assert "pg_dump" in error.message
+    assert not (tmp_path / "copy.db").exists()

@@ -1,0 +1,487 @@
+"""The ``arko`` commands: parse, call the master, print. Exit codes in :class:`Exit`."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json as json_lib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from arko.cli.client import DEFAULT_MASTER, EXIT_HELP, CliError, Connection, Exit, Stubs, read_token
+from arko.cli.render import (
+    as_dict,
+    dumps,
+    fields_table,
+    grpcurl_command,
+    job_lines,
+    jobs_table,
+    methods_table,
+    slaves_table,
+)
+from arko.cli.typed import build_request
+from arko.v1 import admin_pb2, jobs_pb2
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help=f"Talk to an arko master: its slaves, methods and jobs.\n\n{EXIT_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+JobId = Annotated[str, typer.Argument(help="The job's id (32 hex digits)")]
+_FINAL = {
+    jobs_pb2.SUCCEEDED: Exit.OK,
+    jobs_pb2.FAILED: Exit.JOB_FAILED,
+    jobs_pb2.INTERRUPTED: Exit.JOB_FAILED,
+    jobs_pb2.CANCELLED: Exit.CANCELLED,
+}
+
+
+def handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Report a CliError in one line on stderr and exit with its code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CliError as exc:
+            err.print(f"arko: {exc.message}", markup=False)
+            raise typer.Exit(int(exc.code)) from None
+
+    return wrapper
+
+
+def _stdout() -> Console:
+    # Piped output keeps 80 columns (Rich's default off a terminal).
+    return Console(highlight=False, soft_wrap=False)
+
+
+@app.callback()
+def connect(
+    ctx: typer.Context,
+    master: Annotated[
+        str, typer.Option("--master", envvar="ARKO_MASTER", help="host:port of the master")
+    ] = DEFAULT_MASTER,
+    tls: Annotated[bool, typer.Option("--tls", help="Talk TLS to the master")] = False,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca_file", help="PEM CA that vouches for the master")
+    ] = None,
+    cert_file: Annotated[
+        Path | None, typer.Option("--cert_file", help="PEM client certificate (mutual TLS)")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key_file", help="PEM key of --cert_file")
+    ] = None,
+    client_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--client_token_file",
+            help="File with the master's client token (or env ARKO_CLIENT_TOKEN)",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds a call may take (not streams)")
+    ] = 30.0,
+) -> None:
+    """Options every command shares: where the master is and how to prove who we are."""
+    if (ca_file or cert_file or key_file) and not tls:
+        raise typer.BadParameter("--ca_file, --cert_file and --key_file need --tls")
+    try:
+        token = read_token(client_token_file)
+    except CliError as exc:
+        raise typer.BadParameter(exc.message) from None
+    ctx.obj = Connection(master, tls, ca_file, cert_file, key_file, token, timeout)
+
+
+def _conn(ctx: typer.Context) -> Connection:
+    conn: Connection = ctx.obj
+    return conn
+
+
+def _slaves(stubs: Stubs) -> list[admin_pb2.SlaveInfo]:
+    reply = stubs.admin.ListSlaves(admin_pb2.ListSlavesRequest(), **stubs.options())
+    return list(reply.slaves)
+
+
+@app.command()
+@handled
+def slaves(ctx: typer.Context, json: Json = False) -> None:
+    """The slaves the master knows: status, running jobs, methods, last answer."""
+    with _conn(ctx).open() as stubs:
+        found = _slaves(stubs)
+    if json:
+        print(dumps({"slaves": [as_dict(s) for s in found]}))
+    elif not found:
+        err.print("no slaves registered")
+    else:
+        _stdout().print(slaves_table(found, dt.datetime.now(dt.UTC)))
+
+
+@app.command()
+@handled
+def methods(ctx: typer.Context, json: Json = False) -> None:
+    """Every method the fleet offers, with how many slaves offer it."""
+    with _conn(ctx).open() as stubs:
+        found = _slaves(stubs)
+    offered: dict[str, list[admin_pb2.SlaveInfo]] = {}
+    for slave in found:
+        for method in slave.methods:
+            offered.setdefault(method, []).append(slave)
+    if json:
+        listing = [
+            {
+                "method": m,
+                "slaves": [s.address for s in ss],
+                "live": [s.status for s in ss].count("LIVE"),
+            }
+            for m, ss in sorted(offered.items())
+        ]
+        print(dumps({"methods": listing}))
+    elif not offered:
+        err.print("no methods: no slave registered yet")
+    else:
+        _stdout().print(methods_table(offered))
+
+
+def _describe(stubs: Stubs, method: str) -> admin_pb2.MethodInfo:
+    request = admin_pb2.DescribeMethodRequest(method=method)
+    return stubs.admin.DescribeMethod(request, **stubs.options())  # type: ignore[no-any-return]
+
+
+@app.command()
+@handled
+def describe(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Argument(help="Service.Method")],
+    json: Json = False,
+) -> None:
+    """A method's request fields (types, enum values, defaults) and job policy."""
+    with _conn(ctx).open() as stubs:
+        info = _describe(stubs, method)
+    if json:
+        print(dumps(as_dict(info)))
+        return
+    out = _stdout()
+    kind = "server-streaming" if info.server_streaming else "unary"
+    out.print(f"{info.method}({info.request_type}) returns {info.response_type}, {kind}")
+    if info.comment:
+        out.print(info.comment)
+    policy = as_dict(info.policy)
+    shown = {k: v for k, v in policy.items() if v not in (0, {}, "", [])}
+    out.print(f"policy: {shown or 'none'}")
+    out.print(f"slaves: {', '.join(info.slaves)}")
+    for message in info.messages:
+        out.print()
+        out.print(fields_table(message))
+
+
+class _Follower:
+    """Prints a job's events as they come and cancels it on Ctrl-C."""
+
+    def __init__(self, stubs: Stubs, json: bool, interactive: bool, owns_job: bool) -> None:
+        """``owns_job``: Ctrl-C cancels the job (``arko run``); else it only stops following."""
+        self.stubs = stubs
+        self.json = json
+        self.interactive = interactive
+        self.owns_job = owns_job
+        self._cancel_sent = False
+
+    def show(self, event: jobs_pb2.JobEvent) -> None:
+        if self.json:
+            print(json_lib.dumps(as_dict(event), sort_keys=True), flush=True)
+        elif event.kind == jobs_pb2.JobEvent.OUTPUT:
+            print(event.output, flush=True)
+
+    def follow(self, job_id: str, from_seq: int) -> jobs_pb2.Job:
+        """Events from ``from_seq`` to FINISHED; the final record."""
+        seq = from_seq
+        while True:
+            call = self.stubs.jobs.Watch(
+                jobs_pb2.WatchRequest(job_id=job_id, from_seq=seq), **self.stubs.options(False)
+            )
+            try:
+                for event in call:
+                    seq = event.seq + 1
+                    self.show(event)
+                    if event.kind == jobs_pb2.JobEvent.FINISHED:
+                        final: jobs_pb2.Job = event.job
+                        return final
+                return self._get(job_id)
+            except KeyboardInterrupt:
+                call.cancel()
+                self._interrupted(job_id)
+
+    def _get(self, job_id: str) -> jobs_pb2.Job:
+        request = jobs_pb2.GetJobRequest(job_id=job_id)
+        found: jobs_pb2.Job = self.stubs.jobs.Get(request, **self.stubs.options())
+        return found
+
+    def _interrupted(self, job_id: str) -> None:
+        """Ctrl-C: cancel the job (asking first on a terminal), then keep following."""
+        if not self.owns_job:
+            raise typer.Exit(int(Exit.OK))  # arko logs -f: the user stops reading
+        if self._cancel_sent:
+            raise CliError(f"stopped following job {job_id}; it is being cancelled", Exit.CANCELLED)
+        if self.interactive and not typer.confirm(
+            f"\nCancel job {job_id}?", default=True, err=True
+        ):
+            return
+        self._cancel_sent = True
+        request = jobs_pb2.CancelRequest(job_id=job_id, reason="Ctrl-C in arko run")
+        self.stubs.jobs.Cancel(request, **self.stubs.options(False))
+
+
+@contextlib.contextmanager
+def _spinner(label: str, on: bool) -> Iterator[None]:
+    """A spinner with elapsed time on stderr while the job runs (only on a terminal).
+
+    Output printed meanwhile goes to stdout above it (Rich redirects stdout
+    while the display is live), so lines are never mixed into the spinner.
+    """
+    if not on:
+        yield
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, redirect_stdout=True) as progress:
+        progress.add_task(label, total=None)
+        yield
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@handled
+def run(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Argument(help="Service.Method")],
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(help="name=value fields of the request (typed by describe)"),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Print the job id only; the job runs on")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Events as JSON lines")] = False,
+) -> None:
+    """Run a method: output printed as it comes; exits with the job's outcome.
+
+    Ctrl-C cancels the job (asking first on a terminal).
+    """
+    with _conn(ctx).open() as stubs:
+        info = _describe(stubs, method)
+        params, args = build_request(info, pairs or [])
+        request = jobs_pb2.RunRequest(method=info.method, params=params, detach=True)
+        if args:
+            request.args.update(args)
+        job_id = ""
+        try:
+            # detach=True: the stream ends after ACCEPTED, and the job runs
+            # on while Watch follows it, so a Ctrl-C can ask before cancelling.
+            # One refused at once (bad params) ends here too, with its status.
+            for event in stubs.jobs.Run(request, **stubs.options(False)):
+                job_id = event.job_id
+        except grpc.RpcError:
+            if not job_id:
+                raise
+        if detach:
+            print(dumps({"job_id": job_id}) if json else job_id)
+            return
+        follower = _Follower(stubs, json, _tty(), owns_job=True)
+        started = time.monotonic()
+        with _spinner(f"{info.method} {job_id}", _tty() and not json):
+            job = follower.follow(job_id, 1)
+    code = _FINAL.get(job.state, Exit.JOB_FAILED)
+    if not json:
+        _summary(job, time.monotonic() - started, code)
+    raise typer.Exit(int(code))
+
+
+def _summary(job: jobs_pb2.Job, seconds: float, code: Exit) -> None:
+    """One line on stderr: how the job ended (always when it did not succeed)."""
+    state = jobs_pb2.JobState.Name(job.state).lower()
+    if code == Exit.OK:
+        if sys.stderr.isatty():
+            err.print(f"job {job.id} {state} in {seconds:.1f}s", markup=False)
+        return
+    err.print(f"arko: job {job.id} {state}: {job.code}: {job.error}", markup=False)
+
+
+@app.command()
+@handled
+def jobs(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Option("--method", help="Only jobs of this method")] = "",
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", help="Only jobs in this state (repeatable), e.g. failed"),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many")] = 20,
+    json: Json = False,
+) -> None:
+    """Job history, newest first."""
+    states: list[str] = []
+    for name in state or []:
+        try:
+            states.append(jobs_pb2.JobState.Name(jobs_pb2.JobState.Value(name.upper())))
+        except ValueError:
+            known = ", ".join(n.lower() for n in jobs_pb2.JobState.keys()[1:])
+            raise CliError(f"unknown state {name!r}: use {known}", Exit.USAGE) from None
+    request = jobs_pb2.ListJobsRequest(method=method, states=states, page_size=limit)
+    with _conn(ctx).open() as stubs:
+        reply = stubs.jobs.List(request, **stubs.options())
+    if json:
+        print(dumps({"jobs": [as_dict(j) for j in reply.jobs]}))
+    elif not reply.jobs:
+        err.print("no jobs")
+    else:
+        _stdout().print(jobs_table(list(reply.jobs), dt.datetime.now(dt.UTC)))
+
+
+def _grpcurl_flags(conn: Connection) -> list[str]:
+    if not conn.tls:
+        flags = ["-plaintext"]
+    else:
+        flags = [
+            f"-{name}={path}"
+            for name, path in (
+                ("cacert", conn.ca_file),
+                ("cert", conn.cert_file),
+                ("key", conn.key_file),
+            )
+            if path is not None
+        ]
+    if conn.token:
+        flags += ["-H", "authorization: Bearer <TOKEN>"]
+    return flags
+
+
+@app.command()
+@handled
+def job(
+    ctx: typer.Context,
+    job_id: JobId,
+    grpcurl: Annotated[
+        bool, typer.Option("--grpcurl", help="Print a grpcurl command that runs it again")
+    ] = False,
+    json: Json = False,
+) -> None:
+    """One job's record."""
+    conn = _conn(ctx)
+    with conn.open() as stubs:
+        found = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
+    if grpcurl:
+        print(grpcurl_command(found, conn.master, _grpcurl_flags(conn)))
+    elif json:
+        print(dumps(as_dict(found)))
+    else:
+        print("\n".join(job_lines(found)))
+
+
+@app.command()
+@handled
+def logs(
+    ctx: typer.Context,
+    job_id: JobId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Events as JSON lines")] = False,
+) -> None:
+    """A job's output; with -f, follow a running job to its end."""
+    with _conn(ctx).open() as stubs:
+        follower = _Follower(stubs, json, _tty(), owns_job=False)
+        if follow:
+            follower.follow(job_id, 0)
+            return
+        current = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
+        call = stubs.jobs.Watch(jobs_pb2.WatchRequest(job_id=job_id), **stubs.options(False))
+        if current.state in _FINAL:
+            for event in call:
+                follower.show(event)
+            return
+        # A running job: print what the master holds now, stopping at the
+        # first event newer than this call (or a pause), instead of waiting
+        # for the job to end (that is -f).
+        since = time.time()
+        quiet = threading.Timer(0.5, call.cancel)
+        quiet.start()
+        try:
+            for event in call:
+                quiet.cancel()
+                if event.time.ToNanoseconds() / 1e9 > since:
+                    break
+                follower.show(event)
+                quiet = threading.Timer(0.5, call.cancel)
+                quiet.start()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise
+        finally:
+            quiet.cancel()
+            call.cancel()
+
+
+@app.command()
+@handled
+def cancel(ctx: typer.Context, job_id: JobId, json: Json = False) -> None:
+    """Cancel a queued or running job; answers once it has ended."""
+    request = jobs_pb2.CancelRequest(job_id=job_id, reason="arko cancel")
+    with _conn(ctx).open() as stubs:
+        found = stubs.jobs.Cancel(request, **stubs.options(False))
+    if json:
+        print(dumps(as_dict(found)))
+    else:
+        print(f"job {found.id} {jobs_pb2.JobState.Name(found.state).lower()}")
+
+
+@app.command()
+@handled
+def backup(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Where to write the database copy")],
+    json: Json = False,
+) -> None:
+    """Write a consistent copy of the master's database to FILE (a SQLite file)."""
+    partial = file.with_name(f".{file.name}.partial")
+    written = 0
+    with _conn(ctx).open() as stubs:
+        try:
+            with partial.open("wb") as out:
+                for chunk in stubs.admin.Backup(admin_pb2.BackupRequest(), **stubs.options(False)):
+                    out.write(chunk.data)
+                    written += len(chunk.data)
+        except OSError as exc:
+            raise CliError(f"cannot write {file}: {exc.strerror}", Exit.ERROR) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    os.replace(partial, file)
+    if json:
+        print(dumps({"file": str(file), "bytes": written}))
+    else:
+        print(f"wrote {written} bytes to {file}")
+
+
+def main() -> None:
+    """Console script ``arko``."""
+    app(prog_name="arko")

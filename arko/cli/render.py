@@ -1,0 +1,167 @@
+"""How the CLI shows records: tables for people (80 columns), dicts for ``--json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.table import Table
+
+from arko.common.redact import REDACTED, is_secret_name
+from arko.v1 import admin_pb2, jobs_pb2
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message for ``--json``: proto field names, every field present (a stable shape)."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def dumps(value: Any) -> str:
+    """The one JSON style of ``--json`` output."""
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+def ago(stamp: dt.datetime | None, now: dt.datetime) -> str:
+    """``12s ago``, ``5m ago``, ``3h ago``, ``2d ago``; ``-`` when unset."""
+    if stamp is None:
+        return "-"
+    seconds = max(0, int((now - stamp).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def took(job: jobs_pb2.Job) -> str:
+    """Seconds from dispatch to end, ``-`` while unknown."""
+    if not job.HasField("started_at") or not job.HasField("ended_at"):
+        return "-"
+    seconds = (job.ended_at.ToNanoseconds() - job.started_at.ToNanoseconds()) / 1e9
+    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
+
+
+def _stamp(message: Message, name: str) -> dt.datetime | None:
+    if not message.HasField(name):
+        return None
+    stamp: dt.datetime = getattr(message, name).ToDatetime(tzinfo=dt.UTC)
+    return stamp
+
+
+def slaves_table(slaves: list[admin_pb2.SlaveInfo], now: dt.datetime) -> Table:
+    """ADDRESS STATUS JOBS METHODS LAST SEEN."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("ADDRESS", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("JOBS", justify="right", no_wrap=True)
+    table.add_column("METHODS", overflow="fold")
+    table.add_column("LAST SEEN", no_wrap=True)
+    for s in slaves:
+        jobs = f"{s.running}/{s.capacity}" if s.capacity else str(s.running)
+        status = s.status if not s.reason else f"{s.status}*"
+        table.add_row(
+            s.address, status, jobs, str(len(s.methods)), ago(_stamp(s, "last_seen"), now)
+        )
+    return table
+
+
+def methods_table(methods: dict[str, list[admin_pb2.SlaveInfo]]) -> Table:
+    """METHOD LIVE SLAVES."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("METHOD", overflow="fold")
+    table.add_column("LIVE", justify="right", no_wrap=True)
+    table.add_column("SLAVES", justify="right", no_wrap=True)
+    for name, slaves in sorted(methods.items()):
+        live = sum(s.status == "LIVE" for s in slaves)
+        table.add_row(name, str(live), str(len(slaves)))
+    return table
+
+
+def fields_table(message: admin_pb2.MessageInfo) -> Table:
+    """FIELD TYPE DEFAULT NOTE of one message."""
+    table = Table(box=None, pad_edge=False, title=message.full_name, title_justify="left")
+    table.add_column("FIELD", no_wrap=True)
+    table.add_column("TYPE", overflow="fold")
+    table.add_column("DEFAULT", overflow="fold")
+    table.add_column("NOTE", overflow="fold")
+    for f in message.fields:
+        kind = f.type_name or f.type
+        if f.map:
+            kind = f"map {kind}"
+        elif f.repeated:
+            kind = f"repeated {kind}"
+        notes = []
+        if f.enum_values:
+            notes.append("one of " + ", ".join(f.enum_values))
+        if f.secret:
+            notes.append("secret: redacted in records")
+        if f.comment:
+            notes.append(f.comment)
+        table.add_row(f.name, kind, f.default, "; ".join(notes))
+    return table
+
+
+def jobs_table(jobs: list[jobs_pb2.Job], now: dt.datetime) -> Table:
+    """ID STATE METHOD CREATED TOOK (the full id: ``arko job`` takes it)."""
+    table = Table(box=None, pad_edge=False)
+    # Only METHOD gives way in 80 columns: the id must stay whole to be copied.
+    table.add_column("ID", no_wrap=True, min_width=32)
+    table.add_column("STATE", no_wrap=True, min_width=11)
+    table.add_column("METHOD", overflow="ellipsis", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True, min_width=8)
+    table.add_column("TOOK", justify="right", no_wrap=True, min_width=5)
+    for j in jobs:
+        state = jobs_pb2.JobState.Name(j.state)
+        table.add_row(j.id, state, j.method, ago(_stamp(j, "created_at"), now), took(j))
+    return table
+
+
+def job_lines(job: jobs_pb2.Job) -> list[str]:
+    """One job, ``name: value`` per line, empty fields left out."""
+    lines = [
+        f"id:       {job.id}",
+        f"method:   {job.method}",
+        f"state:    {jobs_pb2.JobState.Name(job.state)}",
+    ]
+    optional = {
+        "slave": job.slave,
+        "code": job.code,
+        "error": job.error,
+        "result": job.result,
+        "cancelled": job.cancelled_by,
+    }
+    for name in ("created_at", "started_at", "ended_at"):
+        stamp = _stamp(job, name)
+        optional[name.removesuffix("_at")] = (
+            stamp.isoformat(timespec="milliseconds") if stamp else ""
+        )
+    optional["took"] = "" if took(job) == "-" else took(job)
+    lines += [f"{k + ':':<9} {v}" for k, v in optional.items() if v]
+    for name, value in sorted(job.params.items()):
+        lines.append(f"param:    {name}={value}")
+    if job.HasField("args") and job.args.fields:
+        lines.append(f"args:     {json.dumps(json_format.MessageToDict(job.args), sort_keys=True)}")
+    return lines
+
+
+def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
+    """Secret values (stored as ``***``) become ``<NAME>`` for the user to fill in."""
+    return {
+        k: f"<{k.upper()}>" if is_secret_name(k) or v == REDACTED else v for k, v in values.items()
+    }
+
+
+def grpcurl_command(job: jobs_pb2.Job, master: str, flags: list[str]) -> str:
+    """A grpcurl command that runs ``job`` again through arko.v1.Jobs/Run."""
+    body: dict[str, Any] = {"method": job.method}
+    if job.params:
+        body["params"] = _placeholders(dict(job.params))
+    if job.HasField("args") and job.args.fields:
+        body["args"] = _placeholders(json_format.MessageToDict(job.args))
+    data = json.dumps(body, sort_keys=True)
+    return shlex.join(["grpcurl", *flags, "-d", data, master, "arko.v1.Jobs/Run"])
