@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 def _catalog(tmp_path: Path, source_info: bool) -> Catalog:
     out = tmp_path / "set.pb"
-    args = ["protoc", f"-I{FIXTURES}", f"--descriptor_set_out={out}", "toolbox.proto"]
+    args = [
+        "protoc",
+        f"-I{FIXTURES}",
+        f"-I{FIXTURES.parent.parent / 'protos'}",  # arko/v1/options.proto
+        f"-I{resources.files('grpc_tools') / '_proto'}",  # google/protobuf/descriptor.proto
+        "--include_imports",
+        f"--descriptor_set_out={out}",
+        "toolbox.proto",
+    ]
     if source_info:
         args.insert(1, "--include_source_info")
     assert protoc.main(args) == 0
