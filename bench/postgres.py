@@ -22,29 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from arko.testing import Fleet
 from bench.config import BenchConfig
 from bench.dispatch import Endpoint, timed
 from bench.procs import start_loadgen
-from tests.postgres import server_url
+from tests.postgres import admin, server_url
 
 Say = Callable[[str], None]
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(server_url(), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def postgres_vs_sqlite(cfg: BenchConfig, fleet: Fleet, workdir: Path, say: Say) -> dict[str, Any]:
     """Latency and throughput of a master on each database; stops its daemons at the end."""
     name = f"arko_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = urllib.parse.urlunsplit(urllib.parse.urlsplit(server_url())._replace(path=f"/{name}"))
     before = len(fleet.daemons)
     try:
@@ -77,7 +67,7 @@ def postgres_vs_sqlite(cfg: BenchConfig, fleet: Fleet, workdir: Path, say: Say) 
     finally:
         for daemon in reversed(fleet.daemons[before:]):
             daemon.stop()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return {
         label: {
             "p50_ms": statistics.median(r["p50_ms"] for r in latency[label]),

@@ -26,7 +26,8 @@ def server_url() -> str:
     return os.environ.get("ARKO_TEST_POSTGRES", DEFAULT)
 
 
-async def _admin(sql: str) -> None:
+async def admin(sql: str) -> None:
+    """Run one statement on the maintenance database (CREATE or DROP DATABASE)."""
     conn = await asyncpg.connect(server_url(), timeout=5)
     try:
         await conn.execute(sql)
@@ -40,7 +41,7 @@ def fresh_database() -> Iterator[str]:
         pytest.skip("ARKO_TEST_POSTGRES=off: PostgreSQL tests skipped on purpose")
     name = f"arko_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {server_url()} ({type(exc).__name__}: {exc}); "
@@ -51,4 +52,4 @@ def fresh_database() -> Iterator[str]:
     try:
         yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -11,14 +11,14 @@ calls, labels and version, which the master reads when it pings.
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
 
 from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
+from arko.common.interceptors import around
 from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:
@@ -75,7 +75,12 @@ class CapacityGate(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(UNCOUNTED_PREFIXES):
             return handler
-        return self._wrap(handler, handler_call_details.method)
+        method = handler_call_details.method
+
+        async def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await self._enter(context, method)
+
+        return around(handler, enter, self._leave)
 
     async def _enter(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         if self.capacity and self.running >= self.capacity:
@@ -88,47 +93,8 @@ class CapacityGate(grpc.aio.ServerInterceptor):
             )
         self.running += 1
 
-    def _wrap(
-        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        """The same handler, counted: entered before it runs, left when it ends."""
-        gate = self
-
-        def unary(inner: Any) -> Any:
-            async def wrapped(request: Any, context: Any) -> Any:
-                await gate._enter(context, method)
-                try:
-                    result = inner(request, context)
-                    return await result if inspect.isawaitable(result) else result
-                finally:
-                    gate.running -= 1
-
-            return wrapped
-
-        def streaming(inner: Any) -> Any:
-            async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-                await gate._enter(context, method)
-                try:
-                    result = inner(request, context)
-                    if hasattr(result, "__aiter__"):
-                        async for item in result:
-                            yield item
-                    else:
-                        for item in result:
-                            yield item
-                finally:
-                    gate.running -= 1
-
-            return wrapped
-
-        replace = handler._replace  # type: ignore[attr-defined]
-        if handler.unary_unary is not None:
-            return replace(unary_unary=unary(handler.unary_unary))  # type: ignore[no-any-return]
-        if handler.stream_unary is not None:
-            return replace(stream_unary=unary(handler.stream_unary))  # type: ignore[no-any-return]
-        if handler.unary_stream is not None:
-            return replace(unary_stream=streaming(handler.unary_stream))  # type: ignore[no-any-return]
-        return replace(stream_stream=streaming(handler.stream_stream))  # type: ignore[no-any-return]
+    def _leave(self) -> None:
+        self.running -= 1
 
 
 class StatusServicer(slave_pb2_grpc.SlaveServicer):

@@ -19,8 +19,7 @@ list them, and asking for their descriptors answers NOT_FOUND.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -31,6 +30,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from arko.common.auth import SECRET_HEADER, tokens_match
+from arko.common.interceptors import around
 
 log = structlog.get_logger("arko.slave.guard")
 
@@ -116,7 +116,7 @@ class MasterOnly(grpc.aio.ServerInterceptor):
             return handler
         if method.startswith(REFLECTION_PREFIX):
             return self._split_reflection(handler)
-        return self._wrap(handler)
+        return around(handler, self._check)
 
     def _split_reflection(
         self, handler: grpc.RpcMethodHandler[Any, Any]
@@ -143,41 +143,3 @@ class MasterOnly(grpc.aio.ServerInterceptor):
                 yield reply
 
         return handler._replace(stream_stream=chosen)  # type: ignore[attr-defined,no-any-return]
-
-    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        """The same handler, with the check run first (it needs the call's context).
-
-        Servicer methods may be plain or async, so results are awaited or
-        iterated by what they turn out to be.
-        """
-        check = self._check
-
-        def unary(inner: Any) -> Any:
-            async def wrapped(request: Any, context: Any) -> Any:
-                await check(context)
-                result = inner(request, context)
-                return await result if inspect.isawaitable(result) else result
-
-            return wrapped
-
-        def streaming(inner: Any) -> Any:
-            async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-                await check(context)
-                result = inner(request, context)
-                if hasattr(result, "__aiter__"):
-                    async for item in result:
-                        yield item
-                else:
-                    for item in result:
-                        yield item
-
-            return wrapped
-
-        replace = handler._replace  # type: ignore[attr-defined]
-        if handler.unary_unary is not None:
-            return replace(unary_unary=unary(handler.unary_unary))  # type: ignore[no-any-return]
-        if handler.stream_unary is not None:
-            return replace(stream_unary=unary(handler.stream_unary))  # type: ignore[no-any-return]
-        if handler.unary_stream is not None:
-            return replace(unary_stream=streaming(handler.unary_stream))  # type: ignore[no-any-return]
-        return replace(stream_stream=streaming(handler.stream_stream))  # type: ignore[no-any-return]
