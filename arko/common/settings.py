@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,11 +38,18 @@ from arko.common.tls import TlsConfig, load_tls
 S = TypeVar("S", bound="DaemonSettings")
 
 
+_JSON_LIST = re.compile(r"\s*\[\s*[\"\]]")
+
+
 def _split_list(value: Any) -> Any:
-    """``a,b`` (or a JSON list, as before) from a flag or variable; lists pass through."""
+    """``a,b`` (or a JSON list, as before) from a flag or variable; lists pass through.
+
+    A JSON list of strings starts ``["`` (or is ``[]``); an IPv6 master such
+    as ``[::1]:10001`` also starts with a bracket and is split like any other.
+    """
     if not isinstance(value, str):
         return value
-    if value.lstrip().startswith("["):
+    if _JSON_LIST.match(value):
         return json.loads(value)
     return [item.strip() for item in value.split(",") if item.strip()]
 

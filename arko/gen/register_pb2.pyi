@@ -5,16 +5,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SlaveConfig(_message.Message):
-    __slots__ = ("host", "port", "token", "call_secret")
+    __slots__ = ("host", "port", "token", "call_secret", "call_nonce")
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     CALL_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CALL_NONCE_FIELD_NUMBER: _ClassVar[int]
     host: str
     port: int
     token: str
     call_secret: str
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., token: _Optional[str] = ..., call_secret: _Optional[str] = ...) -> None: ...
+    call_nonce: str
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., token: _Optional[str] = ..., call_secret: _Optional[str] = ..., call_nonce: _Optional[str] = ...) -> None: ...
 
 class SlaveRegisterStatus(_message.Message):
     __slots__ = ("message",)

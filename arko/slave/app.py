@@ -1,9 +1,8 @@
-"""The slave daemon: serve the plug-in services, register with the master."""
+"""The slave daemon: serve the plug-in services, register with its masters."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Callable
 
 import grpc
@@ -21,7 +20,12 @@ from arko.slave.capacity import CapacityGate, StatusServicer
 from arko.slave.guard import MasterOnly
 from arko.slave.metrics import CallMetrics, SlaveMetrics
 from arko.slave.plugins import Service, load_services
-from arko.slave.registration import GrpcMasterLink, stay_registered
+from arko.slave.registration import (
+    CallSecret,
+    GrpcMasterLink,
+    new_call_secret,
+    stay_registered_with_all,
+)
 from arko.slave.settings import SlaveSettings
 from arko.v1 import slave_pb2
 from arko.v1.slave_pb2_grpc import add_SlaveServicer_to_server as add_status
@@ -43,9 +47,10 @@ class Slave(Lifecycle):
         self.port = 0
         self._registrar: asyncio.Task[None] | None = None
         self._stopper: asyncio.Future[None] | None = None
-        self._link: GrpcMasterLink | None = None
-        # Handed to the master at registration; it must present it on every call.
-        self._secret = secrets.token_urlsafe(32)
+        self._links: list[GrpcMasterLink] = []
+        # Handed to the masters at registration; they must present it on every
+        # call. Made in start(), once the join token it may derive from is read.
+        self._secret = CallSecret("", "")
         self._tls: TlsConfig | None = None
         self._join_token: str | None = None
         self._stop_metrics: Callable[[], None] | None = None
@@ -62,11 +67,12 @@ class Slave(Lifecycle):
         services = load_services(s.service, s)
         self._tls = tls = s.tls_config()
         self._join_token = s.join_token_value()
+        self._secret = new_call_secret(self._join_token)
         interceptors: list[grpc.aio.ServerInterceptor] = []
         guarded = s.mode == "standalone" and s.protect
         if guarded:
             mutual = tls is not None and tls.mutual
-            interceptors.append(MasterOnly(self._secret, s.master_name if mutual else None))
+            interceptors.append(MasterOnly(self._secret.secret, s.master_name if mutual else None))
         # Inside the guard: a stranger is refused as a stranger, never told "full".
         gate = CapacityGate(s.capacity)
         interceptors.append(gate)
@@ -107,28 +113,24 @@ class Slave(Lifecycle):
 
     async def _register(self) -> None:
         s = self.settings
-        self._link = GrpcMasterLink(s.master, s.register_timeout, self._tls)
+        self._links = [GrpcMasterLink(x, s.register_timeout, self._tls) for x in s.master]
         config = register_pb2.SlaveConfig(
             host=s.advertise_host,
             port=s.advertise_port or self.port,
             token=self._join_token or "",
-            call_secret=self._secret,
+            call_secret=self._secret.secret,
+            call_nonce=self._secret.nonce,
         )
-        try:
-            await stay_registered(
-                self._link, config, Backoff(initial=0.2, maximum=s.register_backoff_max)
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.error(
-                "register_refused", master=s.master, code=exc.code().name, reason=exc.details()
-            )
-            self.exit_code = 1
-            self._stopper = asyncio.ensure_future(self.stop())
+        backoff = Backoff(initial=0.2, maximum=s.register_backoff_max)
+        await stay_registered_with_all(self._links, config, backoff)
+        # Every master refused this slave (each logged why): nothing can reach it.
+        self.exit_code = 1
+        self._stopper = asyncio.ensure_future(self.stop())
 
     async def _before_drain(self) -> None:
         await cancel_task(self._registrar)
-        if self._link is not None:
-            await self._link.close()
+        for link in self._links:
+            await link.close()
 
     async def _after_drain(self) -> None:
         if self._stop_metrics is not None:

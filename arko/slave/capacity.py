@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import structlog
 
+from arko.common.auth import MASTER_HEADER
 from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.interceptors import around
 from arko.v1 import slave_pb2, slave_pb2_grpc
@@ -108,9 +109,20 @@ class StatusServicer(slave_pb2_grpc.SlaveServicer):
     async def Status(
         self, request: slave_pb2.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> slave_pb2.SlaveStatus:
+        # Every ping of a master reads this: the debug line shows, in the
+        # slave's own log, which master pings it and how often.
+        log.debug("status_read", master=_caller_master(context))
         return slave_pb2.SlaveStatus(
             capacity=self._gate.capacity,
             running=self._gate.running,
             labels=self._labels,
             version=self._version,
         )
+
+
+def _caller_master(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The name the calling master sent in its ``arko-master`` header ("" without one)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == MASTER_HEADER:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return ""

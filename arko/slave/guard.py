@@ -2,8 +2,10 @@
 
 Every pipeline call must come from the master: with mutual TLS, the caller's
 certificate must carry the master's common name; otherwise the caller must
-present the secret this slave handed the master at registration. Secrets are
-compared in constant time. ``grpc.health.v1`` is left open for probes.
+present the secret this slave handed its masters at registration (with a join
+token, one any master holding the token derives from the slave's nonce, so a
+master it never registered with can call it too). Secrets are compared in
+constant time. ``grpc.health.v1`` is left open for probes.
 The common ``arko.v1.Slave/Status`` is guarded like a pipeline call: its
 labels and load are the master's business, and a stranger gets
 UNAUTHENTICATED (with ``--mode rpc`` nothing is guarded, so anyone may ask).
@@ -135,6 +137,12 @@ class MasterOnly(grpc.aio.ServerInterceptor):
             elif by_secret and _presented(context) is not None:
                 # A caller claiming to be a master gets a refusal, not the
                 # stranger's view: an empty catalog would read as "no methods".
+                # Its first request is read first: ending the stream while an
+                # asyncio client is still writing it makes that client report
+                # INTERNAL "Internal error from Core" instead of this refusal
+                # (grpc/grpc#36066), and a restarted master would take the
+                # slave for broken rather than wait for it to register again.
+                await anext(aiter(requests), None)
                 await refuse(context)
                 return
             else:

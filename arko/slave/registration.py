@@ -1,19 +1,26 @@
-"""Registering the slave with its master, and again whenever the master comes back.
+"""Registering the slave with its masters, and again whenever one comes back.
 
 After registering, the slave watches the master's health (``Health.Watch`` on
 the ``Register`` service). The stream ends when the master stops, crashes or
 drains, and the slave then registers again with capped, jittered backoff, so
 a restarted master (even one that lost its database) gets its fleet back.
+
+With several masters (``--master a,b,c``) each has a loop of its own, so one
+master going away, or refusing the slave, leaves the others alone.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import secrets
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from arko.common.auth import call_secret
 from arko.common.retry import Backoff, retry
 from arko.common.tls import TlsConfig, open_channel
 from arko.gen import register_pb2, register_pb2_grpc
@@ -33,8 +40,31 @@ _RETRYABLE = frozenset(
 )
 
 
+class CallSecret(NamedTuple):
+    """What a master must present on each call to this slave, and the nonce it comes from."""
+
+    secret: str
+    nonce: str
+
+
+def new_call_secret(join_token: str | None) -> CallSecret:
+    """A fresh call secret for one run of the slave.
+
+    With a join token the secret is derived from it and a random nonce, so
+    every master holding the token can call this slave, including masters it
+    never registered with, while the shared database keeps only the nonce.
+    Without one it is plain random, known only to the masters it registers with.
+    """
+    if join_token:
+        nonce = secrets.token_urlsafe(16)
+        return CallSecret(call_secret(join_token, nonce), nonce)
+    return CallSecret(secrets.token_urlsafe(32), "")
+
+
 class MasterLink(Protocol):
-    """The slave's view of its master."""
+    """The slave's view of one master."""
+
+    address: str
 
     async def register(self, config: register_pb2.SlaveConfig) -> str:
         """Register once; return the master's answer."""
@@ -96,10 +126,16 @@ async def register_until_done(
 
     def on_retry(exc: BaseException, delay: float) -> None:
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
-        log.warning("register_retry", code=code, retry_in=round(delay, 2))
+        log.warning("register_retry", master=link.address, code=code, retry_in=round(delay, 2))
 
     answer = await retry(lambda: link.register(config), _retryable, backoff, on_retry)
-    log.info("registered", host=config.host or "(from connection)", port=config.port, answer=answer)
+    log.info(
+        "registered",
+        master=link.address,
+        host=config.host or "(from connection)",
+        port=config.port,
+        answer=answer,
+    )
     return answer
 
 
@@ -114,4 +150,31 @@ async def stay_registered(
     while True:
         await register_until_done(link, config, backoff)
         reason = await link.watch()
-        log.warning("master_lost", reason=reason)
+        log.warning("master_lost", master=link.address, reason=reason)
+
+
+async def stay_registered_with_all(
+    links: Sequence[MasterLink], config: register_pb2.SlaveConfig, backoff: Backoff
+) -> None:
+    """Stay registered with every master, each on its own; return once all have refused.
+
+    A refusal (a wrong join token, a bad address) is final for that master:
+    it is logged as ``register_refused`` and the others carry on. Only when
+    every master has refused is there nothing left to do.
+    """
+
+    async def with_one(link: MasterLink) -> None:
+        try:
+            await stay_registered(link, config, backoff)
+        except grpc.aio.AioRpcError as exc:
+            log.error(
+                "register_refused",
+                master=link.address,
+                code=exc.code().name,
+                reason=exc.details(),
+                masters=len(links),
+            )
+
+    async with asyncio.TaskGroup() as group:
+        for link in links:
+            group.create_task(with_one(link), name=f"register with {link.address}")

@@ -63,9 +63,13 @@ class SlaveSettings(DaemonSettings):
     listen_host: str = Field(
         "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
     )
-    master: str = Field(
-        "127.0.0.1:10001",
-        description="host:port of the master to register with",
+    master: CommaList = Field(
+        ["127.0.0.1:10001"],
+        description="host:port of the master to register with; for several masters repeat the "
+        "flag or separate them with commas. The slave registers with each at once and stays "
+        "registered with each on its own: when one goes away the others are unaffected, and it "
+        "registers again when that one returns. A master that refuses the registration (wrong "
+        "join token) is given up; the slave exits 1 only once every master has refused",
         json_schema_extra={"metavar": "HOST:PORT"},
     )
     mode: Literal["standalone", "rpc", "delegate"] = Field(
@@ -147,6 +151,16 @@ class SlaveSettings(DaemonSettings):
     )
 
     not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)
+
+    @field_validator("master")
+    @classmethod
+    def _masters_are_distinct(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one master (host:port)")
+        for address in value:
+            if value.count(address) > 1:
+                raise ValueError(f"master {address!r} is listed twice")
+        return value
 
     @field_validator("label")
     @classmethod

@@ -45,7 +45,7 @@ def test_slave_defaults_are_the_originals() -> None:
     s = load_settings(SlaveSettings, [])
     assert (s.port, s.master, s.mode, s.engine) == (
         10002,
-        "127.0.0.1:10001",
+        ["127.0.0.1:10001"],
         "standalone",
         "inprocess",
     )
@@ -82,7 +82,7 @@ MASTER_FLAGS = [
 ]
 
 SLAVE_FLAGS = [
-    (["--master", "[::1]:9000"], "master", "[::1]:9000"),
+    (["--master", "[::1]:9000"], "master", ["[::1]:9000"]),
     (["--mode", "rpc"], "mode", "rpc"),
     (["--mode", "delegate"], "mode", "delegate"),
     (["--engine", "inprocess"], "engine", "inprocess"),
@@ -162,7 +162,40 @@ def test_master_env_var_applies(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_slave_env_var_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     """ARKO_SLAVE_MASTER sets the master the slave registers with."""
     monkeypatch.setenv("ARKO_SLAVE_MASTER", "10.1.2.3:10001")
-    assert load_settings(SlaveSettings, []).master == "10.1.2.3:10001"
+    assert load_settings(SlaveSettings, []).master == ["10.1.2.3:10001"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--master", "a:1", "--master", "[::1]:2", "--master", "c:3"],
+        ["--master", "a:1,[::1]:2,c:3"],
+        ["--master", "a:1, [::1]:2 ,c:3"],
+    ],
+)
+def test_master_flag_takes_several_masters(argv: list[str]) -> None:
+    """Masters are given by repeating --master or separating them with commas, in order."""
+    assert load_settings(SlaveSettings, argv).master == ["a:1", "[::1]:2", "c:3"]
+
+
+def test_several_masters_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARKO_SLAVE_MASTER takes several masters separated by commas, IPv6 ones first too."""
+    monkeypatch.setenv("ARKO_SLAVE_MASTER", "[::1]:10001,10.0.0.2:10001")
+    assert load_settings(SlaveSettings, []).master == ["[::1]:10001", "10.0.0.2:10001"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--master", "a:1,b:2,a:1"], "master 'a:1' is listed twice"),
+        (["--master", ""], "name at least one master"),
+        (["--master", " , "], "name at least one master"),
+    ],
+)
+def test_master_list_is_checked(argv: list[str], message: str) -> None:
+    """A master named twice, or none at all, stops the slave at start with the reason."""
+    with pytest.raises(StartupError, match=message):
+        load_settings(SlaveSettings, argv)
 
 
 def test_env_var_of_one_daemon_does_not_touch_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
