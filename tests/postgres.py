@@ -9,47 +9,29 @@ with a message saying so: these tests are never skipped quietly. Setting
 
 from __future__ import annotations
 
-import asyncio
-import os
-import urllib.parse
-import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+from arko.testing import (
+    PostgresUnavailable,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server,
+)
 
-
-def server_url() -> str:
-    """The maintenance URL of the test server."""
-    return os.environ.get("ARKO_TEST_POSTGRES", DEFAULT)
-
-
-async def admin(sql: str) -> None:
-    """Run one statement on the maintenance database (CREATE or DROP DATABASE)."""
-    conn = await asyncpg.connect(server_url(), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+OFF = "off"
 
 
 def fresh_database() -> Iterator[str]:
     """Create an empty database, yield its URL, drop it (closing what still uses it)."""
-    if server_url() == "off":
+    if postgres_server() == OFF:
         pytest.skip("ARKO_TEST_POSTGRES=off: PostgreSQL tests skipped on purpose")
-    name = f"arko_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {server_url()} ({type(exc).__name__}: {exc}); "
-            "start it (README, Development) or set ARKO_TEST_POSTGRES to another server",
-            pytrace=False,
-        )
-    parts = urllib.parse.urlsplit(server_url())
+        url = create_postgres_database()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
     try:
-        yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+        yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_postgres_database(url)

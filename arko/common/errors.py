@@ -53,6 +53,12 @@ class NoLiveSlave(ArkoError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unavailable(ArkoError):
+    """Something arko depends on (the database, another master) cannot be reached now."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class SlaveCallFailed(ArkoError):
     """The slave answered the job with an error status; we pass its code on."""
 

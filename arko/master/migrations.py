@@ -18,7 +18,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-LATEST = 3
+LATEST = 6
 # PostgreSQL advisory lock key taken while the schema is upgraded ("arko" in ASCII).
 _UPGRADE_LOCK = 0x61726B6F
 
@@ -109,7 +109,63 @@ def _v3(db: peewee.Database) -> None:
     db.create_tables([_JobEventV3])
 
 
-STEPS: dict[int, Callable[[peewee.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
+class _MasterV4(peewee.Model):
+    id = peewee.CharField(primary_key=True, max_length=255)
+    address = peewee.TextField(default="")
+    started_at = peewee.DateTimeField(default=_now)
+    heartbeat_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "master"
+
+
+def _v4(db: peewee.Database) -> None:
+    """Several masters on one database: their heartbeats, who pings each slave
+    (a lease) and what it last reported (labels, capacity), which master runs
+    each job, and the public half of each slave's call secret."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("slave", "call_nonce", peewee.TextField(default="")),
+        migrator.add_column("slave", "owner", peewee.CharField(default="", max_length=255)),
+        migrator.add_column("slave", "lease_until", peewee.DateTimeField(null=True)),
+        migrator.add_column("slave", "labels", peewee.TextField(default="{}")),
+        migrator.add_column("slave", "capacity", peewee.IntegerField(default=0)),
+        migrator.add_column("job", "master", peewee.CharField(default="", max_length=255)),
+        migrator.add_index("job", ("master", "state"), False),
+    )
+    db.bind([_MasterV4])
+    db.create_tables([_MasterV4])
+
+
+def _v5(db: peewee.Database) -> None:
+    """A job's slave address as text: a slave may register under a hostname of
+    253 characters, and with its port that is past the 255 of the old column,
+    so PostgreSQL refused the job's record. SQLite never enforced the length,
+    and altering a column there copies the whole table: it is left as it is."""
+    if isinstance(db, peewee.SqliteDatabase):
+        return
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.alter_column_type("job", "slave", peewee.TextField(default="")))
+
+
+def _v6(db: peewee.Database) -> None:
+    """Which transaction last changed each slave, so a heartbeat on a shared
+    database reads only the slaves changed since the last one."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("slave", "changed", peewee.BigIntegerField(default=0)),
+        migrator.add_index("slave", ("changed",), False),
+    )
+
+
+STEPS: dict[int, Callable[[peewee.Database], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+    5: _v5,
+    6: _v6,
+}
 
 
 def version(db: peewee.Database) -> int:

@@ -26,6 +26,18 @@ class SlaveModel(peewee.Model):
     last_error = peewee.TextField(default="")
     # When the slave was last seen going down; NULL while it is live.
     down_since = peewee.DateTimeField(null=True)
+    # Public half of the slave's call secret: with the join token, any master
+    # derives the secret from it (arko.common.auth.call_secret).
+    call_nonce = peewee.TextField(default="")
+    # Several masters on one database: which one pings the slave, until when.
+    owner = peewee.CharField(default="", max_length=255)
+    lease_until = peewee.DateTimeField(null=True)
+    # What its arko.v1.Slave/Status last said, for masters that do not ping it.
+    labels = peewee.TextField(default="{}")
+    capacity = peewee.IntegerField(default=0)
+    # PostgreSQL: the id of the transaction that last changed what other
+    # masters read (not the lease), so a heartbeat reads only newer rows.
+    changed = peewee.BigIntegerField(default=0, index=True)
 
     class Meta:
         table_name = "slave"
@@ -37,7 +49,7 @@ class JobModel(peewee.Model):
     method = peewee.CharField(max_length=512)
     params = peewee.TextField(default="{}")
     state = peewee.CharField(max_length=16, index=True)
-    slave = peewee.CharField(default="")
+    slave = peewee.TextField(default="")  # host:port, up to 253 + 6 characters
     result = peewee.TextField(default="")
     error_code = peewee.CharField(default="", max_length=32)
     error = peewee.TextField(default="")
@@ -50,9 +62,12 @@ class JobModel(peewee.Model):
     output_bytes = peewee.IntegerField(default=0)
     output_truncated = peewee.BooleanField(default=False)
     last_seq = peewee.IntegerField(default=0)
+    # The master running the job; another takes it over should that one die.
+    master = peewee.CharField(default="", max_length=255)
 
     class Meta:
         table_name = "job"
+        indexes = ((("master", "state"), False),)
 
 
 class JobEventModel(peewee.Model):
@@ -67,3 +82,15 @@ class JobEventModel(peewee.Model):
     class Meta:
         table_name = "job_event"
         primary_key = peewee.CompositeKey("job_id", "seq")
+
+
+class MasterModel(peewee.Model):
+    """A master sharing the database, and when it last said it is alive."""
+
+    id = peewee.CharField(primary_key=True, max_length=255)
+    address = peewee.TextField(default="")
+    started_at = peewee.DateTimeField(default=_now)
+    heartbeat_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "master"

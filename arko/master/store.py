@@ -15,9 +15,10 @@ import asyncio
 import datetime as dt
 import importlib.util
 import json
+import re
 import sqlite3
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, Asy
 
 from arko.common.errors import ArkoError, InternalError, StartupError
 from arko.master import migrations
-from arko.master.models import JobEventModel, JobModel, SlaveModel
+from arko.master.models import JobEventModel, JobModel, MasterModel, SlaveModel
 
 STATUS_DOWN = 0
 STATUS_LIVE = 1
@@ -51,6 +52,7 @@ _JOB_COLUMNS = (
     "output_bytes",
     "output_truncated",
     "last_seq",
+    "master",
 )
 _EVENT_COLUMNS = ("job_id", "seq", "kind", "time", "data")
 _CHUNK = 256  # rows a statement: 4,352 variables at most, under SQLite's limit
@@ -66,6 +68,20 @@ def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], row
         f'INSERT INTO "{table}" ({names}) VALUES {", ".join([row] * rows)} '
         f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
+
+
+def job_upsert(rows: Sequence[JobRow]) -> tuple[str, list[Any]]:
+    """One PostgreSQL statement (``$n`` parameters) inserting or replacing job records,
+    and its parameters: for a connection of its own (see :mod:`arko.master.fleet`)."""
+    sql = _upsert_sql("job", _JOB_COLUMNS, ("id",), len(rows))
+    count = 0
+
+    def number(_: Any) -> str:
+        nonlocal count
+        count += 1
+        return f"${count}"
+
+    return re.sub(r"\?", number, sql), [v for row in rows for v in _job_values(row)]
 
 
 def _chunks(count: int) -> list[tuple[int, int]]:
@@ -104,6 +120,9 @@ class SlaveRow:
     port: int
     status: int
     methods: tuple[str, ...]
+    call_nonce: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    capacity: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,7 @@ class JobRow:
     output_bytes: int = 0
     output_truncated: bool = False
     last_seq: int = 0
+    master: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +177,26 @@ class Store(Protocol):
         """Every stored slave, in registration order."""
         ...
 
-    async def upsert_slave(self, host: str, port: int, status: int) -> SlaveRow:
-        """Insert the slave or, if (host, port) exists, update it; one row either way."""
+    async def upsert_slave(
+        self, host: str, port: int, status: int, call_nonce: str = ""
+    ) -> SlaveRow:
+        """Insert the slave or, if (host, port) exists, update it; one row either way.
+
+        A non-empty ``call_nonce`` replaces the stored one (the slave restarted).
+        """
         ...
 
     async def update_slave(
-        self, slave_id: int, status: int, methods: tuple[str, ...], last_error: str = ""
+        self,
+        slave_id: int,
+        status: int,
+        methods: tuple[str, ...],
+        last_error: str = "",
+        labels: Mapping[str, str] | None = None,
+        capacity: int | None = None,
     ) -> None:
-        """Save a slave's liveness, method list and why it is down."""
+        """Save a slave's liveness, method list and why it is down (and, when
+        given, the labels and capacity it reported)."""
         ...
 
     async def down_since(self, cutoff: dt.datetime) -> dict[int, dt.datetime]:
@@ -180,7 +212,12 @@ class Store(Protocol):
         ...
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
-        """Insert or replace job records and their events, all in one transaction."""
+        """Insert or replace job records and their events, all in one transaction.
+
+        Raises:
+            RecordRefused: the database refused what a record holds (the
+                others of the batch are not written either).
+        """
         ...
 
     async def list_jobs(self, query: JobFilter) -> list[JobRow]:
@@ -191,8 +228,11 @@ class Store(Protocol):
         """A job's kept events with ``seq >= from_seq``, in order, at most ``limit``."""
         ...
 
-    async def interrupt_unfinished(self, reason: str) -> int:
-        """Mark queued/running jobs interrupted (after a crash); return how many."""
+    async def interrupt_unfinished(self, reason: str, master: str | None = None) -> int:
+        """Mark queued/running jobs interrupted (after a crash); return how many.
+
+        With ``master``, only the jobs that master was running.
+        """
         ...
 
     async def get_job(self, job_id: str) -> JobRow | None:
@@ -230,6 +270,16 @@ def _down_since(status: int) -> Any:
     return peewee.fn.COALESCE(SlaveModel.down_since, now())
 
 
+def _slave_rows(rows: Iterable[tuple[Any, ...]]) -> list[SlaveRow]:
+    """SlaveRows from plain tuples of the columns a SlaveRow needs: a master on
+    a shared database reads many at each heartbeat, and building a model
+    object per row was most of that cost."""
+    return [
+        SlaveRow(id, host, port, status, tuple(json.loads(methods)), nonce, json.loads(labels), cap)
+        for id, host, port, status, methods, nonce, labels, cap in rows
+    ]
+
+
 def _slave_row(model: Any) -> SlaveRow:
     return SlaveRow(
         id=model.id,
@@ -237,6 +287,9 @@ def _slave_row(model: Any) -> SlaveRow:
         port=model.port,
         status=model.status,
         methods=tuple(json.loads(model.methods)),
+        call_nonce=model.call_nonce,
+        labels=json.loads(model.labels),
+        capacity=model.capacity,
     )
 
 
@@ -259,33 +312,53 @@ def _job_row(model: Any) -> JobRow:
         output_bytes=model.output_bytes,
         output_truncated=bool(model.output_truncated),
         last_seq=model.last_seq,
+        master=model.master,
     )
 
 
+# PostgreSQL text cannot hold NUL (U+0000), which a caller's method name or a
+# slave's reply, error or output may carry. It is stored as U+FFFD on both
+# databases: a record reads the same on either, and one such record never
+# fails the batch (or the first write) it belongs to.
+_NUL, _NUL_STANDIN = "\x00", "\ufffd"
+
+
+def _storable(text: str) -> str:
+    """``text`` with every NUL replaced by U+FFFD, so any database keeps it."""
+    return text.replace(_NUL, _NUL_STANDIN) if _NUL in text else text
+
+
+def _storable_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_storable(v) if isinstance(v, str) else v for v in values)
+
+
 def _job_values(j: JobRow) -> tuple[Any, ...]:
-    return (
-        j.id,
-        j.method,
-        json.dumps(j.params),
-        j.state,
-        j.slave,
-        j.result,
-        j.error_code,
-        j.error,
-        j.created_at,
-        j.started_at,
-        j.ended_at,
-        json.dumps(j.args),
-        j.cancelled_by,
-        j.detached,
-        j.output_bytes,
-        j.output_truncated,
-        j.last_seq,
+    return _storable_values(
+        (
+            j.id,
+            j.method,
+            json.dumps(j.params),
+            j.state,
+            j.slave,
+            j.result,
+            j.error_code,
+            j.error,
+            j.created_at,
+            j.started_at,
+            j.ended_at,
+            json.dumps(j.args),
+            j.cancelled_by,
+            j.detached,
+            j.output_bytes,
+            j.output_truncated,
+            j.last_seq,
+            j.master,
+        )
     )
 
 
 def _event_values(e: EventRow) -> tuple[Any, ...]:
-    return (e.job_id, e.seq, e.kind, e.time, e.data)
+    return _storable_values((e.job_id, e.seq, e.kind, e.time, e.data))
 
 
 def is_postgres(db: str) -> bool:
@@ -313,10 +386,65 @@ async def open_store(db: str | Path) -> SqliteStore | PostgresStore:
     return await SqliteStore.open(db)
 
 
+def pg_options(url: str) -> tuple[str, dict[str, Any]]:
+    """(database name, asyncpg connect options) of a ``postgresql://`` URL.
+
+    Raises:
+        StartupError: a malformed URL, or asyncpg is not installed.
+    """
+    shown = shown_url(url)
+    if importlib.util.find_spec("asyncpg") is None:
+        raise StartupError(
+            f"cannot use database {shown}: PostgreSQL needs asyncpg (pip install 'arko[postgres]')"
+        )
+    parts = urllib.parse.urlsplit(url)
+    name = urllib.parse.unquote(parts.path.lstrip("/"))
+    try:
+        port = parts.port
+    except ValueError:
+        raise StartupError(f"cannot use database {shown}: the port is not a number") from None
+    if not name or "/" in name:
+        raise StartupError(f"cannot use database {shown}: name the database after the host")
+    options = {
+        key: value
+        for key, value in {
+            "host": parts.hostname,
+            "port": port,
+            "user": urllib.parse.unquote(parts.username or "") or None,
+            "password": urllib.parse.unquote(parts.password or "") or None,
+        }.items()
+        if value is not None
+    }
+    return name, options
+
+
+# One statement, so one snapshot: the horizon, the count and the rows agree.
+_CHANGES_SQL = (
+    "SELECT h.horizon, h.total, s.id, s.host, s.port, s.status, s.methods, s.call_nonce, "
+    "s.labels, s.capacity FROM (SELECT txid_snapshot_xmin(txid_current_snapshot()) AS horizon, "
+    '(SELECT count(*) FROM "slave") AS total) AS h '
+    'LEFT JOIN "slave" AS s ON s.changed >= ? ORDER BY s.id'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaveChanges:
+    """What :meth:`PostgresStore.slave_changes` read."""
+
+    rows: list[SlaveRow]
+    total: int
+    horizon: int
+
+
 class BackupUnsupported(ArkoError):
     """The database cannot be copied by the master (it is not a SQLite file)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RecordRefused(Exception):
+    """The database refused a record for what it holds: writing it again will
+    not help, unlike after an outage."""
 
 
 class DatabaseStore:
@@ -324,7 +452,7 @@ class DatabaseStore:
 
     def __init__(self, db: AsyncDatabaseMixin) -> None:
         self._db = db
-        db.bind([SlaveModel, JobModel, JobEventModel])
+        db.bind([SlaveModel, JobModel, JobEventModel, MasterModel])
 
     async def _prepare(self, shown: str) -> None:
         """Upgrade the schema and read once; on failure release the pool and say why."""
@@ -338,12 +466,30 @@ class DatabaseStore:
             await self.close()
             raise StartupError(f"cannot use database {shown}: {exc}") from None
 
-    async def list_slaves(self) -> list[SlaveRow]:
-        rows = await self._db.list(SlaveModel.select().order_by(SlaveModel.id))
-        return [_slave_row(r) for r in rows]
+    # What each write of a slave's shared fields stores in ``changed``: on
+    # SQLite a constant, since one master has the file to itself and no
+    # other master follows its changes.
+    _CHANGE: Any = 0
 
-    async def upsert_slave(self, host: str, port: int, status: int) -> SlaveRow:
+    async def list_slaves(self) -> list[SlaveRow]:
+        m = SlaveModel
+        query = m.select(
+            m.id, m.host, m.port, m.status, m.methods, m.call_nonce, m.labels, m.capacity
+        )
+        return _slave_rows(await self._db.list(query.order_by(m.id).tuples()))
+
+    async def upsert_slave(
+        self, host: str, port: int, status: int, call_nonce: str = ""
+    ) -> SlaveRow:
         stamp = now()
+        update: dict[Any, Any] = {
+            SlaveModel.status: status,
+            SlaveModel.updated_at: stamp,
+            SlaveModel.down_since: _down_since(status),
+        }
+        if call_nonce:
+            update[SlaveModel.call_nonce] = call_nonce
+        update[SlaveModel.changed] = self._CHANGE
         await self._db.aexecute(
             SlaveModel.insert(
                 host=host,
@@ -351,14 +497,9 @@ class DatabaseStore:
                 status=status,
                 updated_at=stamp,
                 down_since=None if status == STATUS_LIVE else stamp,
-            ).on_conflict(
-                conflict_target=[SlaveModel.host, SlaveModel.port],
-                update={
-                    SlaveModel.status: status,
-                    SlaveModel.updated_at: stamp,
-                    SlaveModel.down_since: _down_since(status),
-                },
-            )
+                call_nonce=call_nonce,
+                changed=self._CHANGE,
+            ).on_conflict(conflict_target=[SlaveModel.host, SlaveModel.port], update=update)
         )
         model = await self._db.get(
             SlaveModel.select().where((SlaveModel.host == host) & (SlaveModel.port == port))
@@ -366,17 +507,27 @@ class DatabaseStore:
         return _slave_row(model)
 
     async def update_slave(
-        self, slave_id: int, status: int, methods: tuple[str, ...], last_error: str = ""
+        self,
+        slave_id: int,
+        status: int,
+        methods: tuple[str, ...],
+        last_error: str = "",
+        labels: Mapping[str, str] | None = None,
+        capacity: int | None = None,
     ) -> None:
-        await self._db.aexecute(
-            SlaveModel.update(
-                status=status,
-                methods=json.dumps(list(methods)),
-                last_error=last_error,
-                updated_at=now(),
-                down_since=_down_since(status),
-            ).where(SlaveModel.id == slave_id)
-        )
+        values: dict[str, Any] = {
+            "status": status,
+            "methods": json.dumps(list(methods)),
+            "last_error": _storable(last_error),
+            "updated_at": now(),
+            "down_since": _down_since(status),
+            "changed": self._CHANGE,
+        }
+        if labels is not None:
+            values["labels"] = json.dumps(dict(labels), sort_keys=True)
+        if capacity is not None:
+            values["capacity"] = capacity
+        await self._db.aexecute(SlaveModel.update(**values).where(SlaveModel.id == slave_id))
 
     async def down_since(self, cutoff: dt.datetime) -> dict[int, dt.datetime]:
         rows = await self._db.list(
@@ -402,11 +553,17 @@ class DatabaseStore:
         # ran on the event loop and cost more than the write itself.
         if not jobs and not events:
             return
-        async with self._db.atomic():
-            await self._upsert("job", _JOB_COLUMNS, ("id",), [_job_values(j) for j in jobs])
-            await self._upsert(
-                "job_event", _EVENT_COLUMNS, ("job_id", "seq"), [_event_values(e) for e in events]
-            )
+        try:
+            async with self._db.atomic():
+                await self._upsert("job", _JOB_COLUMNS, ("id",), [_job_values(j) for j in jobs])
+                await self._upsert(
+                    "job_event",
+                    _EVENT_COLUMNS,
+                    ("job_id", "seq"),
+                    [_event_values(e) for e in events],
+                )
+        except (peewee.DataError, peewee.IntegrityError) as exc:
+            raise RecordRefused(str(exc)) from exc
 
     async def _upsert(
         self,
@@ -445,11 +602,14 @@ class DatabaseStore:
         )
         return [EventRow(r.job_id, r.seq, r.kind, r.time, r.data) for r in rows]
 
-    async def interrupt_unfinished(self, reason: str) -> int:
+    async def interrupt_unfinished(self, reason: str, master: str | None = None) -> int:
+        unfinished = JobModel.state.in_(["queued", "running"])
+        if master is not None:
+            unfinished &= JobModel.master == master
         count: int = await self._db.aexecute(
             JobModel.update(
                 state="interrupted", error_code="ABORTED", error=reason, ended_at=now()
-            ).where(JobModel.state.in_(["queued", "running"]))
+            ).where(unfinished)
         )
         return count
 
@@ -520,36 +680,31 @@ class PostgresStore(DatabaseStore):
             StartupError: a malformed URL, an unreachable or refusing server, a
                 missing database, or a schema made by a newer arko.
         """
-        shown = shown_url(url)
-        if importlib.util.find_spec("asyncpg") is None:
-            raise StartupError(
-                f"cannot use database {shown}: PostgreSQL needs asyncpg "
-                "(pip install 'arko[postgres]')"
-            )
-        parts = urllib.parse.urlsplit(url)
-        name = urllib.parse.unquote(parts.path.lstrip("/"))
-        try:
-            port = parts.port
-        except ValueError:
-            raise StartupError(f"cannot use database {shown}: the port is not a number") from None
-        if not name or "/" in name:
-            raise StartupError(f"cannot use database {shown}: name the database after the host")
-        options = {
-            key: value
-            for key, value in {
-                "host": parts.hostname,
-                "port": port,
-                "user": urllib.parse.unquote(parts.username or "") or None,
-                "password": urllib.parse.unquote(parts.password or "") or None,
-            }.items()
-            if value is not None
-        }
+        name, options = pg_options(url)
         db = AsyncPostgresqlDatabase(
             name, pool_size=PG_POOL_SIZE, field_types=PG_FIELD_TYPES, **options
         )
         store = cls(db)
-        await store._prepare(shown)
+        await store._prepare(shown_url(url))
         return store
+
+    # The writing transaction's id, epoch-extended so it never wraps.
+    _CHANGE = peewee.fn.txid_current()
+
+    async def slave_changes(self, since: int) -> SlaveChanges:
+        """The slaves changed by transactions ``since`` or later, with the
+        table's size and the ``since`` of the next read, all of one snapshot.
+
+        The next read starts at this snapshot's oldest transaction still
+        running, not at the newest row seen: a transaction with a smaller id
+        may commit after this read, and must not be missed.
+        """
+        sql = _CHANGES_SQL.replace("?", self._db.param)
+        cursor = await self._db.aexecute_sql(sql, (since,))
+        rows = cursor.fetchall()
+        horizon, total = rows[0][0], rows[0][1]
+        changed = _slave_rows(row[2:] for row in rows if row[2] is not None)
+        return SlaveChanges(changed, int(total), int(horizon))
 
     async def backup(self, target: Path) -> None:
         """Refused: PostgreSQL has its own tools for a consistent copy.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import sqlite3
 import threading
@@ -27,8 +28,10 @@ from arko.master.store import (
     STATUS_LIVE,
     BackupUnsupported,
     DatabaseStore,
+    EventRow,
     JobRow,
     PostgresStore,
+    RecordRefused,
     SlaveRow,
     SqliteStore,
     is_postgres,
@@ -293,6 +296,64 @@ def test_saved_jobs_read_back_equal(db: str) -> None:
     assert with_store(db, body) == done
 
 
+def test_nul_characters_are_kept_as_replacement_characters(db: str) -> None:
+    """A NUL from a caller or a slave (PostgreSQL text cannot hold one) is
+    stored as U+FFFD, on both databases, and fails neither its own write nor
+    the rest of the batch."""
+    odd = job("j1", "failed", error="bad\x00name", result="r\x00")
+    odd = dataclasses.replace(odd, method="My\x00Pipeline.Run")
+    plain = job("j2", "succeeded", result="{}")
+    events = [EventRow("j1", 1, "OUTPUT", 1.5, "line\x00\n")]
+
+    async def body(store: DatabaseStore) -> tuple[Any, ...]:
+        await store.save_jobs([odd, plain], events)
+        row = await store.upsert_slave("h", 1, STATUS_LIVE)
+        await store.update_slave(row.id, STATUS_DOWN, (), "refused\x00")
+        return (
+            await store.get_job("j1"),
+            await store.get_job("j2"),
+            await store.list_events("j1", 0, 10),
+        )
+
+    got, other, kept = with_store(db, body)
+    assert (got.method, got.error, got.result) == (
+        "My\ufffdPipeline.Run",
+        "bad\ufffdname",
+        "r\ufffd",
+    )
+    assert other == plain
+    assert [e.data for e in kept] == ["line\ufffd\n"]
+    assert list(last_errors(db).values()) == ["refused\ufffd"]
+
+
+def test_a_slave_address_as_long_as_registration_allows_is_kept(db: str) -> None:
+    """A 253-character hostname and its port: past the old 255-character column,
+    which PostgreSQL enforced, refusing the job's record."""
+    host = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(host) == 253
+    long = job("j1", "running", slave=f"{host}:65535")
+
+    async def body(store: DatabaseStore) -> JobRow | None:
+        await store.save_jobs([long])
+        return await store.get_job("j1")
+
+    assert with_store(db, body) == long
+
+
+def test_a_record_the_database_refuses_raises_record_refused(db: str) -> None:
+    """A refusal for what a record holds is told apart from an outage, and
+    writes nothing of its batch."""
+    fine = job("j1", "running")
+    broken = job("j2", None)  # type: ignore[arg-type]  # the column is NOT NULL
+
+    async def body(store: DatabaseStore) -> JobRow | None:
+        with pytest.raises(RecordRefused):
+            await store.save_jobs([fine, broken])
+        return await store.get_job("j1")
+
+    assert with_store(db, body) is None
+
+
 def test_saving_a_job_again_replaces_it(db: str) -> None:
     """Saving a newer state of a job overwrites the record rather than adding one."""
 
@@ -438,6 +499,8 @@ def test_postgres_database_of_the_first_release_is_upgraded(postgres_url: str) -
     assert (slave.host, slave.port, slave.methods) == ("h", 7, ("A.B",))
     assert select(postgres_url, "SELECT version FROM arko_schema") == [(LATEST,)]
     assert select(postgres_url, "SELECT last_error, down_since FROM slave") == [("", None)]
+    column = "SELECT data_type FROM information_schema.columns WHERE table_name = 'job' AND "
+    assert select(postgres_url, column + "column_name = 'slave'") == [("text",)]
 
 
 def test_postgres_backup_is_refused_naming_pg_dump(postgres_url: str, tmp_path: Path) -> None:
