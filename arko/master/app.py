@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from grpc_health.v1 import health_pb2
@@ -30,9 +34,13 @@ from arko.master.runs import JobService
 from arko.master.scheduler import SCHEDULERS, Scheduler
 from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
+from arko.master.slave_feed import SlaveFeed
 from arko.master.slaves import CHANNEL_OPTIONS
 from arko.master.store import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+
+if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
+    from arko.master.fleet import Fleet
 
 log = structlog.get_logger("arko.master")
 
@@ -66,6 +74,10 @@ class Master(Lifecycle):
         self._jobs_stopped: asyncio.Task[None] | None = None
         self._http: HttpServer | None = None
         self._http_stopped: asyncio.Task[None] | None = None
+        self._fleet: Fleet | None = None
+        self._slave_feed: SlaveFeed | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._notices: set[asyncio.Task[None]] = set()
 
         self._stop_metrics: Callable[[], None] | None = None
 
@@ -97,8 +109,22 @@ class Master(Lifecycle):
         join_token, client_token = s.tokens()
         self._store = await open_store(s.db)
         live = LiveJobs()
+        shared = is_postgres(s.db)
+        name = self.name()
+        if shared:
+            from arko.master.fleet import Fleet  # needs asyncpg: PostgreSQL only
+
+            self._fleet = Fleet(s.db, name, f"{socket.gethostname()}:{s.port}", s.master_timeout)
+            await self._fleet.open()
+            assert isinstance(self._store, PostgresStore)
+            self._slave_feed = SlaveFeed(self._store)
         self._recorder = JobRecorder(
-            self._store, self._journal_dir(), s.job_flush_interval, on_saved=live.saved
+            self._store,
+            self._journal_dir(),
+            s.job_flush_interval,
+            on_saved=self._saved(live),
+            master=name if shared else None,
+            commit=self._fleet.commit_jobs if self._fleet is not None else None,
         )
         try:
             await self._recorder.recover()
@@ -110,18 +136,34 @@ class Master(Lifecycle):
             lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
             s.ping_concurrency,
             s.forget_after,
+            join_token,
+            name,
+            shared,
         )
         await self._registry.load()
+        queue = JobQueue(self._registry, self._scheduler, s.queue_timeout)
         executor = Executor(
             self._registry,
             self._scheduler,
             s.connect_timeout,
             Limits(s.max_params, s.max_param_bytes),
-            JobQueue(self._registry, self._scheduler, s.queue_timeout),
+            queue,
+            self._fleet,
         )
         self._jobs = JobService(
-            executor, self._recorder, self._store, live, s.max_output_bytes, s.job_timeout
+            executor,
+            self._recorder,
+            self._store,
+            live,
+            s.max_output_bytes,
+            s.job_timeout,
+            self._fleet,
         )
+        if self._fleet is not None:
+            self._fleet.on_cancel = self._jobs.cancel_here
+            self._fleet.on_slot_freed = queue.pump
+            self._registry.claim = self._fleet.claim
+            await self._beat()  # the first leases, before the first ping sweep
         self._metrics_on(self._registry, self._jobs)
         admin = AdminServicer(Admin(self._registry, self._store, self._recorder.flush))
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
@@ -158,10 +200,12 @@ class Master(Lifecycle):
         self._built, self.port = built, built.port
         await built.server.start()
         self._recorder.start()
-        for name, _ in services:
-            await built.health.set(name, _SERVING)
+        for service, _ in services:
+            await built.health.set(service, _SERVING)
         await built.health.set("", _SERVING)
         self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
+        if self._fleet is not None:
+            self._beater = asyncio.create_task(self._beat_loop(), name="heartbeat")
         if s.http_port:
             app = create_app(self._jobs, self._registry, s, client_token)
             self._http = HttpServer(app, s)
@@ -170,6 +214,8 @@ class Master(Lifecycle):
         log.info(
             "master_started",
             port=self.port,
+            name=name,
+            shared_database=shared,
             db=shown_url(s.db),
             tls="mutual" if mutual else bool(tls),
             registration_auth=enforced(
@@ -179,6 +225,54 @@ class Master(Lifecycle):
                 (mutual, "client certificate"), (client_token is not None, "bearer token")
             ),
         )
+
+    def name(self) -> str:
+        """This master's name among those sharing its database: ``--name``, else host:port.
+
+        With ``--port 0`` the port is not known yet, so the process id stands in.
+        """
+        s = self.settings
+        if s.name:
+            return s.name
+        return f"{socket.gethostname()}:{s.port or f'pid{os.getpid()}'}"
+
+    def _saved(self, live: LiveJobs) -> Callable[[list[str]], None]:
+        """What the recorder tells once records are written: the live jobs, and the fleet."""
+
+        def saved(job_ids: list[str]) -> None:
+            live.saved(job_ids)
+            if self._fleet is not None and job_ids:
+                task = asyncio.create_task(self._fleet.announce_saved(job_ids))
+                self._notices.add(task)
+                task.add_done_callback(self._notices.discard)
+
+        return saved
+
+    async def _beat(self) -> None:
+        """One heartbeat, then the registry takes in the shared slave list and leases."""
+        assert self._fleet is not None and self._registry is not None
+        assert self._slave_feed is not None
+        try:
+            beat = await self._fleet.beat()
+            rows = await self._slave_feed.read()
+        except Exception as exc:
+            log.warning("heartbeat_failed", error=str(exc))
+            if self._fleet.stale():  # others may hold our leases now: stop pinging
+                self._registry.disown()
+            return
+        self._registry.sync(rows, beat.owned)
+        log.debug("heartbeat", masters=beat.masters, pinging=len(beat.owned))
+
+    async def _beat_loop(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.heartbeat_interval)
+            began = time.monotonic()
+            await self._beat()
+            took = time.monotonic() - began
+            if took > s.master_timeout / 3:
+                # Others take this master over past --master_timeout: say so early.
+                log.warning("heartbeat_slow", seconds=round(took, 3), limit=s.master_timeout)
 
     def _metrics_on(self, registry: Registry, jobs: JobService) -> None:
         """Serve Prometheus metrics on --metrics_port, fed by the registry and jobs."""
@@ -194,11 +288,15 @@ class Master(Lifecycle):
     async def _ping_loop(self) -> None:
         assert self._registry is not None
         while True:
-            await self._registry.ping_all()
+            try:
+                await self._registry.ping_all()
+            except Exception as exc:  # the database is away: the next sweep tries again
+                log.warning("ping_sweep_failed", error=str(exc))
             await asyncio.sleep(self.settings.ping_interval)
 
     async def _before_drain(self) -> None:
         await cancel_task(self._pinger)
+        await cancel_task(self._beater)
         if self._jobs is not None:
             # Detached jobs get the same grace as calls in flight, side by side.
             self._jobs_stopped = asyncio.create_task(self._jobs.stop(self.settings.grace))
@@ -224,6 +322,11 @@ class Master(Lifecycle):
         if self._recorder is not None:
             await self._recorder.close()
             self._recorder = None
+        if self._fleet is not None:
+            await asyncio.gather(*self._notices, return_exceptions=True)
+            await self._fleet.leave()  # no job of ours is left: others ping at once
+            await self._fleet.close()
+            self._fleet = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -30,6 +30,9 @@ from arko.master.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
 from arko.master.registry import Registry
 from arko.master.scheduler import Scheduler
 from arko.master.slaves import Slave
+
+if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
+    from arko.master.fleet import Fleet
 
 log = structlog.get_logger("arko.master.executor")
 
@@ -105,11 +108,14 @@ class Executor:
         connect_timeout: float,
         limits: Limits | None = None,
         queue: JobQueue | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self._registry = registry
         self._connect_timeout = connect_timeout
         self._limits = limits or Limits()
         self._queue = queue or JobQueue(registry, scheduler, DEFAULT_QUEUE_TIMEOUT)
+        # Several masters: a method's max_concurrency also needs a fleet-wide place.
+        self._fleet = fleet
 
     def check(self, job: JobInput) -> None:
         """Refuse at once what can be refused without a slave: size and method name.
@@ -158,11 +164,17 @@ class Executor:
         # timeout covers the run on the slave.
         deadline = None if timeout is None else loop.time() + timeout
         tries, waited = 0, False
+        queued_at, told = loop.time(), False
+
+        def queued() -> None:
+            nonlocal told
+            if not told:
+                told = True
+                (on_queued or _nothing)()
+
         while True:
             try:
-                slave = await self._queue.take(
-                    name.dotted, job.labels or {}, on_queued or _nothing, context
-                )
+                slave = await self._queue.take(name.dotted, job.labels or {}, queued, context)
             except NoLiveSlave:
                 left = wait_until - loop.time()
                 if left > 0 and any(s.pending for s in self._registry.offering(name.dotted)):
@@ -184,6 +196,17 @@ class Executor:
                 log.info("job_retry", method=name.dotted, retries_left=retries, **context)
                 await self._registry.wait_for_change(self._connect_timeout)
                 continue
+            slot = None
+            if self._fleet is not None and policy.max_concurrency:
+                slot = await self._fleet.try_slot(name.dotted, policy.max_concurrency)
+                if slot is None:  # held by other masters' jobs: wait for a notice
+                    self._queue.give_back(slave, name.dotted)
+                    left = queued_at + self._queue.timeout - loop.time()
+                    if left <= 0:
+                        raise self._queue.timed_out(name.dotted)
+                    queued()
+                    await self._fleet.wait_for_slot(min(left, 1.0))
+                    continue
             # A slave we could not even connect to, or that refused the call
             # as full, never saw the job, so trying again cannot run it twice.
             # Bounded: each pass marks a slave down or full, or finds its
@@ -206,6 +229,9 @@ class Executor:
             except BaseException:
                 self._queue.give_back(slave, name.dotted)
                 raise
+            finally:
+                if slot is not None and self._fleet is not None:
+                    await self._fleet.release(slot)
             self._queue.give_back(slave, name.dotted)
             return streaming
 

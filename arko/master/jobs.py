@@ -6,7 +6,9 @@ database round trip) before the job goes on, so a ``kill -9`` of the master
 cannot lose them. A background flusher folds the journal into the database in
 batches, one transaction each, and rotates the journal so it stays small. At
 start, any journal left by a crash is replayed, and jobs still queued or
-running are marked interrupted.
+running are marked interrupted. A record the database refuses for what it
+holds is set aside in ``refused.jsonl`` beside the journal, so it cannot hold
+back the records after it.
 
 This is on every job's path, so a transition costs one small ``json.dumps`` of
 the fields that changed and one ``write()``; nothing is copied or converted
@@ -17,24 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from arko.common.errors import Unavailable
 from arko.common.lifecycle import cancel_task
 from arko.common.redact import REDACTED, is_secret_name, redact_mapping
-from arko.master.store import EventRow, JobRow, Store
+from arko.master.store import EventRow, JobRow, RecordRefused, Store
 
 log = structlog.get_logger("arko.master.jobs")
 
 MAX_STORED_TEXT = 64 * 1024
 INTERRUPTED_REASON = "the master stopped while the job was in flight"
+# Beside the journal: records the database refused, one JSON line per write.
+REFUSED_FILE = "refused.jsonl"
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 _TIMES = ("created_at", "started_at", "ended_at")
 # Every field of a job line that is not ``id`` or ``state``, for whole lines.
@@ -54,6 +60,7 @@ _WHOLE = (
     "output_bytes",
     "output_truncated",
     "last_seq",
+    "master",
 )
 
 
@@ -101,6 +108,7 @@ class Job:
         "id",
         "journal_seq",
         "last_seq",
+        "master",
         "method",
         "output_bytes",
         "output_truncated",
@@ -120,8 +128,10 @@ class Job:
         secrets: tuple[str, ...],
         args: dict[str, Any] | None = None,
         detached: bool = False,
+        master: str = "",
     ):
         self.id = job_id
+        self.master = master
         self.method = method
         self.params = params
         self.args = args or {}
@@ -177,6 +187,7 @@ class Job:
             output_bytes=self.output_bytes,
             output_truncated=self.output_truncated,
             last_seq=self.last_seq,
+            master=self.master,
         )
 
 
@@ -188,6 +199,12 @@ class JobRecorder:
         journal_dir: Folder of the journal files.
         flush_interval: Seconds transitions gather before one database write.
         on_saved: Told the ids of jobs whose records reached the store.
+        master: This master's name when several share the database: jobs
+            carry it, a restart interrupts only its own unfinished jobs, and
+            :meth:`persist` writes a job to the database before it is sent
+            (so another master can answer for it, or take it over). None: the
+            database is this master's alone.
+        commit: How :meth:`persist` writes (default: the store's ``save_jobs``).
     """
 
     def __init__(
@@ -196,11 +213,20 @@ class JobRecorder:
         journal_dir: Path,
         flush_interval: float = 1.0,
         on_saved: Callable[[list[str]], None] | None = None,
+        master: str | None = None,
+        commit: Callable[[list[JobRow]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._dir = journal_dir
         self._interval = flush_interval
         self._on_saved = on_saved
+        self._master = master
+        self._commit_rows = commit or store.save_jobs
+        # Jobs waiting for :meth:`persist`'s next group commit, and its outcome.
+        self._durable: list[Job] = []
+        self._committed: asyncio.Future[None] | None = None
+        self._commit_task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._pending: dict[str, Job] = {}
         self._events: list[EventRow] = []
         self._wake = asyncio.Event()
@@ -236,10 +262,10 @@ class JobRecorder:
                 }
                 rows.append(JobRow(**values))
         if rows or events:
-            await self._store.save_jobs(rows, list(events.values()))
+            await self._save(rows, list(events.values()))
         for path in files:
             path.unlink()
-        interrupted = await self._store.interrupt_unfinished(INTERRUPTED_REASON)
+        interrupted = await self._store.interrupt_unfinished(INTERRUPTED_REASON, self._master)
         if files or interrupted:
             log.warning(
                 "jobs_recovered", replayed=len(rows), events=len(events), interrupted=interrupted
@@ -282,12 +308,59 @@ class JobRecorder:
         secrets = tuple(v for v in found if len(v) >= 3)
         stored = {k[:256]: v[:1024] for k, v in redact_mapping(params).items()}
         return Job(
-            os.urandom(16).hex(), method[:512], stored, secrets, redact_mapping(args), detached
+            os.urandom(16).hex(),
+            method[:512],
+            stored,
+            secrets,
+            redact_mapping(args),
+            detached,
+            self._master or "",
         )
 
     def accepted(self, job: Job) -> None:
         """Journal a job that may wait or run without a caller: it has a record from now."""
         self._put(job, {})
+
+    @property
+    def shared(self) -> bool:
+        """Whether several masters may share the database (see ``master``)."""
+        return self._master is not None
+
+    async def persist(self, job: Job) -> None:
+        """Journal the job as accepted and wait until its row is in the database.
+
+        Only when the database is shared: a job another master can see
+        before it is sent can be answered for, or marked interrupted should
+        this master die, even if this master never comes back. Jobs arriving
+        together share one write (group commit), so the cost is one database
+        round trip per burst, not per job.
+        """
+        if self._master is None:
+            return
+        self.accepted(job)
+        self._durable.append(job)
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+        done = self._committed
+        if self._commit_task is None or self._commit_task.done():
+            self._commit_task = asyncio.create_task(self._commit_loop(), name="job-commit")
+        await asyncio.shield(done)
+
+    async def _commit_loop(self) -> None:
+        """Write the waiting jobs, one write at a time; those arriving meanwhile go next."""
+        await asyncio.sleep(0)  # let the jobs of this loop iteration join
+        while self._durable and self._committed is not None:
+            batch, done = self._durable, self._committed
+            self._durable, self._committed = [], None
+            try:
+                await self._commit_rows([job.row() for job in batch])
+            except Exception as exc:
+                log.error("job_commit_failed", error=str(exc), jobs=len(batch))
+                error = Unavailable(f"the job could not be recorded in the database: {exc}")
+                done.set_exception(error)
+                done.exception()  # retrieved: each waiter raises it on its own
+            else:
+                done.set_result(None)
 
     def running(self, job: Job, slave: str) -> None:
         """Journal that the job is being sent to ``slave``."""
@@ -354,7 +427,16 @@ class JobRecorder:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write every pending record to the store, then drop the journal that held them."""
+        """Write every pending record to the store, then drop the journal that held them.
+
+        One flush at a time (listings and Admin flush too): on a database
+        with parallel writers, an older snapshot of a job written after a
+        newer one would undo it.
+        """
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self._wake.clear()
         if not self._pending and not self._events:
             return
@@ -365,22 +447,66 @@ class JobRecorder:
         self._seq += 1
         self._open_journal()
         try:
-            await self._store.save_jobs(rows, events)
-        except Exception as exc:
+            await self._save(rows, events)
+        except BaseException as exc:
             # Carry the batch over to the new journal (unless a newer state of
-            # the same job is already there), so the next flush or start has it.
-            log.error("job_flush_failed", error=str(exc), jobs=len(batch))
+            # the same job is already there), so the next flush or start has
+            # it: after a failed write, and after a flush cancelled mid-write
+            # by close(), whose own flush then writes it.
+            if isinstance(exc, Exception):
+                log.error("job_flush_failed", error=str(exc), jobs=len(batch))
             for job in batch:
                 if job.id not in self._pending:
                     self._put(job, {})
             for event in events:
                 self._keep(event)
+            if not isinstance(exc, Exception):
+                raise
         else:
             if self._on_saved is not None:
                 self._on_saved([job.id for job in batch if job.id not in self._pending])
         finally:
             os.close(old_fd)
             self._journal(old_seq).unlink(missing_ok=True)
+
+    async def _save(self, rows: list[JobRow], events: list[EventRow]) -> None:
+        """Write a batch; should the database refuse a record for what it
+        holds, write the batch record by record and set the refused ones aside.
+
+        One refused record must not hold back every later one: the batch
+        would be carried over and refused again at each flush, and at each
+        start (the master could not start at all). An outage is not a
+        refusal: it raises, and the batch is tried again later.
+        """
+        try:
+            await self._store.save_jobs(rows, events)
+        except RecordRefused:
+            for row in rows:
+                await self._save_or_set_aside([row], [])
+            for event in events:
+                await self._save_or_set_aside([], [event])
+
+    async def _save_or_set_aside(self, rows: list[JobRow], events: list[EventRow]) -> None:
+        try:
+            await self._store.save_jobs(rows, events)
+        except RecordRefused as exc:
+            # Kept on disk, out of the journal's way, for an operator to read:
+            # the journal lines hold the same fields.
+            fields = [dataclasses.asdict(r) for r in rows] + [dataclasses.asdict(e) for e in events]
+            line = json.dumps({"refused": str(exc), "records": fields}, default=str)
+            path = self._dir / REFUSED_FILE
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line.encode() + b"\n")
+            finally:
+                os.close(fd)
+            log.error(
+                "job_record_refused",
+                job_id=rows[0].id if rows else events[0].job_id,
+                event_seq=None if rows else events[0].seq,
+                error=str(exc),
+                kept_in=str(path),
+            )
 
     async def close(self) -> None:
         """Stop the flusher and write everything still pending."""

@@ -12,7 +12,9 @@ served oldest first, so a job never overtakes an earlier one it competes with.
 A waiter whose caller goes away or is cancelled leaves the queue at once.
 
 The count is this master's: several masters sharing slaves each keep their
-own, and the slave, the authority, refuses what is past its capacity.
+own, and the slave, the authority, refuses what is past its capacity. With
+several masters on one database, the executor also takes a fleet-wide place
+of the method (:mod:`arko.master.fleet`) once this queue has given it one.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ class JobQueue:
             if future.done() and not future.cancelled() and future.exception() is None:
                 self.give_back(future.result(), method)  # never sent
             if isinstance(exc, TimeoutError):
-                raise self._timed_out(method) from None
+                raise self.timed_out(method) from None
             raise
         finally:
             if waiter in self._waiters:
@@ -210,7 +212,13 @@ class JobQueue:
             )
         return slave
 
-    def _timed_out(self, method: str) -> QueueTimeout:
+    @property
+    def timeout(self) -> float:
+        """Longest wait in seconds for a place (``--queue_timeout``)."""
+        return self._timeout
+
+    def timed_out(self, method: str) -> QueueTimeout:
+        """The error of a job of ``method`` that waited too long for a place."""
         limit = self.policy(method).max_concurrency
         why = "every slave offering it that carries the labels asked for is full"
         if limit:

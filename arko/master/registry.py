@@ -13,22 +13,24 @@ import asyncio
 import bisect
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from arko.common.auth import call_secret
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, Store, now
+from arko.master.store import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics
@@ -38,6 +40,8 @@ log = structlog.get_logger("arko.master.registry")
 MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
+# Derived call secrets kept (one per live nonce; 64 bytes of hex and a nonce each).
+_SECRETS_KEPT = 65536
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -86,8 +90,30 @@ class Registry:
         dial: Dialer = plaintext,
         max_concurrent_probes: int = 500,
         forget_after: float = 0,
+        join_token: str | None = None,
+        name: str = "",
+        shared: bool = False,
     ) -> None:
         self._store = store
+        # With the join token, the call secret of a slave that registered with
+        # another master derives from its stored nonce (arko.common.auth).
+        self._join_token = join_token
+        # Deriving is an HMAC, and sync derives for every slave at each
+        # heartbeat (a third of a 10,000-slave beat's CPU); a nonce changes
+        # only when its slave restarts, so the answers are kept.
+        self._derive: Callable[[str], str] | None = None
+        if join_token is not None:
+            derive = functools.partial(call_secret, join_token)
+            self._derive = functools.lru_cache(maxsize=_SECRETS_KEPT)(derive)
+        self._name = name
+        # Several masters share the store: pings go to owned slaves only, and
+        # :meth:`sync` brings in what the others registered and saw.
+        self._shared = shared
+        # Several masters: takes the lease of a slave registering here if free.
+        self.claim: Callable[[int], Awaitable[bool]] | None = None
+        # Addresses registered or removed here since the last sync: a listing
+        # read before that change must not undo it.
+        self._recent: set[tuple[str, int]] = set()
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._probe_timeout = probe_timeout
         self._dial = dial
@@ -106,10 +132,23 @@ class Registry:
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
         for row in await self._store.list_slaves():
-            self._add(Slave.from_row(row, self._dial))
+            self._add(self._restored(row))
         log.info("slaves_loaded", count=len(self._slaves))
 
+    def _restored(self, row: SlaveRow) -> Slave:
+        slave = Slave.from_row(row, self._dial)
+        slave.secret = self._derived_secret(row.call_nonce)
+        slave.owned = not self._shared  # until a heartbeat grants its lease
+        return slave
+
+    def _derived_secret(self, nonce: str) -> str:
+        """The call secret of a slave that sent ``nonce``, "" when it cannot be derived."""
+        if self._derive is None or not nonce:
+            return ""
+        return self._derive(nonce)
+
     def _add(self, slave: Slave) -> None:
+        slave.caller = self._name
         self._slaves[(slave.host, slave.port)] = slave
         self._ordered.append(slave)  # ids grow with registration, so order holds
         self._index(slave, (), slave.methods)
@@ -144,26 +183,35 @@ class Registry:
             raise method_not_found(method, self._by_method)
         return found
 
-    async def register(self, host: str, port: int, secret: str = "") -> Slave:
+    async def register(self, host: str, port: int, secret: str = "", nonce: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
 
         A slave that cannot be reached is kept with status 0; the reason is logged.
-        ``secret`` is what the master must present on calls to it.
+        ``secret`` is what the master must present on calls to it; ``nonce``,
+        kept in the store, lets other masters with the join token derive it.
         """
         host = validate_address(host, port)
-        if len(secret) > MAX_SECRET:
-            raise InvalidArgument(f"call_secret is longer than {MAX_SECRET} characters")
-        row = await self._store.upsert_slave(host, port, STATUS_LIVE)
+        for field, value in (("call_secret", secret), ("call_nonce", nonce)):
+            if len(value) > MAX_SECRET:
+                raise InvalidArgument(f"{field} is longer than {MAX_SECRET} characters")
+            # The secret travels as a gRPC header and the nonce is stored as
+            # text: printable ASCII both (a NUL would fail PostgreSQL's write).
+            if not (value.isascii() and value.isprintable()):
+                raise InvalidArgument(f"{field} must be printable ASCII")
+        row = await self._store.upsert_slave(host, port, STATUS_LIVE, nonce)
         slave = self._slaves.get((host, port))
         if slave is None:
-            slave = Slave.from_row(row, self._dial)
+            slave = self._restored(row)
             self._add(slave)
         else:
             # It may have restarted: a channel in reconnect backoff would lie.
             slave.reset_channel()
-        slave.secret = secret
+        slave.secret = secret or self._derived_secret(nonce)
         slave.status = STATUS_LIVE
         slave.pending = False
+        self._recent.add((host, port))
+        if self.claim is not None and not slave.owned:
+            slave.owned = await self.claim(slave.id)
         log.info("slave_registered", slave=slave.address, id=slave.id)
         if self.metrics is not None:
             self.metrics.registered()
@@ -188,7 +236,7 @@ class Registry:
         The sweep takes about one timeout.
         """
         started, cpu = time.monotonic(), time.process_time()
-        slaves = list(self._ordered)
+        slaves = [s for s in self._ordered if s.owned]
         await asyncio.gather(*(self._bounded_probe(s) for s in slaves))
         await self.forget_long_down()
         log.debug(
@@ -198,6 +246,71 @@ class Registry:
             seconds=round(time.monotonic() - started, 4),
             cpu_seconds=round(time.process_time() - cpu, 4),
         )
+
+    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
+        """Take in what the shared store says: slaves other masters registered,
+        forgot or saw change, and which slaves this master now pings.
+
+        A slave this master pings keeps the liveness its own probes found;
+        for the others, the store's word (their pinging master's) is taken.
+        Newly owned slaves are pinged in the next sweep.
+        """
+        stored = {(r.host, r.port): r for r in rows}
+        recent, self._recent = self._recent, set()
+        changed = False
+        for key, slave in list(self._slaves.items()):
+            if key not in stored and key not in recent:
+                self._drop(slave)
+                changed = True
+        for key, row in stored.items():
+            known = self._slaves.get(key)
+            if known is None:
+                if key in recent:
+                    continue  # removed here after the listing was read
+                known = self._restored(row)
+                known.pending = False
+                self._add(known)
+                changed = True
+            slave = known
+            # Claimed at registration after this beat read the leases: still ours.
+            slave.owned = row.id in owned or (key in recent and slave.owned)
+            if row.call_nonce and self._join_token is not None:
+                slave.secret = self._derived_secret(row.call_nonce)
+            if slave.owned or slave.probe_lock.locked():
+                continue
+            if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
+                slave.status, slave.pending = row.status, False
+                self._set_methods(slave, row.methods)
+                if not slave.live:
+                    slave.reset_channel()
+                changed = True
+            if (row.labels, row.capacity) != (slave.labels, slave.capacity):
+                slave.labels, slave.capacity = row.labels, row.capacity
+                changed = True
+            if slave.refused:
+                # Full with other masters' jobs when it refused: it may have
+                # room now, and no status read of ours would say so.
+                slave.refused, changed = False, True
+        if changed:
+            self._notify()
+
+    def disown(self) -> None:
+        """Stop pinging every slave: the database is out of reach, so other
+        masters may hold the leases now, and two pingers would be one too many.
+
+        Memory only, since the store cannot be reached; the next good beat's
+        :meth:`sync` hands back whatever leases this master still holds.
+        """
+        for slave in self._ordered:
+            slave.owned = False
+
+    def _drop(self, slave: Slave) -> None:
+        """Forget ``slave`` in memory (another master removed or forgot it)."""
+        del self._slaves[(slave.host, slave.port)]
+        self._index(slave, slave.methods, ())
+        self._ordered = [s for s in self._ordered if s is not slave]
+        slave.reset_channel()
+        log.info("slave_dropped", slave=slave.address, reason="gone from the shared database")
 
     async def _bounded_probe(self, slave: Slave) -> None:
         async with self._probe_slots:
@@ -219,6 +332,7 @@ class Registry:
             return
         for slave in gone:
             del self._slaves[(slave.host, slave.port)]
+            self._recent.add((slave.host, slave.port))
             self._index(slave, slave.methods, ())
         ids = {s.id for s in gone}
         self._ordered = [s for s in self._ordered if s.id not in ids]
@@ -238,7 +352,7 @@ class Registry:
         async with slave.probe_lock:
             if self._slaves.get((slave.host, slave.port)) is not slave:
                 return  # forgotten while this probe waited for the lock
-            before = (slave.status, slave.methods)
+            before = (slave.status, slave.methods, slave.labels, slave.capacity)
             probed = time.monotonic()
             reason, code = await self._check(slave)
             slave.reason = reason or ""
@@ -259,8 +373,20 @@ class Registry:
                     slave.pending = False
                     if before[0] == STATUS_LIVE or force_log:
                         log.warning("slave_down", slave=slave.address, reason=reason)
-            if (slave.status, slave.methods) != before or force_log:
-                await self._store.update_slave(slave.id, slave.status, slave.methods, reason or "")
+            after = (slave.status, slave.methods, slave.labels, slave.capacity)
+            # With several masters, the one pinging the slave speaks for it;
+            # any master may tell what it found on a slave that answered.
+            speaks = slave.owned or not self._shared or slave.live
+            if (after != before or force_log) and speaks:
+                await self._store.update_slave(
+                    slave.id,
+                    slave.status,
+                    slave.methods,
+                    reason or "",
+                    slave.labels,
+                    slave.capacity,
+                )
+            if after[:2] != before[:2] or force_log:
                 self._log_change(slave)
             self._notify()
 
@@ -273,7 +399,8 @@ class Registry:
             slave.reason = reason
             slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
-            await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
+            if slave.owned or not self._shared:  # else its pinging master decides
+                await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_change(slave)
             self._notify()
 
@@ -288,12 +415,16 @@ class Registry:
                     serving = await self._health(slave, channel)
                     if serving is False:
                         return "health check answers NOT_SERVING", None
+                    # Status first: a slave refusing this master says so
+                    # plainly on a unary call, while a refused reflection
+                    # stream may reach an asyncio client as INTERNAL
+                    # (grpc/grpc#36066), which reads as a broken slave.
+                    status = await read_status(channel, self._probe_timeout, slave.metadata)
                     known = slave.catalog
                     hint = known.protocol if known else None
                     catalog = await discover(
                         channel, self._probe_timeout, hint, slave.metadata, known
                     )
-                    status = await read_status(channel, self._probe_timeout, slave.metadata)
         except TimeoutError:
             return f"no answer within {self._probe_timeout:g}s", None
         except grpc.aio.AioRpcError as exc:
@@ -359,6 +490,7 @@ class Registry:
         async with slave.probe_lock:
             if self._slaves.pop((slave.host, slave.port), None) is None:
                 raise SlaveNotFound(f"slave {slave.address} was removed meanwhile")
+            self._recent.add((slave.host, slave.port))
             self._index(slave, slave.methods, ())
             self._ordered = [s for s in self._ordered if s is not slave]
             await self._store.delete_slave(slave.id)

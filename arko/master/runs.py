@@ -17,7 +17,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -37,6 +37,9 @@ from arko.master.output import (
 )
 from arko.master.store import JobFilter, JobRow, Store
 
+if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
+    from arko.master.fleet import Fleet
+
 log = structlog.get_logger("arko.master.runs")
 
 MAX_PAGE = 1000
@@ -45,6 +48,7 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted"
 CALLER_GONE = "caller went away"
 STOPPING = "the master stopped while the job was in flight"
 _EVENTS_PAGE = 500
+_FOLLOW_POLL = 1.0  # seconds between two reads of a job another master runs
 
 Sink = Callable[[Event], Awaitable[None]]
 
@@ -133,6 +137,7 @@ class JobService:
         live: Jobs in flight on this master.
         max_output_bytes: Output kept per job (the rest is live only).
         job_timeout: Deadline of a job whose caller set none (and of detached jobs).
+        fleet: The other masters on a shared database, if any.
     """
 
     def __init__(
@@ -143,8 +148,12 @@ class JobService:
         live: LiveJobs,
         max_output_bytes: int,
         job_timeout: float | None,
+        fleet: Fleet | None = None,
     ) -> None:
         self._executor = executor
+        # Several masters: jobs running on another one are followed through
+        # the store (woken by its notices) and cancelled by asking it.
+        self._fleet = fleet
         self._recorder = recorder
         self._store = store
         self._live = live
@@ -276,6 +285,8 @@ class JobService:
         error: ArkoError | None = None
         streaming = False
         try:
+            # Several masters: in the database before anyone learns its id.
+            await self._recorder.persist(job)
             if sink is not None:
                 await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
             streaming = await self._executor.execute(
@@ -413,27 +424,41 @@ class JobService:
             yield event
 
     async def _stored(self, row: JobRow, from_seq: int) -> AsyncIterator[Event]:
-        """A stored job's events: ACCEPTED, STARTED and FINISHED come from its record."""
-        head = [_accepted(row)]
-        if row.started_at is not None:
-            head.append(Event(1, STARTED, row.started_at.timestamp(), "running", row.slave))
-        for event in head:
-            if event.seq >= from_seq:
-                yield event
-        seen = head[-1].seq
-        seq = max(from_seq, 2)
+        """A stored job's events: ACCEPTED, STARTED and FINISHED come from its record.
+
+        A job still running on another master (several share the store) is
+        followed: its record and kept output are read again each time that
+        master says it wrote them (at most ``--job_flush_interval`` late),
+        or every second, until it ends.
+        """
+        seen, seq, started = 0, max(from_seq, 2), False
+        if from_seq == 0:
+            yield _accepted(row)
         while True:
-            page = await self._store.list_events(row.id, seq, _EVENTS_PAGE)
-            for kept in page:
-                yield Event(kept.seq, kept.kind, kept.time, "running", kept.data)
-                seen = kept.seq
-            if len(page) < _EVENTS_PAGE:
-                break
-            seq = page[-1].seq + 1
-        if row.state in FINAL_STATES:
-            last = max(row.last_seq, seen + 1, from_seq)
-            ended = row.ended_at.timestamp() if row.ended_at else 0.0
-            yield Event(last, FINISHED, ended, row.state, record=row)
+            if not started and row.started_at is not None:
+                started, seen = True, 1
+                if from_seq <= 1:
+                    yield Event(1, STARTED, row.started_at.timestamp(), "running", row.slave)
+            if started or row.state in FINAL_STATES:
+                while True:
+                    page = await self._store.list_events(row.id, seq, _EVENTS_PAGE)
+                    for kept in page:
+                        yield Event(kept.seq, kept.kind, kept.time, "running", kept.data)
+                        seen, seq = kept.seq, kept.seq + 1
+                    if len(page) < _EVENTS_PAGE:
+                        break
+            if row.state in FINAL_STATES:
+                last = max(row.last_seq, seen + 1, from_seq)
+                ended = row.ended_at.timestamp() if row.ended_at else 0.0
+                yield Event(last, FINISHED, ended, row.state, record=row)
+                return
+            if self._fleet is None:
+                return  # this master's own job, ended by a crash before it was recorded
+            await self._fleet.wait_saved(row.id, _FOLLOW_POLL)
+            fresh = await self._store.get_job(row.id)
+            if fresh is None:
+                return
+            row = fresh
 
     # -- cancelling and stopping -------------------------------------------
 
@@ -449,12 +474,27 @@ class JobService:
         job_id = check_job_id(job_id)
         live = self._live.get(job_id)
         if live is None:
+            row = await self.get(job_id)
+            if self._fleet is None or row.state in FINAL_STATES:
+                return row
+            # Running on another master: ask it, and follow the record to its end.
+            await self._fleet.ask_cancel(job_id, by)
+            log.info("job_cancel_requested", job_id=job_id, by=by, master=row.master)
+            async for event in self._stored(row, row.last_seq + 2):
+                if event.kind == FINISHED and event.record is not None:
+                    return event.record
             return await self.get(job_id)
         if live.cancel(by):
             log.info("job_cancel_requested", job_id=job_id, by=by)
             async for _ in live.follow(live.next_seq):
                 pass  # until FINISHED
         return live.job.row()
+
+    def cancel_here(self, job_id: str, by: str) -> None:
+        """Cancel ``job_id`` if it runs on this master (another master asked)."""
+        live = self._live.get(job_id)
+        if live is not None and live.cancel(by):
+            log.info("job_cancel_requested", job_id=job_id, by=by)
 
     async def stop(self, grace: float) -> None:
         """Let detached jobs finish within ``grace`` seconds, then interrupt them.

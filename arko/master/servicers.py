@@ -70,7 +70,9 @@ class RegisterServicer(register_pb2_grpc.RegisterServicer):
             if self._join_token is not None and not tokens_match(self._join_token, request.token):
                 raise Unauthenticated("join token missing or wrong")
             host = request.host or peer_host(context.peer())
-            await self._registry.register(host, request.port, request.call_secret)
+            await self._registry.register(
+                host, request.port, request.call_secret, request.call_nonce
+            )
         except ArkoError as exc:
             log.info("register_refused", peer=context.peer(), reason=exc.message)
             await abort(context, exc)

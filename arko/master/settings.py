@@ -93,6 +93,7 @@ class MasterSettings(DaemonSettings):
     max_output_bytes: int = Field(
         4 * 1024 * 1024,
         ge=1024,
+        le=1024 * 1024 * 1024,  # held in memory, and stored as a 32-bit count
         description="Output kept with each job's record (and held in memory while it runs); "
         "past it the kept copy is cut with a marker while live output goes on",
     )
@@ -111,6 +112,26 @@ class MasterSettings(DaemonSettings):
         description="Seconds job records gather (safe in the journal) before one database write",
     )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")
+    name: str = Field(
+        "",
+        max_length=255,
+        description="This master's name among several on one PostgreSQL database (empty: "
+        "host:port); keep it across restarts so a restart interrupts only its own jobs",
+        json_schema_extra={"metavar": "NAME"},
+    )
+    heartbeat_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Several masters on PostgreSQL: seconds between two heartbeats, each of "
+        "which also renews this master's ping leases and reads the fleet's changes",
+    )
+    master_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Several masters on PostgreSQL: seconds without a heartbeat after which a "
+        "master counts as dead; another then marks its running jobs interrupted and takes "
+        "over its pings (within this plus one --heartbeat_interval)",
+    )
     policy: Literal["first_live", "least_loaded"] = Field(
         "first_live",
         description="Which slave runs a job: first_live, the first live one in registration "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from arko.common.auth import SECRET_HEADER
+from arko.common.auth import MASTER_HEADER, SECRET_HEADER
 from arko.master.discovery import Catalog
 from arko.master.store import STATUS_LIVE, SlaveRow
 
@@ -54,8 +54,10 @@ class Slave:
     own count of the jobs it has on the slave now. ``refused`` marks a slave
     that refused a call as full (busy with another master's work, say) until
     one of this master's jobs on it ends or its next status read.
-
-    own count of the jobs it has on the slave now. ``reason`` is why it is
+    ``owned``: this master pings it (always, unless several masters share
+    the database: then the one holding its lease). ``caller`` is this
+    master's name, sent with every call so the slave's logs say who called.
+    ``reason`` is why it is
     down (empty when live) and ``last_seen`` when it last answered (epoch
     seconds, 0 for not since this master started), for operators.
     """
@@ -77,6 +79,8 @@ class Slave:
 
     reason: str = ""
     last_seen: float = 0.0
+    owned: bool = True
+    caller: str = ""
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)
@@ -103,6 +107,8 @@ class Slave:
         protected slave refuses the master rather than showing it the
         stranger's catalog of health alone.
         """
+        if self.caller:
+            return ((SECRET_HEADER, self.secret), (MASTER_HEADER, self.caller))
         return ((SECRET_HEADER, self.secret),)
 
     @property

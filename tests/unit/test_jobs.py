@@ -9,9 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from arko.master.jobs import INTERRUPTED_REASON, JobRecorder
-from arko.master.store import EventRow, JobRow
+from arko.common.errors import Unavailable
+from arko.master.jobs import INTERRUPTED_REASON, REFUSED_FILE, JobRecorder
+from arko.master.store import EventRow, JobRow, RecordRefused
 
 
 class FakeStore:
@@ -22,20 +24,27 @@ class FakeStore:
         self.events: dict[tuple[str, int], EventRow] = {}
         self.writes = 0
         self.fail = False
+        # Records the "database" refuses for what they hold: a job whose
+        # slave is this, and events with this data.
+        self.refused = "\N{SNOWMAN}"
 
     async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
         if self.fail:
             raise OSError("disk full")
+        if any(j.slave == self.refused for j in jobs) or any(
+            e.data == self.refused for e in events
+        ):
+            raise RecordRefused("value out of range")
         self.writes += 1
         for job in jobs:
             self.jobs[job.id] = job
         for event in events:
             self.events[(event.job_id, event.seq)] = event
 
-    async def interrupt_unfinished(self, reason: str) -> int:
+    async def interrupt_unfinished(self, reason: str, master: str | None = None) -> int:
         count = 0
         for job_id, row in list(self.jobs.items()):
-            if row.state in ("queued", "running"):
+            if row.state in ("queued", "running") and master in (None, row.master):
                 self.jobs[job_id] = replace(row, state="interrupted", error=reason)
                 count += 1
         return count
@@ -43,6 +52,19 @@ class FakeStore:
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+def restarted(journal_dir: Path) -> FakeStore:
+    """A fresh store after a master restarts on ``journal_dir`` and stops."""
+
+    async def restart() -> FakeStore:
+        store = FakeStore()
+        rec = JobRecorder(store, journal_dir)  # type: ignore[arg-type]
+        await rec.recover()
+        await rec.close()
+        return store
+
+    return run(restart())
 
 
 async def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -112,14 +134,7 @@ def test_crash_journal_is_replayed_and_unfinished_jobs_interrupted(tmp_path: Pat
 
     done_id, cut_id = run(crashed_run())
 
-    async def restart() -> FakeStore:
-        store = FakeStore()
-        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
-        await rec.recover()
-        await rec.close()
-        return store
-
-    store = run(restart())
+    store = restarted(tmp_path)
     assert store.jobs[done_id].state == "succeeded"
     assert store.jobs[cut_id].state == "interrupted"
     assert store.jobs[cut_id].error == INTERRUPTED_REASON
@@ -170,6 +185,68 @@ def test_failed_flush_keeps_records_for_the_next_try(tmp_path: Path) -> None:
         assert store.jobs[job.id].state == "running"
 
     run(scenario())
+
+
+def test_a_refused_record_is_set_aside_and_holds_back_nothing(tmp_path: Path) -> None:
+    """A record the database refuses for what it holds (unlike an outage) is
+    written to refused.jsonl and logged; the rest of its batch and every later
+    record reach the store."""
+
+    ids: list[str] = []
+
+    async def scenario() -> tuple[FakeStore, list[str]]:
+        store = FakeStore()
+        rec = JobRecorder(store, tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        for slave in ("a:1", store.refused, "c:3"):
+            job = rec.begin("A.B", {})
+            rec.running(job, slave)
+            ids.append(job.id)
+        rec.output(job, 1, "OUTPUT", store.refused)
+        rec.output(job, 2, "OUTPUT", "fine")
+        with capture_logs() as logs:
+            await rec.flush()
+        later = rec.begin("A.B", {})
+        rec.running(later, "d:4")
+        ids.append(later.id)
+        await rec.flush()
+        await rec.close()
+        return store, [x["event"] for x in logs]
+
+    store, logged = run(scenario())
+    assert sorted(store.jobs) == sorted([ids[0], ids[2], ids[3]])
+    assert list(store.events) == [(ids[2], 2)]
+    assert logged == ["job_record_refused", "job_record_refused"]
+    kept = [json.loads(x) for x in (tmp_path / REFUSED_FILE).read_text().splitlines()]
+    assert [k["refused"] for k in kept] == ["value out of range"] * 2
+    assert kept[0]["records"][0]["id"] == ids[1]
+    assert kept[1]["records"][0] == {
+        "job_id": ids[2],
+        "seq": 1,
+        "kind": "OUTPUT",
+        "time": kept[1]["records"][0]["time"],
+        "data": store.refused,
+    }
+    assert (tmp_path / REFUSED_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_refused_record_in_a_crash_journal_does_not_stop_the_start(tmp_path: Path) -> None:
+    """Replaying a journal whose record the database refuses sets it aside and starts."""
+
+    async def crashed_run() -> tuple[str, str]:
+        rec = JobRecorder(FakeStore(), tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        bad, good = rec.begin("A.B", {}), rec.begin("A.B", {})
+        rec.running(bad, FakeStore().refused)
+        rec.running(good, "s")
+        return bad.id, good.id  # no close(): the process "dies" here
+
+    bad_id, good_id = run(crashed_run())
+
+    store = restarted(tmp_path)
+    assert list(store.jobs) == [good_id]
+    assert store.jobs[good_id].state == "interrupted"
+    assert bad_id in (tmp_path / REFUSED_FILE).read_text()
 
 
 @pytest.mark.parametrize("state", ["succeeded", "failed"])
@@ -223,3 +300,46 @@ def test_a_job_spanning_a_journal_rotation_replays_whole(tmp_path: Path) -> None
         "A.B",
         {"param": "x"},
     )
+
+
+def test_shared_database_gets_each_job_before_it_is_sent_in_group_commits(
+    tmp_path: Path,
+) -> None:
+    """With a shared database, persist() returns once the job's row is written;
+    jobs arriving together share writes, each stamped with the master's name, and
+    a failed write is UNAVAILABLE for every job in it. Alone, persist() writes nothing."""
+
+    async def scenario() -> None:
+        store = FakeStore()
+        writes: list[list[JobRow]] = []
+
+        async def commit(rows: list[JobRow]) -> None:
+            writes.append(rows)
+            await asyncio.sleep(0.01)  # a round trip: later jobs gather meanwhile
+            await store.save_jobs(rows)
+
+        rec = JobRecorder(store, tmp_path, master="m1", commit=commit)  # type: ignore[arg-type]
+        await rec.recover()
+        jobs = [rec.begin("MyPipeline.Run", {}) for _ in range(20)]
+        await asyncio.gather(*(rec.persist(job) for job in jobs[:10]))
+        assert {j.id for j in jobs[:10]} <= store.jobs.keys()
+        assert {store.jobs[j.id].master for j in jobs[:10]} == {"m1"}
+        assert len(writes) == 1
+        waiting = [asyncio.create_task(rec.persist(job)) for job in jobs[10:15]]
+        await asyncio.sleep(0)
+        waiting += [asyncio.create_task(rec.persist(job)) for job in jobs[15:]]
+        await asyncio.gather(*waiting)
+        assert sum(len(w) for w in writes) == 20 and len(writes) <= 3
+        store.fail = True
+        broken = rec.begin("MyPipeline.Run", {})
+        with pytest.raises(Unavailable, match="could not be recorded"):
+            await rec.persist(broken)
+        store.fail = False
+        await rec.close()
+        alone = JobRecorder(FakeStore(), tmp_path / "alone")  # type: ignore[arg-type]
+        await alone.recover()
+        await alone.persist(alone.begin("MyPipeline.Run", {}))
+        assert alone._store.jobs == {}  # type: ignore[attr-defined]
+        await alone.close()
+
+    run(scenario())

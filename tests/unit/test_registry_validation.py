@@ -1,12 +1,16 @@
-"""Tests of the address checks of registration: validate_address and peer_host."""
+"""Tests of the checks of registration: validate_address, peer_host, secrets and nonces."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 import pytest
 
 from arko.common.errors import InvalidArgument
-from arko.master.registry import validate_address
+from arko.master.registry import MAX_SECRET, Registry, validate_address
 from arko.master.servicers import peer_host
+from arko.master.store import SlaveRow, SqliteStore
 
 
 @pytest.mark.parametrize(
@@ -109,3 +113,31 @@ def test_unparseable_ip_peer_is_an_invalid_argument() -> None:
     """A peer string with an ipv4 prefix but no IP is refused as InvalidArgument."""
     with pytest.raises(InvalidArgument):
         peer_host("ipv4:not-an-ip:5555")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("secret", "a\x00b", "printable ASCII"),
+        ("nonce", "a\x00b", "printable ASCII"),
+        ("nonce", "é", "printable ASCII"),
+        ("secret", "line\nbreak", "printable ASCII"),
+        ("nonce", "x" * (MAX_SECRET + 1), "longer than"),
+    ],
+)
+def test_bad_call_secrets_and_nonces_are_refused_before_storing(
+    tmp_path: Path, field: str, value: str, why: str
+) -> None:
+    """A secret or nonce no header or database could carry is refused; nothing is kept."""
+
+    async def scenario() -> list[SlaveRow]:
+        store = await SqliteStore.open(tmp_path / "arko.db")
+        try:
+            registry = Registry(store, probe_timeout=1)
+            with pytest.raises(InvalidArgument, match=f"call_{field} .*{why}"):
+                await registry.register("127.0.0.1", 1, **{field: value})
+            return await store.list_slaves()
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == []
