@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots
+.PHONY: help venv proto fmt lint test test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,19 @@ lint: $(STAMP) ## ruff and mypy.
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint ui-test chromium ## Install, lint, run the whole test suite.
-	$(PY) -m pytest
+test: $(STAMP) lint ui-test chromium ## Install, lint, run the whole test suite, then test-postgres.
+	ARKO_TEST_MASTER_DB=sqlite $(PY) -m pytest
+	$(MAKE) --no-print-directory test-postgres
+
+# Never skipped quietly: with no PostgreSQL the run stops, saying so, unless
+# ARKO_TEST_POSTGRES=off says the machine has none.
+test-postgres: $(STAMP) ui chromium ## The integration suite again, masters on PostgreSQL (ARKO_TEST_POSTGRES).
+	@if [ "$$ARKO_TEST_POSTGRES" = off ]; then \
+		echo "test-postgres: SKIPPED on purpose (ARKO_TEST_POSTGRES=off)"; \
+	else \
+		echo "ARKO_TEST_MASTER_DB=postgresql $(PY) -m pytest tests/integration"; \
+		ARKO_TEST_MASTER_DB=postgresql $(PY) -m pytest tests/integration; \
+	fi
 
 demo: $(STAMP) ## Start a master and a slave, run the grpcurl and webhook calls, print the web UI URL.
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory ui; else echo "$(NO_NODE)"; fi

@@ -2,19 +2,29 @@
 
 Every daemon gets a free loopback port, JSON logs in a file, and is stopped by
 its own PID. Waiting is always for a condition, bounded by a timeout.
+
+A fleet's masters keep their database in the fleet's folder (``arko.db``), or,
+with ``ARKO_TEST_MASTER_DB=postgresql``, in a PostgreSQL database made for the
+fleet on the server ``ARKO_TEST_POSTGRES`` names and dropped when it stops: so
+one test suite checks the master on both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+import urllib.parse
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +33,136 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
+# Which database a fleet's masters use unless told: "sqlite" (the default) or "postgresql".
+MASTER_DB_ENV = "ARKO_TEST_MASTER_DB"
+MASTER_DBS = ("sqlite", "postgresql")
+# The PostgreSQL server tests make their databases on ("off": none on this machine).
+POSTGRES_ENV = "ARKO_TEST_POSTGRES"
+POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def master_db_kind() -> str:
+    """``ARKO_TEST_MASTER_DB``: the database fleets put their masters on by default.
+
+    Raises:
+        ValueError: a value other than "sqlite" or "postgresql" (a typo must
+            not quietly test SQLite again).
+    """
+    kind = os.environ.get(MASTER_DB_ENV) or "sqlite"
+    if kind not in MASTER_DBS:
+        raise ValueError(f"{MASTER_DB_ENV}={kind!r}: expected one of {', '.join(MASTER_DBS)}")
+    return kind
+
+
+def postgres_server() -> str:
+    """The maintenance URL of the test PostgreSQL server (its database only makes others)."""
+    return os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT
+
+
+def is_postgres_url(db: Path | str) -> bool:
+    """Whether a master's ``--db`` value is a PostgreSQL URL rather than a SQLite file."""
+    return isinstance(db, str) and urllib.parse.urlsplit(db).scheme in ("postgresql", "postgres")
+
+
+class PostgresUnavailable(RuntimeError):
+    """The test PostgreSQL server cannot be reached (the message says which and how to fix)."""
+
+
+def _run_apart(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end on an event loop of its own thread.
+
+    Callers are synchronous, but some run where a loop is already running in
+    their thread (Playwright's sync API keeps one), and ``asyncio.run`` would
+    refuse there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _postgres_admin(sql: str) -> None:
+    # asyncpg is imported here, not at the top: it is an optional extra, and
+    # the SQLite-only users of this module (the demo, benchmarks) need none.
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(postgres_server(), timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise PostgresUnavailable(
+            f"PostgreSQL is not reachable at {postgres_server()} ({type(exc).__name__}: {exc}); "
+            f"start it (README, Development), set {POSTGRES_ENV} to another server, "
+            f"or {POSTGRES_ENV}=off to skip the PostgreSQL tests on purpose"
+        ) from None
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def check_postgres() -> None:
+    """Connect to the test server once.
+
+    Raises:
+        PostgresUnavailable: it does not answer.
+    """
+    _run_apart(_postgres_admin("SELECT 1"))
+
+
+def create_postgres_database() -> str:
+    """Create an empty database on the test server and return its URL.
+
+    Raises:
+        PostgresUnavailable: the server does not answer.
+    """
+    name = f"arko_test_{uuid.uuid4().hex[:12]}"
+    _run_apart(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    parts = urllib.parse.urlsplit(postgres_server())
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by :func:`create_postgres_database`, closing what still uses it."""
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    _run_apart(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def cut_postgres_database(url: str, cut: bool = True) -> None:
+    """Refuse (``cut``) or allow again every connection to a test database.
+
+    Refusing also closes the connections open now, so the masters on it see
+    the outage at once, as if the server had gone away for them alone.
+    """
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    sql = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if cut else "true"}'
+    if cut:
+        sql += (
+            "; SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+    _run_apart(_postgres_admin(sql))
+
+
+def query(db: Path | str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """The rows of one query on a master's database, SQLite file or PostgreSQL URL.
+
+    ``sql`` uses ``?`` placeholders on both (turned into ``$1``, ``$2`` ... for
+    PostgreSQL), so a test reads the database the same way whichever it is.
+    """
+    if not is_postgres_url(db):
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # commits a write
+            return list(conn.execute(sql, args))
+    numbered = iter(range(1, sql.count("?") + 1))
+    text = "".join(f"${next(numbered)}" if c == "?" else c for c in sql)
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(str(db), timeout=5)
+        try:
+            return [tuple(row) for row in await conn.fetch(text, *args)]
+        finally:
+            await conn.close()
+
+    return _run_apart(fetch())
 
 
 def free_port() -> int:
@@ -175,11 +315,47 @@ class Daemon:
 
 
 class Fleet:
-    """Starts masters and slaves in one folder and stops all of them, by PID, at the end."""
+    """Starts masters and slaves in one folder and stops all of them, by PID, at the end.
 
-    def __init__(self, workdir: Path) -> None:
+    Its masters share the fleet's database unless given another: a file in the
+    folder, or with ``master_db="postgresql"`` (default: ``ARKO_TEST_MASTER_DB``)
+    a PostgreSQL database made on first use and dropped after the daemons stop.
+    """
+
+    def __init__(self, workdir: Path, master_db: str | None = None) -> None:
         self.workdir = workdir
+        self.master_db = master_db or master_db_kind()
         self.daemons: list[Daemon] = []
+        self._databases: dict[str, Path | str] = {}
+
+    def database(self, name: str = "arko") -> Path | str:
+        """The fleet's database called ``name`` (``arko`` is the masters' default).
+
+        The same name gives the same database all along the fleet, so a master
+        restarted on it finds what the last one left; another name gives
+        another, empty one (``<name>.db`` in the folder, or a new PostgreSQL
+        database).
+
+        Raises:
+            PostgresUnavailable: on PostgreSQL, the server does not answer.
+        """
+        if name not in self._databases:
+            if self.master_db == "postgresql":
+                self._databases[name] = create_postgres_database()
+            else:
+                self._databases[name] = self.workdir / f"{name}.db"
+        return self._databases[name]
+
+    def query(self, sql: str, *args: object, db: Path | str | None = None) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (``?`` placeholders) on ``db``, by default the fleet's database."""
+        return query(db or self.database(), sql, *args)
+
+    def journal(self, master: Daemon) -> Path:
+        """The job journal folder of a master started on the fleet's default database."""
+        db = self.database()
+        if is_postgres_url(db):
+            return self.workdir / f"arko-master-{master.port}.journal"
+        return Path(f"{db}.journal")
 
     def master(
         self,
@@ -190,29 +366,30 @@ class Fleet:
         env: dict[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> Daemon:
-        """Start a master (database in the work folder unless ``db``, a file or URL, is given)."""
+        """Start a master (on the fleet's database unless ``db``, a file or URL, is given)."""
         port = port or free_port()
-        db = db or self.workdir / "arko.db"
+        db = db or self.database()
         daemon = self._add("master", port, ["--db", str(db), *args], env, credentials)
         return daemon.wait_serving() if wait else daemon
 
     def slave(
         self,
-        master: Daemon | None,
+        master: Daemon | Sequence[Daemon] | None,
         *args: str,
         port: int | None = None,
         wait: bool = True,
         env: dict[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> Daemon:
-        """Start a slave; with a master it registers there and this waits for it."""
+        """Start a slave; with masters it registers with each and this waits for all of them."""
         port = port or free_port()
-        link = ["--master", master.address] if master else ["--mode", "rpc"]
+        masters = [master] if isinstance(master, Daemon) else list(master or ())
+        link = ["--master", ",".join(x.address for x in masters)] if masters else ["--mode", "rpc"]
         daemon = self._add("slave", port, [*link, *args], env, credentials)
         if wait:
             daemon.wait_serving()
-            if master is not None:
-                daemon.wait_for_event("registered")
+            if masters:
+                daemon.wait_for_event("registered", count=len(masters))
         return daemon
 
     def _add(
@@ -230,9 +407,16 @@ class Fleet:
         return daemon
 
     def stop_all(self) -> None:
-        """Stop every daemon this fleet started, newest first."""
-        for daemon in reversed(self.daemons):
-            daemon.stop()
+        """Stop every daemon this fleet started, newest first, then drop its PostgreSQL
+        databases."""
+        try:
+            for daemon in reversed(self.daemons):
+                daemon.stop()
+        finally:
+            made = [db for db in self._databases.values() if is_postgres_url(db)]
+            self._databases.clear()
+            for url in made:
+                drop_postgres_database(str(url))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Fleet]:

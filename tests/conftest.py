@@ -1,4 +1,10 @@
-"""Fixtures shared by all tests."""
+"""Fixtures shared by all tests, and the PostgreSQL pass of the integration suite.
+
+With ``ARKO_TEST_MASTER_DB=postgresql`` every fleet puts its masters on a fresh
+PostgreSQL database (see arko.testing.Fleet), so the same tests check the
+master on both databases. Tests about the SQLite file itself are marked
+``sqlite_only("why")`` and skipped in that pass, the reason shown.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,47 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import fresh_database
+from arko.testing import (
+    MASTER_DB_ENV,
+    POSTGRES_ENV,
+    PostgresUnavailable,
+    check_postgres,
+    master_db_kind,
+    postgres_server,
+)
+from tests.postgres import OFF, fresh_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the PostgreSQL pass, stop at once when there is no server rather than fail each test."""
+    try:
+        kind = master_db_kind()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if kind != "postgresql":
+        return
+    if postgres_server() == OFF:
+        raise pytest.UsageError(
+            f"{MASTER_DB_ENV}=postgresql asks for PostgreSQL, but {POSTGRES_ENV}=off says "
+            "there is none: drop one of the two"
+        )
+    try:
+        check_postgres()
+    except PostgresUnavailable as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``sqlite_only`` tests in the PostgreSQL pass, with their reason; demand one."""
+    postgres = master_db_kind() == "postgresql"
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is None:
+            continue
+        if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+            raise pytest.UsageError(f"{item.nodeid}: sqlite_only takes one reason, a string")
+        if postgres:
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {marker.args[0]}"))
 
 
 @pytest.fixture
@@ -23,3 +69,12 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield str(tmp_path / "arko.db")
     else:
         yield from fresh_database()
+
+
+@pytest.fixture
+def master_db(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the kind this pass puts masters on (``ARKO_TEST_MASTER_DB``)."""
+    if master_db_kind() == "postgresql":
+        yield from fresh_database()
+    else:
+        yield str(tmp_path / "arko.db")

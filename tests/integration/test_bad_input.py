@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.migrations import LATEST
-from arko.testing import Daemon, Fleet, free_port, wait_until
+from arko.testing import Daemon, Fleet, free_port, is_postgres_url, query, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 # Codes a master may answer random jobs and registrations with; never UNKNOWN/INTERNAL.
@@ -25,11 +25,6 @@ PROPER_JOB_CODES = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
-
-
-def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute(sql))
 
 
 def test_too_many_parameters_is_resource_exhausted(fleet: Fleet, client_for) -> None:
@@ -110,7 +105,7 @@ def test_broken_reflection_marks_the_slave_down(fleet: Fleet, client_for, mode: 
         assert _register(master, port) == "done"
         down = [e for e in master.events("slave_down") if e["slave"] == f"127.0.0.1:{port}"]
         assert down and ("reflection" in down[0]["reason"] or "no answer" in down[0]["reason"])
-        rows = dict(_rows(fleet.workdir / "arko.db", "SELECT port, status FROM slave"))
+        rows = dict(fleet.query("SELECT port, status FROM slave"))
         assert rows == {good.port: 1, port: 0}
         assert "done" in client_for(master).run("MyPipeline.DryRun")
 
@@ -122,10 +117,10 @@ def test_not_serving_slave_is_counted_down(fleet: Fleet) -> None:
         assert _register(master, port) == "done"
         down = [e for e in master.events("slave_down") if e["slave"] == f"127.0.0.1:{port}"]
         assert [e["reason"] for e in down] == ["health check answers NOT_SERVING"]
-        assert _rows(fleet.workdir / "arko.db", "SELECT port, status FROM slave") == [(port, 0)]
+        assert fleet.query("SELECT port, status FROM slave") == [(port, 0)]
 
 
-def _start_master_on(db: Path) -> subprocess.CompletedProcess[str]:
+def _start_master_on(db: Path | str) -> subprocess.CompletedProcess[str]:
     """Run arko-master on ``db`` (it is expected to refuse to start)."""
     return subprocess.run(
         [
@@ -146,6 +141,7 @@ def _start_master_on(db: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.sqlite_only("a file that is not a SQLite database")
 def test_corrupt_database_is_a_clear_start_error(tmp_path: Path) -> None:
     """A database file that is not SQLite stops the master at start with a sentence."""
     db = tmp_path / "arko.db"
@@ -157,6 +153,7 @@ def test_corrupt_database_is_a_clear_start_error(tmp_path: Path) -> None:
     assert db.read_bytes() == b"this is not a database" * 100
 
 
+@pytest.mark.sqlite_only("a SQLite path that cannot be created")
 def test_unwritable_database_path_is_a_clear_start_error(tmp_path: Path) -> None:
     """A database path under a regular file (never writable, even for root) fails clearly."""
     blocker = tmp_path / "file"
@@ -167,6 +164,7 @@ def test_unwritable_database_path_is_a_clear_start_error(tmp_path: Path) -> None
     assert "Traceback" not in out.stdout + out.stderr
 
 
+@pytest.mark.sqlite_only("a SQLite file of 0.1; PostgreSQL came later (its path: test_store)")
 def test_database_of_the_first_release_is_upgraded(fleet: Fleet) -> None:
     """A 0.1 database (slave table only, user_version 0) opens with its slaves intact."""
     db = fleet.workdir / "old.db"
@@ -184,8 +182,8 @@ def test_database_of_the_first_release_is_upgraded(fleet: Fleet) -> None:
             (slave.port,),
         )
     master = fleet.master(db=db)
-    assert _rows(db, "PRAGMA user_version") == [(LATEST,)]
-    assert _rows(db, "SELECT id, host, port FROM slave") == [(1, "127.0.0.1", slave.port)]
+    assert query(db, "PRAGMA user_version") == [(LATEST,)]
+    assert query(db, "SELECT id, host, port FROM slave") == [(1, "127.0.0.1", slave.port)]
     channel = grpc.insecure_channel(master.address)
     reply = execution_pb2_grpc.ExecutionStub(channel).ExecuteJob(
         execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "old-db"}), timeout=20
@@ -194,22 +192,29 @@ def test_database_of_the_first_release_is_upgraded(fleet: Fleet) -> None:
     assert "old-db" in reply.message
 
 
-def test_database_from_a_newer_arko_is_refused(tmp_path: Path) -> None:
+def test_database_from_a_newer_arko_is_refused(fleet: Fleet) -> None:
     """A schema version above ours is refused, not damaged."""
-    db = tmp_path / "new.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA user_version = 99")
+    db = fleet.database()
+    if is_postgres_url(db):
+        query(db, "CREATE TABLE arko_schema (version INTEGER NOT NULL)")
+        query(db, "INSERT INTO arko_schema (version) VALUES (99)")
+        stored = "SELECT version FROM arko_schema"
+    else:
+        stored = "PRAGMA user_version"
+        query(db, "PRAGMA user_version = 99")
     out = _start_master_on(db)
     assert out.returncode == 2
     assert "newer than this arko" in out.stdout + out.stderr
-    assert _rows(db, "PRAGMA user_version") == [(99,)]
+    assert query(db, stored) == [(99,)]
 
 
 # --- property-based: random jobs and registrations against one running master ---
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Path]]:
+def fuzz_target(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Daemon, Path | str]]:
     """One master with one slave, a few finished jobs, shared by the fuzz tests."""
     workdir = tmp_path_factory.mktemp("fuzz")
     with Fleet(workdir).running() as fleet:
@@ -222,18 +227,18 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daem
                     execution_pb2.JobParams(method="MyPipeline.DryRun", params={"param": str(i)}),
                     timeout=10,
                 )
-        db = workdir / "arko.db"
+        db = fleet.database()
         wait_until(
-            lambda: _rows(db, "SELECT count(*) FROM job WHERE state = 'succeeded'") == [(3,)],
+            lambda: query(db, "SELECT count(*) FROM job WHERE state = 'succeeded'") == [(3,)],
             timeout=10,
             what="the seed jobs to be recorded",
         )
         yield master, db
 
 
-def _snapshot(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    slaves = _rows(db, "SELECT id, host, port FROM slave ORDER BY id")
-    jobs = _rows(
+def _snapshot(db: Path | str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    slaves = query(db, "SELECT id, host, port FROM slave ORDER BY id")
+    jobs = query(
         db, "SELECT id, method, state, result FROM job WHERE state = 'succeeded' ORDER BY id"
     )
     return slaves, jobs
@@ -250,7 +255,7 @@ def _snapshot(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ..
     params=st.dictionaries(st.text(max_size=20), st.text(max_size=300), max_size=8),
 )
 def test_random_jobs_get_proper_statuses(
-    fuzz_target: tuple[Daemon, Path], method: str, params: dict[str, str]
+    fuzz_target: tuple[Daemon, Path | str], method: str, params: dict[str, str]
 ) -> None:
     """Any JobParams gets OK or a meaningful error code, and stored data stays intact."""
     master, db = fuzz_target
@@ -303,7 +308,7 @@ _hosts = st.one_of(_invalid_hosts, st.sampled_from(LOOPBACK_HOSTS))
 )
 @given(host=_hosts, port=st.integers(min_value=-(2**31), max_value=2**31 - 1))
 def test_random_registrations_get_proper_statuses(
-    fuzz_target: tuple[Daemon, Path], host: str, port: int
+    fuzz_target: tuple[Daemon, Path | str], host: str, port: int
 ) -> None:
     """Any SlaveConfig is stored (valid) or refused with INVALID_ARGUMENT; nothing is lost."""
     master, db = fuzz_target

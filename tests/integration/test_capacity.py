@@ -310,12 +310,12 @@ def _register(master: Daemon, slave: Daemon) -> None:
 
 
 def test_a_call_refused_as_full_is_sent_elsewhere(
-    fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs], tmp_path: Path
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: list[Jobs]
 ) -> None:
     """Two masters share slaves: the one that does not know a slave is full is refused
     before the handler runs, and sends the job to the other slave; nothing fails."""
     first = fleet.master()
-    second = fleet.master(db=tmp_path / "second.db")
+    second = fleet.master(db=fleet.database("second"))
     a, b = (fleet.slave(None, *TOOLBOX, "--capacity", "1", env=toolbox_env) for _ in range(2))
     for master in (first, second):
         for slave in (a, b):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -73,7 +72,7 @@ def test_taken_port_fails_with_a_clear_error(fleet: Fleet) -> None:
         "--listen_host",
         "127.0.0.1",
         "--db",
-        str(fleet.workdir / "other.db"),
+        str(fleet.database("other")),
     )
     assert out.returncode != 0
     assert f"cannot listen on 127.0.0.1:{master.port}" in out.stdout + out.stderr
@@ -120,8 +119,7 @@ def test_master_flag_and_advertised_address(fleet: Fleet) -> None:
     master = fleet.master()
     port = free_port()
     fleet.slave(master, "--advertise_host", "localhost", "--advertise_port", str(port))
-    with sqlite3.connect(fleet.workdir / "arko.db") as conn:
-        assert list(conn.execute("SELECT host, port FROM slave")) == [("localhost", port)]
+    assert fleet.query("SELECT host, port FROM slave") == [("localhost", port)]
 
 
 def test_slave_waits_for_a_late_master(fleet: Fleet) -> None:
@@ -146,7 +144,8 @@ class _RecordingHealth(health.HealthServicer):  # type: ignore[misc]
 
 
 def test_db_flag_env_and_config_file(fleet: Fleet, tmp_path: Path) -> None:
-    """--db is honoured; a --config TOML file and ARKO_MASTER_* set values too.
+    """--db is honoured (the slave is stored there); a --config TOML file and ARKO_MASTER_*
+    set values too.
 
     ping_interval comes from the file: a second sweep within seconds, not
     after the default 30. ping_timeout comes from the environment: it is the
@@ -155,7 +154,7 @@ def test_db_flag_env_and_config_file(fleet: Fleet, tmp_path: Path) -> None:
     """
     config = tmp_path / "master.toml"
     config.write_text('ping_interval = 0.25\nlog_level = "debug"\n')
-    db = tmp_path / "chosen.db"
+    db = fleet.database("chosen")
     recorder = _RecordingHealth()
     server = grpc.server(ThreadPoolExecutor(max_workers=2))
     health_pb2_grpc.add_HealthServicer_to_server(recorder, server)
@@ -177,7 +176,7 @@ def test_db_flag_env_and_config_file(fleet: Fleet, tmp_path: Path) -> None:
     # waited for, the first may have begun before the registration.
     assert len(recorder.deadlines) >= 2
     assert all(d is not None and d <= 0.5 for d in recorder.deadlines), recorder.deadlines
-    assert db.exists()
+    assert fleet.query("SELECT port FROM slave", db=db) == [(port,)]
 
 
 def test_tls_flags_serve_tls(fleet: Fleet, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from arko.master.registry import Registry
 from arko.master.runs import JobService
 from arko.master.scheduler import FirstLiveScheduler
 from arko.master.slaves import Slave
-from arko.master.store import SqliteStore
+from arko.master.store import DatabaseStore, open_store
 from arko.slave.mypipeline import MyPipeline
 from arko.testing import LOOPBACK, free_port
 
@@ -50,9 +50,9 @@ async def _serve(port: int) -> BuiltServer:
 
 
 class Parts:
-    """A registry, recorder, executor and job service on a real store in a temporary folder."""
+    """A registry, recorder, executor and job service on a real store (the pass's database)."""
 
-    def __init__(self, store: SqliteStore, tmp: Path, scheduler: Any) -> None:
+    def __init__(self, store: DatabaseStore, tmp: Path, scheduler: Any) -> None:
         self.store = store
         self.registry = Registry(store, probe_timeout=2)
         live = LiveJobs()
@@ -75,7 +75,9 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_a_job_waiting_to_connect_survives_the_slave_registering_again(tmp_path: Path) -> None:
+def test_a_job_waiting_to_connect_survives_the_slave_registering_again(
+    tmp_path: Path, master_db: str
+) -> None:
     """The slave restarts while a job waits for its channel: the job runs, never UNKNOWN.
 
     Registering again retires the slave's channel; a job still waiting on that
@@ -83,7 +85,7 @@ def test_a_job_waiting_to_connect_survives_the_slave_registering_again(tmp_path:
     """
 
     async def scenario() -> None:
-        store = await SqliteStore.open(tmp_path / "arko.db")
+        store = await open_store(master_db)
         parts = Parts(store, tmp_path, FirstLiveScheduler())
         await parts.recorder.recover()
         port = free_port()
@@ -125,11 +127,13 @@ class ExplodingScheduler:
         raise RuntimeError("scheduler bug")
 
 
-def test_an_unexpected_exception_is_recorded_and_answered_internal(tmp_path: Path) -> None:
+def test_an_unexpected_exception_is_recorded_and_answered_internal(
+    tmp_path: Path, master_db: str
+) -> None:
     """A bug in the job path: INTERNAL naming the exception, a failed record, one traceback."""
 
     async def scenario() -> None:
-        store = await SqliteStore.open(tmp_path / "arko.db")
+        store = await open_store(master_db)
         parts = Parts(store, tmp_path, ExplodingScheduler())
         await parts.recorder.recover()
         port = free_port()

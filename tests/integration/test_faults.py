@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pytest
@@ -19,15 +17,12 @@ from arko.testing import Daemon, Fleet, wait_until
 
 FAST_PING = ("--ping_interval", "0.3", "--ping_timeout", "1")
 TOOLBOX = ("--service", "toolbox_plugin:plugin")
+# On a shared (PostgreSQL) database a job's row exists as queued before it is sent.
+UNFINISHED = ("queued", "running")
 
 
-def _query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute(sql, args))
-
-
-def _job(db: Path, job_id: str) -> tuple[object, ...] | None:
-    rows = _query(db, "SELECT state, slave, error_code, error FROM job WHERE id = ?", job_id)
+def _job(fleet: Fleet, job_id: str) -> tuple[object, ...] | None:
+    rows = fleet.query("SELECT state, slave, error_code, error FROM job WHERE id = ?", job_id)
     return rows[0] if rows else None
 
 
@@ -64,7 +59,6 @@ def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
     (``job_dispatched``) with no ``job_finished`` after it.
     Each must be in the database afterwards, and ``interrupted``.
     """
-    db = fleet.workdir / "arko.db"
     master = fleet.master("--log_level", "debug")
     fleet.slave(master, "--run_delay", "0.2", "--register_backoff_max", "0.5")
     channel, stub = _stub(master)
@@ -104,9 +98,9 @@ def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
 
     again = fleet.master(port=master.port)
     again.wait_for_event("jobs_recovered")
-    assert _query(db, "SELECT count(*) FROM slave") == [(1,)]
-    assert _query(db, "SELECT count(*) FROM job WHERE state IN ('queued', 'running')") == [(0,)]
-    states = dict(_query(db, "SELECT id, state FROM job"))
+    assert fleet.query("SELECT count(*) FROM slave") == [(1,)]
+    assert fleet.query("SELECT count(*) FROM job WHERE state IN ('queued', 'running')") == [(0,)]
+    states = dict(fleet.query("SELECT id, state FROM job"))
     assert dispatched - states.keys() == set(), "jobs the master sent are missing"
     assert {states[job_id] for job_id in succeeded} == {"succeeded"}
     interrupted = {job_id for job_id in in_flight if states[job_id] == "interrupted"}
@@ -114,13 +108,12 @@ def test_kill_9_master_under_load_loses_nothing(fleet: Fleet) -> None:
     # A success journaled in the instant between its journal line and its log
     # line reads succeeded: the record is right, only the log missed it.
     assert {states[job_id] for job_id in in_flight - interrupted} <= {"succeeded"}
-    reasons = _query(db, "SELECT DISTINCT error FROM job WHERE state = 'interrupted'")
+    reasons = fleet.query("SELECT DISTINCT error FROM job WHERE state = 'interrupted'")
     assert reasons == [(INTERRUPTED_REASON,)]
 
 
 def test_kill_9_slave_mid_job_fails_fast_and_moves_on(fleet: Fleet) -> None:
     """A slave killed during a job: UNAVAILABLE at once, status 0, next job elsewhere."""
-    db = fleet.workdir / "arko.db"
     master = fleet.master("--log_level", "debug")
     first = fleet.slave(master, "--run_delay", "60")
     second = fleet.slave(master, "--run_delay", "0")
@@ -133,14 +126,14 @@ def test_kill_9_slave_mid_job_fails_fast_and_moves_on(fleet: Fleet) -> None:
     # Not DEADLINE_EXCEEDED: the master noticed the slave's death, not the clock.
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert first.address in err.value.details()
-    rows = dict(_query(db, "SELECT port, status FROM slave"))
+    rows = dict(fleet.query("SELECT port, status FROM slave"))
     assert rows[first.port] == 0
     reply = stub.ExecuteJob(
         execution_pb2.JobParams(method="MyPipeline.Run", params={"param": "next"}), timeout=20
     )
     assert second.events("pipeline_run")[-1]["param"] == "next"
     record = wait_until(
-        lambda: (r := _job(db, reply.job_id)) and r[0] != "running" and r,
+        lambda: (r := _job(fleet, reply.job_id)) and r[0] not in UNFINISHED and r,
         timeout=10,
         what="the job's final record",
     )
@@ -155,10 +148,10 @@ def test_slaves_register_again_after_master_returns(fleet: Fleet) -> None:
     master.stop()
     for slave in slaves:
         slave.wait_for_event("master_lost")
-    fresh_db = fleet.workdir / "fresh.db"
+    fresh_db = fleet.database("fresh")
     fleet.master(port=master.port, db=fresh_db)
     wait_until(
-        lambda: _query(fresh_db, "SELECT count(*) FROM slave WHERE status = 1") == [(3,)],
+        lambda: fleet.query("SELECT count(*) FROM slave WHERE status = 1", db=fresh_db) == [(3,)],
         timeout=20,
         what="all three slaves to register again",
     )
@@ -176,7 +169,7 @@ def test_sigterm_on_master_lets_running_job_finish(fleet: Fleet) -> None:
     assert "finish-me" in reply.message
     assert master.proc is not None and master.proc.wait(20) == 0
     # Flushed on the way out.
-    assert _job(fleet.workdir / "arko.db", reply.job_id)[0] == "succeeded"
+    assert _job(fleet, reply.job_id)[0] == "succeeded"
     channel.close()
 
 
@@ -243,9 +236,8 @@ def test_cancelled_caller_cancels_the_slave_call(fleet: Fleet, toolbox_env: dict
     assert future.cancel()
     slave.wait_for_event("sleep_cancelled")
     job_id = master.wait_for_event("job_finished")["job_id"]
-    db = fleet.workdir / "arko.db"
     record = wait_until(
-        lambda: (r := _job(db, job_id)) and r[0] != "running" and r,
+        lambda: (r := _job(fleet, job_id)) and r[0] not in UNFINISHED and r,
         timeout=10,
         what="the job's final record",
     )
@@ -276,9 +268,8 @@ def test_disconnected_caller_cancels_the_slave_call(
         caller.wait(10)
     slave.wait_for_event("sleep_cancelled")
     job_id = master.wait_for_event("job_finished")["job_id"]
-    db = fleet.workdir / "arko.db"
     record = wait_until(
-        lambda: (r := _job(db, job_id)) and r[0] != "running" and r,
+        lambda: (r := _job(fleet, job_id)) and r[0] not in UNFINISHED and r,
         timeout=10,
         what="the job's final record",
     )

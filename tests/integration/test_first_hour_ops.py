@@ -3,11 +3,9 @@ says it enforces, and slaves forgotten after staying down too long."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -83,7 +81,7 @@ def test_readme_certificate_recipe_makes_a_working_mutual_tls_fleet(
 
 def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
     """master_started names what callers must present; mutual TLS counts as a check."""
-    plain = fleet.master(db=tmp_path / "plain.db")
+    plain = fleet.master(db=fleet.database("plain"))
     started = plain.events("master_started")[0]
     assert (started["registration_auth"], started["execution_auth"]) == ("none", "none")
 
@@ -95,7 +93,7 @@ def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
         *ca.daemon_flags(ca.issue("arko-master")),
         "--client_token_file",
         str(token),
-        db=tmp_path / "mutual.db",
+        db=fleet.database("mutual"),
         credentials=grpc.ssl_channel_credentials(
             ca.cert_path.read_bytes(), client.key.read_bytes(), client.cert.read_bytes()
         ),
@@ -106,22 +104,16 @@ def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
     assert started["execution_auth"] == "client certificate + bearer token"
 
 
-def _slave_rows(db: Path) -> list[tuple[str, int]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return list(conn.execute("SELECT host, port FROM slave"))
-
-
 def test_a_slave_down_longer_than_forget_after_is_forgotten(fleet: Fleet) -> None:
     """The master drops a slave down past --forget_after, logs it, and forgets it for good."""
-    db = fleet.workdir / "arko.db"
-    master = fleet.master("--forget_after", "0.5", "--ping_interval", "0.2", db=db)
+    master = fleet.master("--forget_after", "0.5", "--ping_interval", "0.2")
     kept = fleet.slave(master)
     gone = fleet.slave(master)
     assert gone.stop() == 0
     forgotten = master.wait_for_event("slave_forgotten")
     assert forgotten["slave"] == gone.address
     assert forgotten["forget_after"] == 0.5
-    assert _slave_rows(db) == [("127.0.0.1", kept.port)]
+    assert fleet.query("SELECT host, port FROM slave") == [("127.0.0.1", kept.port)]
     assert master.stop() == 0
-    again = fleet.master(db=db)
+    again = fleet.master()
     assert again.wait_for_event("slaves_loaded")["count"] == 1

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import grpc
 import pytest
 
@@ -14,9 +11,8 @@ from arko.testing import Daemon, Fleet, free_port, wait_until
 FAST_PING = ("--ping_interval", "0.3", "--ping_timeout", "1")
 
 
-def _rows(db: Path) -> list[tuple[str, int, int]]:
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute("SELECT host, port, status FROM slave ORDER BY id"))
+def _rows(fleet: Fleet) -> list[tuple[str, int, int]]:
+    return fleet.query("SELECT host, port, status FROM slave ORDER BY id")
 
 
 def _register(master: Daemon, host: str, port: int) -> str:
@@ -87,7 +83,7 @@ def test_registering_twice_keeps_one_row(fleet: Fleet) -> None:
     slave = fleet.slave(None)
     assert _register(master, "127.0.0.1", slave.port) == "done"
     assert _register(master, "127.0.0.1", slave.port) == "done"
-    assert _rows(fleet.workdir / "arko.db") == [("127.0.0.1", slave.port, 1)]
+    assert _rows(fleet) == [("127.0.0.1", slave.port, 1)]
 
 
 def test_empty_host_means_the_callers_address(fleet: Fleet) -> None:
@@ -95,7 +91,7 @@ def test_empty_host_means_the_callers_address(fleet: Fleet) -> None:
     master = fleet.master()
     slave = fleet.slave(None)
     _register(master, "", slave.port)
-    assert _rows(fleet.workdir / "arko.db") == [("127.0.0.1", slave.port, 1)]
+    assert _rows(fleet) == [("127.0.0.1", slave.port, 1)]
 
 
 def test_unreachable_slave_is_kept_down(fleet: Fleet) -> None:
@@ -103,7 +99,7 @@ def test_unreachable_slave_is_kept_down(fleet: Fleet) -> None:
     master = fleet.master("--ping_timeout", "1")
     port = free_port()
     assert _register(master, "127.0.0.1", port) == "done"
-    assert _rows(fleet.workdir / "arko.db") == [("127.0.0.1", port, 0)]
+    assert _rows(fleet) == [("127.0.0.1", port, 0)]
     assert "slave_down" in {e["event"] for e in master.events()}
 
 
@@ -120,7 +116,7 @@ def test_bad_registration_is_invalid_argument(
         _register(master, host, port)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle in err.value.details()
-    assert _rows(fleet.workdir / "arko.db") == []
+    assert _rows(fleet) == []
 
 
 def test_restarted_master_knows_its_slaves(fleet: Fleet, client_for) -> None:
@@ -148,7 +144,7 @@ def test_registered_slave_is_back_after_master_restart(fleet: Fleet, client_for)
     slave.wait_for_event("registered", count=2)
     reply = client_for(again).run("MyPipeline.Run", param="after-restart")
     assert "after-restart" in reply
-    assert _rows(fleet.workdir / "arko.db") == [("127.0.0.1", slave.port, 1)]
+    assert _rows(fleet) == [("127.0.0.1", slave.port, 1)]
 
 
 def test_master_logs_slaves_and_methods_when_they_change(fleet: Fleet) -> None:

@@ -2,7 +2,9 @@
 
 Each test gets a fresh database on the machine's PostgreSQL (``postgres_url``),
 dropped afterwards; an unreachable server fails the test, it is never skipped
-quietly (see tests/postgres.py).
+quietly (see tests/postgres.py). Tests ask for ``postgres_url`` before
+``fleet``: pytest tears fixtures down in reverse, so the masters stop before
+their database is dropped under them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _list(master: Daemon, *states: int) -> list[jobs_pb2.Job]:
 
 
 def test_grpcurl_job_through_a_master_on_postgres_survives_a_restart(
-    fleet: Fleet, postgres_url: str, grpcurl: str
+    postgres_url: str, fleet: Fleet, grpcurl: str
 ) -> None:
     """The README's grpcurl call works, and its record, secrets redacted, outlives the master."""
     master = fleet.master(db=postgres_url)
@@ -58,7 +60,7 @@ def test_grpcurl_job_through_a_master_on_postgres_survives_a_restart(
     assert "parola" not in job.result
 
 
-def test_streamed_output_is_read_back_after_a_restart(fleet: Fleet, postgres_url: str) -> None:
+def test_streamed_output_is_read_back_after_a_restart(postgres_url: str, fleet: Fleet) -> None:
     """A streamed job's kept output is in PostgreSQL: Watch replays it from a new master."""
     master = fleet.master(db=postgres_url)
     fleet.slave(master, "--run_delay", "0")
@@ -79,7 +81,7 @@ def test_streamed_output_is_read_back_after_a_restart(fleet: Fleet, postgres_url
     assert replay[-1].state == jobs_pb2.SUCCEEDED
 
 
-def test_kill_9_under_load_leaves_every_job_final(fleet: Fleet, postgres_url: str) -> None:
+def test_kill_9_under_load_leaves_every_job_final(postgres_url: str, fleet: Fleet) -> None:
     """kill -9 mid-load: after a restart on the same port no job is queued or running.
 
     The jobs the slave was running when the master died come back
@@ -114,7 +116,7 @@ def test_kill_9_under_load_leaves_every_job_final(fleet: Fleet, postgres_url: st
 
 
 def test_masters_starting_together_on_a_new_database_all_serve(
-    fleet: Fleet, postgres_url: str
+    postgres_url: str, fleet: Fleet
 ) -> None:
     """Three masters creating the schema at once: one upgrades, the others wait, all serve.
 
@@ -127,7 +129,7 @@ def test_masters_starting_together_on_a_new_database_all_serve(
         assert master.events("master_started")
 
 
-def test_the_database_password_never_reaches_the_log(fleet: Fleet, postgres_url: str) -> None:
+def test_the_database_password_never_reaches_the_log(postgres_url: str, fleet: Fleet) -> None:
     """A password in --db is shown as *** in the master's log (the server trusts loopback)."""
     with_password = postgres_url.replace("postgres@", "postgres:hunter2secret@", 1)
     assert with_password != postgres_url

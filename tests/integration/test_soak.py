@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -94,9 +93,7 @@ def test_slaves_killed_and_restarted_under_load_lose_no_job(fleet: Fleet) -> Non
     assert not missing_ids, f"answers without a job id: {missing_ids[:5]}"
     assert answers["OK"] > 100, answers
     assert master.stop() == 0
-    db = fleet.workdir / "arko.db"
-    with sqlite3.connect(db) as conn:
-        states = dict(conn.execute("SELECT id, state FROM job"))
+    states = dict(fleet.query("SELECT id, state FROM job"))
     assert len(states) == sum(answers.values()) == len(job_ids), (len(states), answers)
     assert all(states.get(job_id) in FINAL_STATES for job_id in job_ids), Counter(
         states.get(j) for j in job_ids
