@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from arko.testing import Fleet
-from bench import postgres, profile
+from bench import heartbeat, postgres, profile
 from bench.config import FULL, QUICK, BenchConfig
 from bench.dispatch import DispatchRig, sequential_latency, start_rig, throughput, timed
 from bench.fleet import fleet_scale, memory, memory_live
@@ -166,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--postgres-only",
         action="store_true",
-        help="measure only the master on PostgreSQL against SQLite; print, write no files",
+        help="measure only the master on PostgreSQL against SQLite (jobs, then the "
+        "heartbeat slave read); print, write no files",
     )
     parser.add_argument(
         "--streaming-only",
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.postgres_only:
         with Fleet(workdir).running() as fleet:
             print(postgres.render(postgres.postgres_vs_sqlite(cfg, fleet, workdir, say)))
+        print(heartbeat.render(heartbeat.heartbeat_read(cfg, workdir, say)))
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
     meta = machine_info(args.arko_ref)

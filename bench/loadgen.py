@@ -107,8 +107,13 @@ async def drive(
 async def op_unary(
     address: str, target: str, count: int, inflight: int, max_seconds: float, warmup: int
 ) -> dict[str, Any]:
-    """Time ``count`` DryRun jobs at ``inflight`` concurrency, after ``warmup`` untimed ones."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    """Time ``count`` DryRun jobs at ``inflight`` concurrency, after ``warmup`` untimed ones.
+
+    ``address`` may name several servers (``ipv4:host:port,host:port``): calls
+    are then spread over them round-robin, as a client of several masters does.
+    """
+    options = [("grpc.lb_policy_name", "round_robin")] if "," in address else []
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
         call = _caller(channel, target)
         if warmup:
             await drive(call, warmup, inflight, max_seconds)
