@@ -28,9 +28,13 @@ from arko.gen import register_pb2, register_pb2_grpc
 log = structlog.get_logger("arko.slave.registration")
 
 # Codes after which trying again can help: the master is away or busy.
+# CANCELLED is what a master that stops in the middle of the call answers (its
+# server cancels the calls in flight); this slave's own stop raises
+# asyncio.CancelledError instead, so it never reads as a master's answer.
 _RETRYABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,

@@ -27,12 +27,16 @@ class FakeMaster:
     """A master link that answers as told and is lost when the test says so."""
 
     def __init__(
-        self, address: str, refuse: bool = False, unavailable: int = 0, refuse_after: int = 0
+        self,
+        address: str,
+        refuse: bool = False,
+        failing: tuple[grpc.StatusCode, ...] = (),
+        refuse_after: int = 0,
     ) -> None:
         self.address = address
         self.configs: list[register_pb2.SlaveConfig] = []
         self._refuse = refuse
-        self._unavailable = unavailable
+        self._failing = list(failing)  # answered first, one per call, as a master away would
         self._refuse_after = refuse_after
         self.watching: asyncio.Queue[None] = asyncio.Queue()  # one item per watch begun
         self._lost: asyncio.Queue[str] = asyncio.Queue()
@@ -42,9 +46,8 @@ class FakeMaster:
         return len(self.configs)
 
     async def register(self, config: register_pb2.SlaveConfig) -> str:
-        if self._unavailable:
-            self._unavailable -= 1
-            raise _error(grpc.StatusCode.UNAVAILABLE)
+        if self._failing:
+            raise _error(self._failing.pop(0))
         if self._refuse or (self._refuse_after and self.registered >= self._refuse_after):
             raise _error(grpc.StatusCode.UNAUTHENTICATED)
         self.configs.append(config)
@@ -73,7 +76,7 @@ def test_registers_with_every_master_and_names_it() -> None:
     """Each master gets the same registration; every log line says which master it is about."""
 
     async def scenario() -> None:
-        a, b = FakeMaster("a:1", unavailable=1), FakeMaster("b:2")
+        a, b = FakeMaster("a:1", failing=(grpc.StatusCode.UNAVAILABLE,)), FakeMaster("b:2")
         with capture_logs() as logs:
             task = asyncio.create_task(stay_registered_with_all([a, b], CONFIG, NO_WAIT))
             async with asyncio.timeout(BOUND):
@@ -102,6 +105,27 @@ def test_a_lost_master_is_registered_with_again_and_alone() -> None:
             await _stop(task)
         assert (a.registered, b.registered) == (2, 1)
         assert [x["master"] for x in _events(logs, "master_lost")] == ["a:1"]
+
+    asyncio.run(scenario())
+
+
+def test_a_master_stopping_during_the_registration_is_tried_again() -> None:
+    """A master that stops while a registration is in flight cancels the call
+    (CANCELLED); that is the master going away, not a refusal, so the slave
+    registers again once it is back instead of exiting. Seen in CI: a slave
+    with one master exited 1 when its master was restarted at that moment."""
+
+    async def scenario() -> None:
+        away = (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        a = FakeMaster("a:1", failing=away)
+        with capture_logs() as logs:
+            task = asyncio.create_task(stay_registered_with_all([a], CONFIG, NO_WAIT))
+            async with asyncio.timeout(BOUND):
+                await a.watching.get()
+            await _stop(task)
+        assert a.configs == [CONFIG]
+        assert [x["code"] for x in _events(logs, "register_retry")] == ["CANCELLED", "UNAVAILABLE"]
+        assert not _events(logs, "register_refused")
 
     asyncio.run(scenario())
 
