@@ -47,9 +47,26 @@ class Service:
         """Build from generated code.
 
         Example: ``Service.of(x_pb2.DESCRIPTOR, "X", impl, add_XServicer_to_server)``.
+
+        Args:
+            file: The generated module's ``DESCRIPTOR``: the slave serves it
+                through reflection, which is how the master learns the
+                methods, their messages and their job policy.
+            service: The service's name as the proto declares it, without
+                its package (``"X"``, not ``"pkg.v1.X"``).
+            servicer: The object whose methods answer the calls.
+            add_to_server: The generated ``add_XServicer_to_server``.
+
+        Raises:
+            StartupError: ``file`` declares no service ``service``.
         """
-        name = file.services_by_name[service].full_name
-        return cls(name=name, add=lambda server: add_to_server(servicer, server))
+        declared = file.services_by_name.get(service)
+        if declared is None:
+            raise StartupError(
+                f"{file.name} declares no service {service!r}; it declares: "
+                f"{', '.join(file.services_by_name) or 'none'}"
+            )
+        return cls(name=declared.full_name, add=lambda server: add_to_server(servicer, server))
 
 
 Plugin = Callable[["SlaveSettings"], Iterable[Service]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from arko.common.errors import StartupError
 from arko.common.settings import load_settings
+from arko.gen import pipeline_pb2
 from arko.slave.plugins import Service, load_plugin, load_services
 from arko.slave.settings import DEFAULT_SERVICE, SlaveSettings
 
@@ -180,3 +182,15 @@ def test_other_import_errors_do_not_blame_code_generation(ungenerated: Path, lin
     with pytest.raises(StartupError, match="cannot import service plug-in module") as caught:
         load_plugin("arkotestgreet.plugin:plugin")
     assert "arko-protoc" not in str(caught.value)
+
+
+def test_service_of_an_undeclared_service_names_the_declared_ones() -> None:
+    """A service name the proto does not declare is refused at start, listing those it does."""
+    with pytest.raises(
+        StartupError,
+        match=re.escape(
+            "arko/gen/pipeline.proto declares no service 'Pipeline'; it declares: "
+            "MyPipeline, MyPipelineLogs"
+        ),
+    ):
+        Service.of(pipeline_pb2.DESCRIPTOR, "Pipeline", object(), lambda servicer, server: None)
