@@ -13,6 +13,7 @@ alone would not (its ``sys.path`` starts at the script's own folder).
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,12 +47,65 @@ class Service:
         """Build from generated code.
 
         Example: ``Service.of(x_pb2.DESCRIPTOR, "X", impl, add_XServicer_to_server)``.
+
+        Args:
+            file: The generated module's ``DESCRIPTOR``: the slave serves it
+                through reflection, which is how the master learns the
+                methods, their messages and their job policy.
+            service: The service's name as the proto declares it, without
+                its package (``"X"``, not ``"pkg.v1.X"``).
+            servicer: The object whose methods answer the calls.
+            add_to_server: The generated ``add_XServicer_to_server``.
+
+        Raises:
+            StartupError: ``file`` declares no service ``service``.
         """
-        name = file.services_by_name[service].full_name
-        return cls(name=name, add=lambda server: add_to_server(servicer, server))
+        declared = file.services_by_name.get(service)
+        if declared is None:
+            raise StartupError(
+                f"{file.name} declares no service {service!r}; it declares: "
+                f"{', '.join(file.services_by_name) or 'none'}"
+            )
+        return cls(name=declared.full_name, add=lambda server: add_to_server(servicer, server))
 
 
 Plugin = Callable[["SlaveSettings"], Iterable[Service]]
+
+# CPython's wording for a failed ``from PACKAGE import NAME``; its ImportError
+# carries only PACKAGE as ``name`` (3.11 has no ``name_from``), so NAME is read
+# from the message.
+_FROM_IMPORT = re.compile(r"cannot import name '(\w+)' from '([\w.]+)'")
+_GENERATED_SUFFIXES = ("_pb2_grpc", "_pb2")
+
+
+def _missing_module(exc: ImportError) -> str | None:
+    """The full name of the module an import did not find, None when it is not that."""
+    if isinstance(exc, ModuleNotFoundError):
+        return exc.name
+    found = _FROM_IMPORT.match(str(exc))
+    return f"{found[2]}.{found[1]}" if found else None
+
+
+def _ungenerated(exc: ImportError) -> tuple[Path, Path] | None:
+    """Import root and proto from which ``arko-protoc`` makes the module ``exc`` misses.
+
+    Only a ``*_pb2``/``*_pb2_grpc`` module whose ``.proto`` sits where
+    ``arko-protoc`` would write it counts, so no other ImportError is blamed
+    on code generation.
+    """
+    missing = _missing_module(exc)
+    if missing is None:
+        return None
+    *package, leaf = missing.split(".")
+    stem = next((leaf.removesuffix(s) for s in _GENERATED_SUFFIXES if leaf.endswith(s)), None)
+    if not stem:
+        return None
+    proto = Path(*package, f"{stem}.proto")
+    for entry in sys.path:
+        root = Path(entry or ".")
+        if (root / proto).is_file():
+            return root, proto
+    return None
 
 
 def load_plugin(spec: str) -> Plugin:
@@ -67,6 +121,13 @@ def load_plugin(spec: str) -> Plugin:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        ungenerated = _ungenerated(exc)
+        if ungenerated is not None:
+            root, proto = ungenerated
+            raise StartupError(
+                f"cannot import service plug-in module {module_name!r}: {exc}; that module is "
+                f"generated from {proto}: run `arko-protoc {proto}` in {root.resolve()} first"
+            ) from None
         raise StartupError(
             f"cannot import service plug-in module {module_name!r}: {exc} (plug-ins are "
             "imported from --app_dir, the current folder by default, and the installed packages)"

@@ -5,6 +5,8 @@ trailer. Real daemons and the real grpcurl binary throughout."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from arko.testing import Daemon, Fleet, free_port
+from tests import readme
 from tests.pki import CertificateAuthority
 
 PUBLIC = ["grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
@@ -189,3 +192,39 @@ def test_job_id_comes_in_the_trailers_as_the_readme_says(fleet: Fleet, grpcurl: 
     job_id = json.loads(headers.partition("Response contents:")[2])["job_id"]
     assert "arko-job-id" not in headers
     assert f"arko-job-id: {job_id}" in trailers
+
+
+def test_readme_slave_status_transcript_is_what_grpcurl_prints(fleet: Fleet, grpcurl: str) -> None:
+    """The README's grpcurl calls to a protected slave's Slave/Status, run as written.
+
+    The slave registered with a join token, as a fleet's are. Without the
+    proto, grpcurl finds no such service (reflection hides it from strangers);
+    with it the call is UNAUTHENTICATED. An rpc-mode slave answers anyone.
+    """
+    env = {
+        "ARKO_MASTER_JOIN_TOKEN": "status-join-token",
+        "ARKO_SLAVE_JOIN_TOKEN": "status-join-token",
+    }
+    master = fleet.master(env=env)
+    slave = fleet.slave(master, env=env)
+    section = readme.section("Capacity, queue and job policy")
+    shown_calls = [b for b in readme.blocks(section, lang="") if "arko.v1.Slave/Status" in b]
+    assert len(shown_calls) == 1, "the README shows no grpcurl call to Slave/Status"
+    runs = readme.transcript(shown_calls[0])
+    assert len(runs) == 2
+    for argv, shown in runs:
+        assert argv[0] == "grpcurl"
+        args = [a.replace("127.0.0.1:10002", slave.address) for a in argv[1:]]
+        done = subprocess.run(
+            [grpcurl, *args], cwd=readme.ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode != 0
+        assert (done.stdout + done.stderr).strip() == shown
+
+    anyone = re.search(r"With `--mode rpc` anyone can call it, with no proto:\s+`([^`]*)`", section)
+    assert anyone, "the README does not show the call to an rpc-mode slave"
+    rpc = fleet.slave(None)
+    argv = [a.replace("127.0.0.1:10002", rpc.address) for a in shlex.split(anyone[1])]
+    done = subprocess.run([grpcurl, *argv[1:]], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "version" in json.loads(done.stdout)

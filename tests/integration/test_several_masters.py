@@ -11,18 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import shlex
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
 
-from arko.testing import Daemon, Fleet, cut_postgres_database, query, wait_until
+from arko.testing import Daemon, Fleet, cut_postgres_database, free_port, query, wait_until
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
+from tests import readme
 
 TOKEN = "several-masters-join-token"
 MASTER_ENV = {"ARKO_MASTER_JOIN_TOKEN": TOKEN}
@@ -375,3 +379,48 @@ def test_a_master_cut_off_from_the_database_stops_pinging_then_comes_back(
     )
     wait_until(lambda: _pings(slave, back, time.time()), 15, "the master to ping again")
     assert client.run(SLEEP, seconds=0).state == jobs_pb2.SUCCEEDED
+
+
+def test_readme_snippet_registers_a_slave_with_every_master(
+    postgres_url: str, fleet: Fleet, tmp_path: Path, clients: dict[str, Jobs]
+) -> None:
+    """The README's commands, with the variables it exports, make a fleet that works.
+
+    Its ``...`` token becomes one of the test's and its database and
+    addresses the test's own; the plug-in it names is a user's module
+    serving the example pipeline. Every daemon gets every exported variable,
+    as one shell that ran the ``export`` lines would give them.
+    """
+    snippet = readme.blocks(readme.section("Several masters"), lang="")[0]
+    env: dict[str, str] = {}
+    masters: list[Daemon] = []
+    project = tmp_path / "project"
+    (project / "mypkg").mkdir(parents=True)
+    (project / "mypkg" / "__init__.py").write_text("")
+    (project / "mypkg" / "build.py").write_text("from arko.slave.mypipeline import plugin\n")
+    for argv in readme.commands(snippet):
+        if argv[0] == "export":
+            name, _, value = argv[1].partition("=")
+            env[name] = TOKEN if value == "..." else postgres_url if name.endswith("_DB") else value
+        elif argv[0] == "arko-master":
+            at = argv.index("--port")
+            masters.append(fleet.master(*argv[1:at], *argv[at + 2 :], db=postgres_url, env=env))
+        else:
+            assert argv[:2] == ["arko-slave", "--master"], shlex.join(argv)
+            assert len(argv[2].split(",")) == len(masters), argv[2]
+            port = free_port()
+            slave = Daemon(
+                "slave",
+                port,
+                ["--master", ",".join(m.address for m in masters), *argv[3:]],
+                fleet.workdir / f"readme-slave-{port}.log",
+                env=env,
+                cwd=project,
+                program=[str(Path(sys.executable).parent / "arko-slave")],
+            )
+            fleet.daemons.append(slave)
+            slave.start().wait_serving()
+            slave.wait_for_event("registered", count=len(masters))
+    assert len(masters) == 3
+    job = _client(clients, masters[-1]).run("MyPipeline.DryRun", param="x")
+    assert job.state == jobs_pb2.SUCCEEDED, job.error

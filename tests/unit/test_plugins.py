@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from arko.common.errors import StartupError
 from arko.common.settings import load_settings
+from arko.gen import pipeline_pb2
 from arko.slave.plugins import Service, load_plugin, load_services
 from arko.slave.settings import DEFAULT_SERVICE, SlaveSettings
 
@@ -127,3 +129,73 @@ def test_no_service_at_all_is_refused(
     """A slave with nothing to serve is refused, saying how to give a service."""
     with pytest.raises(StartupError, match="no service to serve"):
         load_services([s.format(mod=user_module) for s in specs], settings)
+
+
+@pytest.fixture
+def ungenerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project folder (on the import path) whose package ``arkotestgreet`` has a proto
+    but none of the code ``arko-protoc`` generates from it."""
+    package = tmp_path / "arkotestgreet"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "greet.proto").write_text('syntax = "proto3";\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # grpc_tools.protoc, once imported (the integration tests' conftest does),
+    # compiles a missing _pb2 module from its proto at import time; a slave
+    # never imports it, so neither may these tests.
+    finders = [f for f in sys.meta_path if not type(f).__module__.startswith("grpc_tools")]
+    monkeypatch.setattr(sys, "meta_path", finders)
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("arkotestgreet")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from arkotestgreet import greet_pb2",
+        "from arkotestgreet import greet_pb2_grpc",
+        "import arkotestgreet.greet_pb2",
+        "from arkotestgreet.greet_pb2_grpc import GreeterServicer",
+    ],
+)
+def test_missing_generated_code_names_the_arko_protoc_step(ungenerated: Path, line: str) -> None:
+    """A plug-in importing code not generated yet is told the arko-protoc command and folder."""
+    (ungenerated / "arkotestgreet" / "plugin.py").write_text(f"{line}\n")
+    with pytest.raises(StartupError) as caught:
+        load_plugin("arkotestgreet.plugin:plugin")
+    message = str(caught.value)
+    assert message.startswith("cannot import service plug-in module 'arkotestgreet.plugin': ")
+    assert message.endswith(
+        f"that module is generated from arkotestgreet/greet.proto: run "
+        f"`arko-protoc arkotestgreet/greet.proto` in {ungenerated.resolve()} first"
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from arkotestgreet import other_pb2",  # no other.proto beside it
+        "from arkotestgreet import helpers",  # not generated code
+        "import arkotest_no_such_dependency_pb2",  # nowhere on the import path
+        "raise ImportError('a plug-in of its own mind')",
+    ],
+)
+def test_other_import_errors_do_not_blame_code_generation(ungenerated: Path, line: str) -> None:
+    """Only a missing module that arko-protoc would make from a proto present mentions it."""
+    (ungenerated / "arkotestgreet" / "plugin.py").write_text(f"{line}\n")
+    with pytest.raises(StartupError, match="cannot import service plug-in module") as caught:
+        load_plugin("arkotestgreet.plugin:plugin")
+    assert "arko-protoc" not in str(caught.value)
+
+
+def test_service_of_an_undeclared_service_names_the_declared_ones() -> None:
+    """A service name the proto does not declare is refused at start, listing those it does."""
+    with pytest.raises(
+        StartupError,
+        match=re.escape(
+            "arko/gen/pipeline.proto declares no service 'Pipeline'; it declares: "
+            "MyPipeline, MyPipelineLogs"
+        ),
+    ):
+        Service.of(pipeline_pb2.DESCRIPTOR, "Pipeline", object(), lambda servicer, server: None)
