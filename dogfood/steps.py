@@ -62,7 +62,7 @@ def wheel(_: argparse.Namespace) -> None:
 
 
 def _wheel() -> Path:
-    found = sorted(WHEELS.glob("arko-*.whl"))
+    found = sorted(WHEELS.glob("arko_ci-*.whl"))
     if not found:
         raise SystemExit(f"no arko wheel in {WHEELS}: run the wheel step first")
     return found[-1]

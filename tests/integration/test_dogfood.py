@@ -74,7 +74,7 @@ def test_wheel_then_deploy_twice_keeps_the_database(
         env={"ARKO_DOGFOOD_DIR": str(state)},
     )
     lines = _step(master.address, "wheel")
-    wheels = list((state / "wheels").glob("arko-*.whl"))
+    wheels = list((state / "wheels").glob("arko_ci-*.whl"))
     assert len(wheels) == 1 and f"wheel: {wheels[0]}" in lines
 
     port = free_port()
