@@ -81,7 +81,7 @@ def _ui_routes(app: web.Application, ui_dir: Path) -> None:
     app.router.add_get("/{tail:.*}", page)
 
 
-def ui_dir(settings: MasterSettings) -> Path:
+def built_ui_dir(settings: MasterSettings) -> Path:
     """``--ui_dir`` when given, else the package's built UI, else the checkout's."""
     if settings.ui_dir:
         return Path(settings.ui_dir)
@@ -94,7 +94,7 @@ def create_app(
     """The master's HTTP application: API routes first, then the UI's catch-all."""
     app = web.Application(client_max_size=settings.max_message_bytes)
     Api(jobs, registry, settings.job_timeout, client_token).add_routes(app)
-    _ui_routes(app, ui_dir(settings))
+    _ui_routes(app, built_ui_dir(settings))
     return app
 
 
