@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples)
+LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples setup.py)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto fmt lint test test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots
@@ -60,7 +60,8 @@ bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quic
 	bash bench/setup.sh $(VENV)
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The web UI (ui/): Node.js 20+ and npm build it; the master serves ui/dist.
+# The web UI (ui/): Node.js 20+ and npm build it; the master serves ui/dist (a
+# wheel or sdist carries its own copy: setup.py builds ui/dist when missing).
 NO_NODE := The web UI is not built: it needs Node.js 20.19+ with npm (https://nodejs.org/en/download, or your distribution's nodejs and npm if 20.19+), then run make ui
 UI_STAMP := ui/node_modules/.installed
 

@@ -3,8 +3,10 @@
 # Small (slim base, wheels only, no compiler), non-root, with a health check.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md setup.py MANIFEST.in ./
 COPY arko ./arko
+# The web UI the wheel carries, built by `make ui` or the wheel step (no Node.js here).
+COPY ui/dist ./ui/dist
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -45,8 +45,8 @@ def lint(_: argparse.Namespace) -> None:
     """ruff and mypy, as ``make lint``."""
     dirs = [
         d
-        for d in ("arko", "tests", "bench", "scripts", "dogfood", "examples")
-        if (ROOT / d).is_dir()
+        for d in ("arko", "tests", "bench", "scripts", "dogfood", "examples", "setup.py")
+        if (ROOT / d).exists()
     ]
     run(sys.executable, "-m", "ruff", "check", *dirs)
     run(sys.executable, "-m", "ruff", "format", "--check", *dirs)
@@ -62,7 +62,7 @@ def wheel(_: argparse.Namespace) -> None:
 
 
 def _wheel() -> Path:
-    found = sorted(WHEELS.glob("arko-*.whl"))
+    found = sorted(WHEELS.glob("arko_ci-*.whl"))
     if not found:
         raise SystemExit(f"no arko wheel in {WHEELS}: run the wheel step first")
     return found[-1]
@@ -129,13 +129,22 @@ def _healthy(address: str, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
+def install(built: Path, venv: Path) -> None:
+    """A fresh virtualenv at ``venv`` with the wheel ``built`` and its dependencies.
+
+    What a user gets from ``pip install``: nothing of the checkout, so the
+    tests of the wheel use it too.
+    """
+    run(sys.executable, "-m", "venv", venv)
+    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", built)
+
+
 def deploy(args: argparse.Namespace) -> None:
     """Install the last wheel into a fresh virtualenv; replace the running master with it."""
     built = _wheel()
     DEPLOY.mkdir(parents=True, exist_ok=True)
     venv = DEPLOY / f"venv-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run(sys.executable, "-m", "venv", venv)
-    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", built)
+    install(built, venv)
     old = _read_record()
     if old is not None:
         _stop(old)
@@ -147,6 +156,8 @@ def deploy(args: argparse.Namespace) -> None:
                 venv / "bin" / "arko-master",
                 "--port",
                 str(args.port),
+                "--http_port",
+                str(args.http_port),
                 "--listen_host",
                 "127.0.0.1",
                 "--db",
@@ -167,6 +178,7 @@ def deploy(args: argparse.Namespace) -> None:
     if old is not None and old.get("venv") != str(venv):
         shutil.rmtree(str(old["venv"]), ignore_errors=True)
     print(f"deployed {built.name} on {address} (pid {proc.pid}, database {database})", flush=True)
+    print(f"web UI: http://127.0.0.1:{args.http_port}/", flush=True)
     print("health: SERVING", flush=True)
 
 
@@ -191,6 +203,7 @@ def main() -> None:
     img.set_defaults(func=image)
     dep = commands.add_parser("deploy")
     dep.add_argument("--port", type=int, required=True)
+    dep.add_argument("--http_port", type=int, required=True)
     dep.set_defaults(func=deploy)
     args = parser.parse_args()
     args.func(args)

@@ -56,7 +56,7 @@ def run_step(master: str, step: str, params: dict[str, str]) -> bool:
 
 
 def main() -> int:
-    port = free_port()
+    port, http_port = free_port(), free_port()
     with (
         tempfile.TemporaryDirectory(prefix="arko-dogfood-") as tmp,
         Fleet(Path(tmp)).running() as fleet,
@@ -67,7 +67,8 @@ def main() -> int:
         print(f"master on {master.address}, dogfood slave ({config.relative_to(ROOT)}) registered")
         try:
             for step in STEPS:
-                params = {"port": str(port)} if step == "deploy" else {}
+                deploy = {"port": str(port), "http_port": str(http_port)}
+                params = deploy if step == "deploy" else {}
                 if not run_step(master.address, step, params):
                     return 1
             deployed = f"127.0.0.1:{port}"

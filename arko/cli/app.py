@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from arko import __version__
 from arko.cli.client import DEFAULT_MASTER, EXIT_HELP, CliError, Connection, Exit, Stubs, read_token
 from arko.cli.render import (
     as_dict,
@@ -74,9 +75,25 @@ def _stdout() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
+def _print_version(wanted: bool) -> None:
+    """``--version``: print it and exit before the rest of the line is looked at."""
+    if wanted:
+        print(f"arko {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def connect(
     ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed arko's version and exit",
+        ),
+    ] = False,
     master: Annotated[
         str, typer.Option("--master", envvar="ARKO_MASTER", help="host:port of the master")
     ] = DEFAULT_MASTER,

@@ -31,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from arko import __version__
 from arko.common.errors import StartupError
 from arko.common.logging import LogFormat
 from arko.common.tls import TlsConfig, load_tls
@@ -224,10 +225,17 @@ def load_settings(cls: type[S], argv: Sequence[str]) -> S:
     config_file = _config_path(cls, argv)
     bound: type[S] = type(cls.__name__, (cls,), {"_config_file": config_file})
     try:
-        cli: CliSettingsSource[S] = CliSettingsSource(
-            bound, cli_parse_args=list(argv), add_argument_method=_plain_help(bound)
+        cli: CliSettingsSource[argparse.ArgumentParser] = CliSettingsSource(
+            bound, add_argument_method=_plain_help(bound)
         )
-        init: dict[str, Any] = {"_cli_settings_source": cli}
+        # Not a setting: argparse prints it and exits, as --help does.
+        cli.root_parser.add_argument(
+            "--version",
+            action="version",
+            version=f"%(prog)s {__version__}",
+            help="Print the installed arko's version and exit",
+        )
+        init: dict[str, Any] = {"_cli_settings_source": cli(args=list(argv))}
         settings = bound(**init)
     except tomllib.TOMLDecodeError as exc:
         raise StartupError(f"config file {config_file} is not valid TOML: {exc}") from None

@@ -47,7 +47,8 @@ class MasterSettings(DaemonSettings):
     )
     ui_dir: str = Field(
         "",
-        description="Folder of the built web UI (empty: ui/dist of this checkout)",
+        description="Folder of the built web UI (empty: the one installed with arko, "
+        "else ui/dist of this checkout)",
         json_schema_extra={"metavar": "DIR"},
     )
     listen_host: str = Field(

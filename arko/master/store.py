@@ -395,7 +395,8 @@ def pg_options(url: str) -> tuple[str, dict[str, Any]]:
     shown = shown_url(url)
     if importlib.util.find_spec("asyncpg") is None:
         raise StartupError(
-            f"cannot use database {shown}: PostgreSQL needs asyncpg (pip install 'arko[postgres]')"
+            f"cannot use database {shown}: PostgreSQL needs asyncpg "
+            "(pip install 'arko-ci[postgres]')"
         )
     parts = urllib.parse.urlsplit(url)
     name = urllib.parse.unquote(parts.path.lstrip("/"))

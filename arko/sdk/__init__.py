@@ -1,1 +1,1 @@
-"""Tools for writing a pipeline of your own: ``arko-protoc`` (needs ``arko[sdk]``)."""
+"""Tools for writing a pipeline of your own: ``arko-protoc`` (needs ``arko-ci[sdk]``)."""

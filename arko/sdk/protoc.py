@@ -4,7 +4,7 @@ A user's proto imports ``arko/v1/options.proto`` to declare a job policy; that
 file ships inside the installed arko package (``arko/sdk/include``), and the
 well-known types (``google/protobuf/*.proto``) ship with grpcio-tools. This
 command puts both on protoc's include path, so generating code is one line
-from a plain ``pip install 'arko[sdk]'``::
+from a plain ``pip install 'arko-ci[sdk]'``::
 
     arko-protoc hello/hello.proto
 
@@ -36,7 +36,7 @@ def include_path() -> list[Path]:
     try:
         import grpc_tools
     except ImportError:
-        raise SystemExit("arko-protoc needs grpcio-tools: pip install 'arko[sdk]'") from None
+        raise SystemExit("arko-protoc needs grpcio-tools: pip install 'arko-ci[sdk]'") from None
     return [INCLUDE, Path(grpc_tools.__file__).parent / "_proto"]
 
 

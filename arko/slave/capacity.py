@@ -10,13 +10,13 @@ calls, labels and version, which the master reads when it pings.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
 
+from arko import __version__
 from arko.common.auth import MASTER_HEADER
 from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.interceptors import around
@@ -34,14 +34,6 @@ UNCOUNTED_PREFIXES = (
     "/grpc.reflection.",
     f"/{slave_pb2.DESCRIPTOR.services_by_name['Slave'].full_name}/",
 )
-
-
-def arko_version() -> str:
-    """The installed arko's version ("" when run from a tree that was never installed)."""
-    try:
-        return importlib.metadata.version("arko")
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
@@ -104,7 +96,7 @@ class StatusServicer(slave_pb2_grpc.SlaveServicer):
     def __init__(self, gate: CapacityGate, labels: Mapping[str, str]) -> None:
         self._gate = gate
         self._labels = dict(labels)
-        self._version = arko_version()
+        self._version = __version__
 
     async def Status(
         self, request: slave_pb2.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]

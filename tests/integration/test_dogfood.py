@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,12 +75,15 @@ def test_wheel_then_deploy_twice_keeps_the_database(
         env={"ARKO_DOGFOOD_DIR": str(state)},
     )
     lines = _step(master.address, "wheel")
-    wheels = list((state / "wheels").glob("arko-*.whl"))
+    wheels = list((state / "wheels").glob("arko_ci-*.whl"))
     assert len(wheels) == 1 and f"wheel: {wheels[0]}" in lines
 
-    port = free_port()
-    lines = _step(master.address, "deploy", port=str(port))
+    port, http_port = free_port(), free_port()
+    lines = _step(master.address, "deploy", port=str(port), http_port=str(http_port))
     assert "health: SERVING" in lines
+    # The wheel carries the built web UI, which the deployed master serves.
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=10) as page:
+        assert page.read() == (ROOT / "ui" / "dist" / "index.html").read_bytes()
     deployed = Daemon("master", port, [], tmp_path / "unused.log")  # for its address only
     assert _serving(deployed.address)
     first_pid = _deployed_pid(state)
@@ -93,7 +97,7 @@ def test_wheel_then_deploy_twice_keeps_the_database(
         assert events[-1].job.state == jobs_pb2.SUCCEEDED
     helper.stop()
 
-    lines = _step(master.address, "deploy", port=str(port))
+    lines = _step(master.address, "deploy", port=str(port), http_port=str(http_port))
     assert "health: SERVING" in lines
     second_pid = _deployed_pid(state)
     assert second_pid != first_pid

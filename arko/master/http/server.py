@@ -22,8 +22,12 @@ from arko.master.settings import MasterSettings
 
 log = structlog.get_logger("arko.master.http")
 
-# Where `make ui` puts the built front end, beside the package in a checkout.
-DEFAULT_UI_DIR = Path(__file__).resolve().parents[3] / "ui" / "dist"
+# The built UI: inside the package when installed from a wheel or sdist (setup.py
+# copies it there), else where `make ui` puts it in a checkout. The package's
+# copy wins: a checkout's editable install has none, so there `make ui` rebuilds
+# what is served.
+PACKAGED_UI = Path(__file__).resolve().parent / "ui"
+CHECKOUT_UI = Path(__file__).resolve().parents[3] / "ui" / "dist"
 _NOT_BUILT = (
     "The arko web UI is not built. Build it with `make ui` (needs Node.js 20 and npm: "
     "`apt-get install nodejs npm` or https://nodejs.org), then reload. "
@@ -77,17 +81,20 @@ def _ui_routes(app: web.Application, ui_dir: Path) -> None:
     app.router.add_get("/{tail:.*}", page)
 
 
+def built_ui_dir(settings: MasterSettings) -> Path:
+    """``--ui_dir`` when given, else the package's built UI, else the checkout's."""
+    if settings.ui_dir:
+        return Path(settings.ui_dir)
+    return PACKAGED_UI if PACKAGED_UI.is_dir() else CHECKOUT_UI
+
+
 def create_app(
-    jobs: JobService,
-    registry: Registry,
-    settings: MasterSettings,
-    client_token: str | None,
-    ui_dir: Path = DEFAULT_UI_DIR,
+    jobs: JobService, registry: Registry, settings: MasterSettings, client_token: str | None
 ) -> web.Application:
     """The master's HTTP application: API routes first, then the UI's catch-all."""
     app = web.Application(client_max_size=settings.max_message_bytes)
     Api(jobs, registry, settings.job_timeout, client_token).add_routes(app)
-    _ui_routes(app, Path(settings.ui_dir) if settings.ui_dir else ui_dir)
+    _ui_routes(app, built_ui_dir(settings))
     return app
 
 
