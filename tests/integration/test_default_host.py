@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -22,7 +23,7 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from arko.testing import Daemon, Fleet, free_port
+from arko.testing import Daemon, Fleet, free_port, wait_until
 
 LOOPBACKS = ("127.0.0.1", "[::1]")
 # Set in the run of this module inside a namespace whose IPv6 sockets are IPv6-only.
@@ -118,6 +119,26 @@ def test_the_metrics_url_each_daemon_logs_answers(started: Started, kind: str) -
     response = _get(url)
     assert response.status_code == 200, response.text
     assert "arko_" in response.text
+
+
+def test_an_http_port_held_on_ipv4_stops_the_start(fleet: Fleet) -> None:
+    """On the default host, an HTTP port another program holds on 127.0.0.1 is a start-up error.
+
+    One ``startup_failed`` line names the port, and nothing follows it: no
+    traceback of the gRPC server the master had already started.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        master = fleet.master("--http_port", str(port), listen_host=None, wait=False)
+        wait_until(
+            lambda: not master.alive() or master.events("master_started"),
+            30,
+            "the master to fail or start",
+        )
+    assert master.proc is not None and master.proc.returncode == 2, master.log_text()
+    reasons = [event["reason"] for event in master.events("startup_failed")]
+    assert len(reasons) == 1 and f"cannot serve HTTP on port {port}" in reasons[0], reasons
+    assert "Traceback" not in master.log_text()
 
 
 def test_the_same_where_ipv6_sockets_are_ipv6_only(tmp_path: Path) -> None:
