@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from arko.common.tls import is_loopback
+
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 # Which database a fleet's masters use unless told: "sqlite" (the default) or "postgresql".
@@ -208,7 +210,9 @@ class Daemon:
         self.kind = kind
         self.credentials = credentials
         self.port = port
-        self.address = f"{LOOPBACK}:{port}"
+        # Dialled where it listens when that is a loopback ("[::1]"), else on 127.0.0.1.
+        dial = listen_host if listen_host and is_loopback(listen_host) else LOOPBACK
+        self.address = f"{dial}:{port}"
         self.args = [
             *(program or (sys.executable, "-m", f"arko.{kind}")),
             "--port",

@@ -43,33 +43,38 @@ class Listener:
 
 @dataclass(frozen=True)
 class Started:
-    """A master and a slave on the default listen host, each with every listener on."""
+    """A master and a slave, each with every listener on."""
 
     master: Daemon
     slave: Daemon
     listeners: dict[str, Listener]
 
 
+LISTENERS = ["master gRPC", "master HTTP", "master metrics", "slave gRPC", "slave metrics"]
+
+
+def _start(fleet: Fleet, listen_host: str | None) -> Started:
+    """A master (gRPC, HTTP, metrics) and a slave (gRPC, metrics) on ``listen_host``."""
+    http, master_metrics, slave_metrics = free_port(), free_port(), free_port()
+    master = fleet.master(
+        "--http_port", str(http), "--metrics_port", str(master_metrics), listen_host=listen_host
+    )
+    slave = fleet.slave(master, "--metrics_port", str(slave_metrics), listen_host=listen_host)
+    listeners = [
+        Listener(master, master.port, None),
+        Listener(master, http, "/api/v1/slaves"),
+        Listener(master, master_metrics, "/metrics"),
+        Listener(slave, slave.port, None),
+        Listener(slave, slave_metrics, "/metrics"),
+    ]
+    return Started(master, slave, dict(zip(LISTENERS, listeners, strict=True)))
+
+
 @pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
-    """One master (gRPC, HTTP, metrics) and one slave (gRPC, metrics), shared by the module."""
+    """Both daemons on the default listen host, shared by the module."""
     with Fleet(tmp_path_factory.mktemp("default_host")).running() as fleet:
-        http, master_metrics, slave_metrics = free_port(), free_port(), free_port()
-        master = fleet.master(
-            "--http_port", str(http), "--metrics_port", str(master_metrics), listen_host=None
-        )
-        slave = fleet.slave(master, "--metrics_port", str(slave_metrics), listen_host=None)
-        yield Started(
-            master,
-            slave,
-            {
-                "master gRPC": Listener(master, master.port, None),
-                "master HTTP": Listener(master, http, "/api/v1/slaves"),
-                "master metrics": Listener(master, master_metrics, "/metrics"),
-                "slave gRPC": Listener(slave, slave.port, None),
-                "slave metrics": Listener(slave, slave_metrics, "/metrics"),
-            },
-        )
+        yield _start(fleet, None)
 
 
 def _get(url: str) -> requests.Response:
@@ -79,13 +84,8 @@ def _get(url: str) -> requests.Response:
         return session.get(url, timeout=10)
 
 
-@pytest.mark.parametrize("host", LOOPBACKS)
-@pytest.mark.parametrize(
-    "name", ["master gRPC", "master HTTP", "master metrics", "slave gRPC", "slave metrics"]
-)
-def test_listener_answers_on_both_loopbacks(started: Started, name: str, host: str) -> None:
-    """Each listener of each daemon, on the default listen host, answers IPv4 and IPv6."""
-    listener = started.listeners[name]
+def _ask(listener: Listener, host: str) -> None:
+    """A health check (gRPC) or a GET (HTTP) through ``host``, which must succeed."""
     if listener.path is None:
         with grpc.insecure_channel(f"{host}:{listener.port}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -95,6 +95,28 @@ def test_listener_answers_on_both_loopbacks(started: Started, name: str, host: s
     else:
         response = _get(f"http://{host}:{listener.port}{listener.path}")
         assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
+@pytest.mark.parametrize("name", LISTENERS)
+def test_listener_answers_on_both_loopbacks(started: Started, name: str, host: str) -> None:
+    """Each listener of each daemon, on the default listen host, answers IPv4 and IPv6."""
+    _ask(started.listeners[name], host)
+
+
+@pytest.mark.parametrize(("host", "other"), [LOOPBACKS, LOOPBACKS[::-1]])
+def test_an_explicit_loopback_is_served_alone(fleet: Fleet, host: str, other: str) -> None:
+    """``--listen_host 127.0.0.1`` or ``[::1]`` serves every listener there, and HTTP there only."""
+    daemons = _start(fleet, host)
+    refused = []
+    for name, listener in daemons.listeners.items():
+        _ask(listener, host)
+        if listener.path is not None:
+            try:
+                _get(f"http://{other}:{listener.port}{listener.path}")
+            except requests.ConnectionError:
+                refused.append(name)
+    assert refused == ["master HTTP", "master metrics", "slave metrics"]
 
 
 def test_the_http_url_the_master_logs_answers(started: Started) -> None:
