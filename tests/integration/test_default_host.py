@@ -174,7 +174,9 @@ def test_the_same_where_ipv6_sockets_are_ipv6_only(tmp_path: Path) -> None:
     """
     if os.environ.get(IPV6_ONLY_RUN):
         pytest.skip("this is the run inside the namespace")
-    unshare = ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", _IPV6_ONLY_SETUP, "sh"]
+    # A PID namespace too, killed with unshare: a timed-out run leaves no daemon behind.
+    namespace = ["--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"]
+    unshare = ["unshare", *namespace, "sh", "-c", _IPV6_ONLY_SETUP, "sh"]
     probe = subprocess.run([*unshare, "true"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         pytest.skip(f"no unprivileged network namespace here (unshare): {probe.stderr.strip()}")
@@ -183,7 +185,7 @@ def test_the_same_where_ipv6_sockets_are_ipv6_only(tmp_path: Path) -> None:
         [*unshare, *tests, "--basetemp", str(tmp_path / "inner")],
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=110,
         # The namespace reaches no PostgreSQL server: its masters keep SQLite.
         env={**os.environ, IPV6_ONLY_RUN: "1", "ARKO_TEST_MASTER_DB": "sqlite"},
     )
