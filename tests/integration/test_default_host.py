@@ -36,7 +36,6 @@ _IPV6_ONLY_SETUP = 'ip link set lo up && echo 1 > /proc/sys/net/ipv6/bindv6only 
 class Listener:
     """One listening port of a started daemon, and what to ask it."""
 
-    daemon: Daemon
     port: int
     path: str | None  # an HTTP path to GET; None for gRPC (a health check)
 
@@ -61,11 +60,11 @@ def _start(fleet: Fleet, listen_host: str | None) -> Started:
     )
     slave = fleet.slave(master, "--metrics_port", str(slave_metrics), listen_host=listen_host)
     listeners = [
-        Listener(master, master.port, None),
-        Listener(master, http, "/api/v1/slaves"),
-        Listener(master, master_metrics, "/metrics"),
-        Listener(slave, slave.port, None),
-        Listener(slave, slave_metrics, "/metrics"),
+        Listener(master.port, None),
+        Listener(http, "/api/v1/slaves"),
+        Listener(master_metrics, "/metrics"),
+        Listener(slave.port, None),
+        Listener(slave_metrics, "/metrics"),
     ]
     return Started(master, slave, dict(zip(LISTENERS, listeners, strict=True)))
 
