@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from arko.common.tls import is_loopback
+
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 # Which database a fleet's masters use unless told: "sqlite" (the default) or "postgresql".
@@ -199,19 +201,23 @@ class Daemon:
         cwd: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         program: Sequence[str] = (),
+        listen_host: str | None = LOOPBACK,
     ) -> None:
         """``program`` replaces ``python -m arko.<kind>``, e.g. with the installed
-        ``arko-slave`` script, whose import path is what a user really gets."""
+        ``arko-slave`` script, whose import path is what a user really gets.
+        ``listen_host=None`` leaves ``--listen_host`` at the daemon's default,
+        the one a user gets (every interface); it is still dialled on 127.0.0.1."""
         self.kind = kind
         self.credentials = credentials
         self.port = port
-        self.address = f"{LOOPBACK}:{port}"
+        # Dialled where it listens when that is a loopback ("[::1]"), else on 127.0.0.1.
+        dial = listen_host if listen_host and is_loopback(listen_host) else LOOPBACK
+        self.address = f"{dial}:{port}"
         self.args = [
             *(program or (sys.executable, "-m", f"arko.{kind}")),
             "--port",
             str(port),
-            "--listen_host",
-            LOOPBACK,
+            *(("--listen_host", listen_host) if listen_host else ()),
             "--log_format",
             "json",
             *args,
@@ -365,11 +371,16 @@ class Fleet:
         wait: bool = True,
         env: dict[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        listen_host: str | None = LOOPBACK,
     ) -> Daemon:
-        """Start a master (on the fleet's database unless ``db``, a file or URL, is given)."""
+        """Start a master (on the fleet's database unless ``db``, a file or URL, is given).
+
+        ``listen_host=None`` leaves ``--listen_host`` at its default (see :class:`Daemon`).
+        """
         port = port or free_port()
         db = db or self.database()
-        daemon = self._add("master", port, ["--db", str(db), *args], env, credentials)
+        flags = ["--db", str(db), *args]
+        daemon = self._add("master", port, flags, env, credentials, listen_host)
         return daemon.wait_serving() if wait else daemon
 
     def slave(
@@ -380,12 +391,16 @@ class Fleet:
         wait: bool = True,
         env: dict[str, str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        listen_host: str | None = LOOPBACK,
     ) -> Daemon:
-        """Start a slave; with masters it registers with each and this waits for all of them."""
+        """Start a slave; with masters it registers with each and this waits for all of them.
+
+        ``listen_host=None`` leaves ``--listen_host`` at its default (see :class:`Daemon`).
+        """
         port = port or free_port()
         masters = [master] if isinstance(master, Daemon) else list(master or ())
         link = ["--master", ",".join(x.address for x in masters)] if masters else ["--mode", "rpc"]
-        daemon = self._add("slave", port, [*link, *args], env, credentials)
+        daemon = self._add("slave", port, [*link, *args], env, credentials, listen_host)
         if wait:
             daemon.wait_serving()
             if masters:
@@ -399,9 +414,19 @@ class Fleet:
         args: list[str],
         env: dict[str, str] | None,
         credentials: grpc.ChannelCredentials | None = None,
+        listen_host: str | None = LOOPBACK,
     ) -> Daemon:
         log = self.workdir / f"{kind}-{port}-{len(self.daemons)}.log"
-        daemon = Daemon(kind, port, args, log, env=env, cwd=self.workdir, credentials=credentials)
+        daemon = Daemon(
+            kind,
+            port,
+            args,
+            log,
+            env=env,
+            cwd=self.workdir,
+            credentials=credentials,
+            listen_host=listen_host,
+        )
         daemon.start()
         self.daemons.append(daemon)
         return daemon

@@ -100,8 +100,21 @@ class Master(Lifecycle):
         try:
             await self._start()
         except BaseException:
-            await self._close_resources()
+            await self._undo_start()
             raise
+
+    async def _undo_start(self) -> None:
+        """Stop what a failed start began, loops and gRPC server first, then close the rest.
+
+        The HTTP port is bound after the gRPC server starts; left running, the
+        server and the ping loop would outlive the event loop and print
+        tracebacks after the one ``startup_failed`` line.
+        """
+        await cancel_task(self._pinger)
+        await cancel_task(self._beater)
+        if self._built is not None:
+            await self._built.server.stop(None)
+        await self._close_resources()
 
     async def _start(self) -> None:
         s = self.settings

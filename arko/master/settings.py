@@ -52,7 +52,9 @@ class MasterSettings(DaemonSettings):
         json_schema_extra={"metavar": "DIR"},
     )
     listen_host: str = Field(
-        "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
+        "[::]",
+        description="Address to listen on ([::]: every interface, IPv4 and IPv6)",
+        json_schema_extra={"metavar": "HOST"},
     )
     db: str = Field(
         "arko.db",

@@ -61,7 +61,9 @@ class SlaveSettings(DaemonSettings):
         json_schema_extra={"metavar": "PORT"},
     )
     listen_host: str = Field(
-        "[::]", description="Address to listen on", json_schema_extra={"metavar": "HOST"}
+        "[::]",
+        description="Address to listen on ([::]: every interface, IPv4 and IPv6)",
+        json_schema_extra={"metavar": "HOST"},
     )
     master: CommaList = Field(
         ["127.0.0.1:10001"],

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from arko.common.errors import StartupError
+from arko.common.listen import listen_socket, url_host
 from arko.master.http.api import API, Api
 from arko.master.registry import Registry
 from arko.master.runs import JobService
@@ -121,16 +122,15 @@ class HttpServer:
         """Bind ``--http_port`` on ``--listen_host`` and serve."""
         s = self._settings
         await self._runner.setup()
-        host = s.listen_host.strip("[]")
         context = ssl_context(s)
         try:
-            await web.TCPSite(self._runner, host or None, s.http_port, ssl_context=context).start()
+            sock = listen_socket(s.listen_host, s.http_port)
         except OSError as exc:
             raise StartupError(f"cannot serve HTTP on port {s.http_port}: {exc.strerror}") from None
-        shown = "127.0.0.1" if host in ("::", "0.0.0.0", "") else host
-        shown = f"[{shown}]" if ":" in shown else shown
+        await web.SockSite(self._runner, sock, ssl_context=context).start()
         scheme = "https" if context else "http"
-        log.info("http_started", port=s.http_port, url=f"{scheme}://{shown}:{s.http_port}/")
+        url = f"{scheme}://{url_host(s.listen_host)}:{s.http_port}/"
+        log.info("http_started", port=s.http_port, url=url)
 
     async def stop(self) -> None:
         """Close the listener and the open requests (event streams end here)."""
