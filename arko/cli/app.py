@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json as json_lib
 import os
+import queue
 import sys
 import threading
 import time
@@ -19,7 +20,16 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from arko.cli.client import DEFAULT_MASTER, EXIT_HELP, CliError, Connection, Exit, Stubs, read_token
+from arko.cli.client import (
+    DEFAULT_MASTER,
+    EXIT_HELP,
+    CliError,
+    Connection,
+    Exit,
+    Stubs,
+    read_token,
+    with_code,
+)
 from arko.cli.render import (
     as_dict,
     dumps,
@@ -98,7 +108,13 @@ def connect(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds a call may take (not streams)")
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds one call to the master may take; not a job's run "
+            "nor a stream (arko run --deadline bounds the job)",
+        ),
     ] = 30.0,
 ) -> None:
     """Options every command shares: where the master is and how to prove who we are."""
@@ -193,6 +209,41 @@ def describe(
         out.print(fields_table(message))
 
 
+class _Pump:
+    """A server stream read in a thread of its own.
+
+    Ctrl-C lands in the main thread, waiting on the queue, so it never cuts the
+    call: the events keep coming while the user is asked whether to cancel,
+    and reading goes on afterwards on the same call.
+    """
+
+    def __init__(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
+        self._queue: queue.SimpleQueue[jobs_pb2.JobEvent | grpc.RpcError | None] = (
+            queue.SimpleQueue()
+        )
+        threading.Thread(target=self._read, args=(call,), daemon=True).start()
+
+    def _read(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
+        try:
+            for event in call:
+                self._queue.put(event)
+        except grpc.RpcError as exc:
+            self._queue.put(exc)
+        else:
+            self._queue.put(None)
+
+    def next(self) -> jobs_pb2.JobEvent | None:
+        """The next event; None once the stream has ended.
+
+        Raises:
+            grpc.RpcError: the call failed.
+        """
+        item = self._queue.get()
+        if isinstance(item, grpc.RpcError):
+            raise item
+        return item
+
+
 class _Follower:
     """Prints a job's events as they come and cancels it on Ctrl-C."""
 
@@ -210,24 +261,20 @@ class _Follower:
         elif event.kind == jobs_pb2.JobEvent.OUTPUT:
             print(event.output, flush=True)
 
-    def follow(self, job_id: str, from_seq: int) -> jobs_pb2.Job:
-        """Events from ``from_seq`` to FINISHED; the final record."""
-        seq = from_seq
+    def follow(self, events: _Pump, job_id: str) -> jobs_pb2.Job:
+        """Print ``events`` to FINISHED; the final record."""
         while True:
-            call = self.stubs.jobs.Watch(
-                jobs_pb2.WatchRequest(job_id=job_id, from_seq=seq), **self.stubs.options(False)
-            )
             try:
-                for event in call:
-                    seq = event.seq + 1
-                    self.show(event)
-                    if event.kind == jobs_pb2.JobEvent.FINISHED:
-                        final: jobs_pb2.Job = event.job
-                        return final
-                return self._get(job_id)
+                event = events.next()
             except KeyboardInterrupt:
-                call.cancel()
                 self._interrupted(job_id)
+                continue
+            if event is None:
+                return self._get(job_id)
+            self.show(event)
+            if event.kind == jobs_pb2.JobEvent.FINISHED:
+                final: jobs_pb2.Job = event.job
+                return final
 
     def _get(self, job_id: str) -> jobs_pb2.Job:
         request = jobs_pb2.GetJobRequest(job_id=job_id)
@@ -281,6 +328,16 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Print the job id only; the job runs on")
     ] = False,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=0.1,
+            help="Seconds the job may run (queue included); then it fails with "
+            "DEADLINE_EXCEEDED [default: the master's --job_timeout]. "
+            "--timeout bounds only this command's calls to the master, not the job",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Events as JSON lines")] = False,
 ) -> None:
     """Run a method: output printed as it comes; exits with the job's outcome.
@@ -290,26 +347,25 @@ def run(
     with _conn(ctx).open() as stubs:
         info = _describe(stubs, method)
         params, args = build_request(info, pairs or [])
-        request = jobs_pb2.RunRequest(method=info.method, params=params, detach=True)
+        request = jobs_pb2.RunRequest(method=info.method, params=params, detach=detach)
         if args:
             request.args.update(args)
-        job_id = ""
-        try:
-            # detach=True: the stream ends after ACCEPTED, and the job runs
-            # on while Watch follows it, so a Ctrl-C can ask before cancelling.
-            # One refused at once (bad params) ends here too, with its status.
-            for event in stubs.jobs.Run(request, **stubs.options(False)):
-                job_id = event.job_id
-        except grpc.RpcError:
-            if not job_id:
-                raise
+        if deadline is not None:
+            request.timeout.FromTimedelta(dt.timedelta(seconds=deadline))
+        # Attached unless --detach: the job is ours until it ends, and leaving
+        # (a second Ctrl-C, a killed arko) cancels it on the master.
+        events = _Pump(stubs.jobs.Run(request, **stubs.options(False)))
+        accepted = events.next()
+        if accepted is None:
+            raise CliError("the master ended the call before accepting the job", Exit.ERROR)
         if detach:
-            print(dumps({"job_id": job_id}) if json else job_id)
+            print(dumps({"job_id": accepted.job_id}) if json else accepted.job_id)
             return
         follower = _Follower(stubs, json, _tty(), owns_job=True)
+        follower.show(accepted)
         started = time.monotonic()
-        with _spinner(f"{info.method} {job_id}", _tty() and not json):
-            job = follower.follow(job_id, 1)
+        with _spinner(f"{info.method} {accepted.job_id}", _tty() and not json):
+            job = follower.follow(events, accepted.job_id)
     code = _FINAL.get(job.state, Exit.JOB_FAILED)
     if not json:
         _summary(job, time.monotonic() - started, code)
@@ -323,7 +379,7 @@ def _summary(job: jobs_pb2.Job, seconds: float, code: Exit) -> None:
         if sys.stderr.isatty():
             err.print(f"job {job.id} {state} in {seconds:.1f}s", markup=False)
         return
-    err.print(f"arko: job {job.id} {state}: {job.code}: {job.error}", markup=False)
+    err.print(f"arko: job {job.id} {state}: {with_code(job.code, job.error)}", markup=False)
 
 
 @app.command()
@@ -411,7 +467,8 @@ def logs(
     with _conn(ctx).open() as stubs:
         follower = _Follower(stubs, json, _tty(), owns_job=False)
         if follow:
-            follower.follow(job_id, 0)
+            request = jobs_pb2.WatchRequest(job_id=job_id)
+            follower.follow(_Pump(stubs.jobs.Watch(request, **stubs.options(False))), job_id)
             return
         current = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
         call = stubs.jobs.Watch(jobs_pb2.WatchRequest(job_id=job_id), **stubs.options(False))

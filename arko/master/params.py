@@ -147,10 +147,13 @@ def _check_enum_numbers(field: FieldDescriptor, value: Any, name: str) -> None:
     if enum is None or field.message_type is not None:
         return
     for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, int) and item not in enum.values_by_number:
+        # Numbers from a google.protobuf.Struct (RunRequest.args) are floats.
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            continue  # a name, or a type ParseDict has refused already
+        if not float(item).is_integer() or int(item) not in enum.values_by_number:
             names = ", ".join(enum.values_by_name)
             raise InvalidArgument(
-                f"argument {name!r} does not fit {field.full_name}: {item} is none of {names}"
+                f"argument {name!r} does not fit {field.full_name}: {item:g} is none of {names}"
             )
 
 
