@@ -19,6 +19,7 @@ import grpc
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from arko.cli.client import (
     DEFAULT_MASTER,
@@ -38,7 +39,10 @@ from arko.cli.render import (
     job_lines,
     jobs_table,
     methods_table,
+    policy_line,
+    slave_notes,
     slaves_table,
+    tsv,
 )
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
@@ -80,8 +84,26 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _stdout() -> Console:
-    # Piped output keeps 80 columns (Rich's default off a terminal).
-    return Console(highlight=False, soft_wrap=False)
+    # Lines are never broken by Rich (a pipe gets them whole); tables fit its
+    # width (80 columns off a terminal), so lists avoid Rich there (_table).
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _table(table: Table, notes: list[str] | None = None) -> None:
+    """A table on stdout: fitted to a terminal, tab-separated whole values in a pipe.
+
+    Notes (a footnote to a star) follow the table on a terminal and go to
+    stderr in a pipe, so the lines a script reads are all rows.
+    """
+    if sys.stdout.isatty():
+        out = _stdout()
+        out.print(table)
+        for note in notes or []:
+            out.print(note, markup=False)
+        return
+    print(tsv(table))
+    for note in notes or []:
+        err.print(note, markup=False)
 
 
 @app.callback()
@@ -148,7 +170,7 @@ def slaves(ctx: typer.Context, json: Json = False) -> None:
     elif not found:
         err.print("no slaves registered")
     else:
-        _stdout().print(slaves_table(found, dt.datetime.now(dt.UTC)))
+        _table(slaves_table(found, dt.datetime.now(dt.UTC)), slave_notes(found))
 
 
 @app.command()
@@ -174,7 +196,7 @@ def methods(ctx: typer.Context, json: Json = False) -> None:
     elif not offered:
         err.print("no methods: no slave registered yet")
     else:
-        _stdout().print(methods_table(offered))
+        _table(methods_table(offered))
 
 
 def _describe(stubs: Stubs, method: str) -> admin_pb2.MethodInfo:
@@ -200,9 +222,7 @@ def describe(
     out.print(f"{info.method}({info.request_type}) returns {info.response_type}, {kind}")
     if info.comment:
         out.print(info.comment)
-    policy = as_dict(info.policy)
-    shown = {k: v for k, v in policy.items() if v not in (0, {}, "", [])}
-    out.print(f"policy: {shown or 'none'}")
+    out.print(f"policy: {policy_line(info.policy)}")
     out.print(f"slaves: {', '.join(info.slaves)}")
     for message in info.messages:
         out.print()
@@ -410,7 +430,7 @@ def jobs(
     elif not reply.jobs:
         err.print("no jobs")
     else:
-        _stdout().print(jobs_table(list(reply.jobs), dt.datetime.now(dt.UTC)))
+        _table(jobs_table(list(reply.jobs), dt.datetime.now(dt.UTC)))
 
 
 def _grpcurl_flags(conn: Connection) -> list[str]:

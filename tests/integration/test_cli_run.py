@@ -99,3 +99,25 @@ def test_an_enum_field_takes_a_declared_number(master: Daemon) -> None:
     bad = arko(master.address, "run", ECHO, "level=7")
     assert bad.returncode == 1
     assert "INVALID_ARGUMENT" in bad.stderr and "7 is none of" in bad.stderr
+
+
+def test_piped_jobs_give_every_column_and_whole_method_names(master: Daemon) -> None:
+    """``arko jobs | …`` reads tab-separated lines: all five columns, no method cut short."""
+    assert arko(master.address, "run", ECHO, "name=piped").returncode == 0
+    done = arko(master.address, "jobs", "--method", ECHO, "--limit", "1")
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.splitlines()
+    assert header.split("\t") == ["ID", "STATE", "METHOD", "CREATED", "TOOK"]
+    assert row.split("\t")[1:3] == ["SUCCEEDED", ECHO]
+
+
+def test_describe_gives_the_policy_in_words(master: Daemon) -> None:
+    """describe prints the job policy as words, not as a Python dict; piped lines stay whole."""
+    done = arko(master.address, "describe", "arko.testing.v1.Toolbox.Zoned")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "arko.testing.v1.Toolbox.Zoned(arko.testing.v1.SleepRequest) returns "
+        "arko.testing.v1.ToolReply, unary\n"
+    )
+    assert "policy: timeout 1s; only on slaves labelled zone=b\n" in done.stdout
+    assert "{" not in done.stdout.split("policy:")[1].splitlines()[0]
