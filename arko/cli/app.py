@@ -234,13 +234,13 @@ class _Pump:
 
     Ctrl-C lands in the main thread, waiting on the queue, so it never cuts the
     call: the events keep coming while the user is asked whether to cancel,
-    and reading goes on afterwards on the same call.
+    and reading goes on afterwards on the same call. The queue is bounded so
+    that a slow reader of stdout still holds the stream back (gRPC flow
+    control) instead of arko holding a whole job's output.
     """
 
     def __init__(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
-        self._queue: queue.SimpleQueue[jobs_pb2.JobEvent | grpc.RpcError | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.Queue[jobs_pb2.JobEvent | grpc.RpcError | None] = queue.Queue(64)
         threading.Thread(target=self._read, args=(call,), daemon=True).start()
 
     def _read(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
