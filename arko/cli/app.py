@@ -162,7 +162,10 @@ def _slaves(stubs: Stubs) -> list[admin_pb2.SlaveInfo]:
 @app.command()
 @handled
 def slaves(ctx: typer.Context, json: Json = False) -> None:
-    """The slaves the master knows: status, running jobs, methods, last answer."""
+    """The slaves the master knows: status, running jobs, methods, last answer.
+
+    A starred status (DOWN*) has a reason, given under the table.
+    """
     with _conn(ctx).open() as stubs:
         found = _slaves(stubs)
     if json:

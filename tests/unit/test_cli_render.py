@@ -6,7 +6,9 @@ import datetime as dt
 import io
 
 from rich.console import Console
+from typer.testing import CliRunner
 
+from arko.cli.app import app
 from arko.cli.render import jobs_table, policy_line, slave_notes, slaves_table, tsv
 from arko.v1 import admin_pb2, jobs_pb2, options_pb2
 
@@ -61,3 +63,12 @@ def test_a_starred_status_has_a_footnote_saying_why() -> None:
     assert rows[1].split("\t")[1] == "DOWN*" and rows[2].split("\t")[1] == "LIVE"
     assert slave_notes([down, live]) == ["* 127.0.0.1:50052 DOWN: ping timed out"]
     assert slave_notes([live]) == []
+
+
+def test_help_says_what_the_star_and_the_two_timeouts_mean() -> None:
+    """``slaves --help`` explains DOWN*; ``run --help`` tells --deadline from --timeout."""
+    runner = CliRunner()
+    slaves = runner.invoke(app, ["slaves", "--help"], terminal_width=200)
+    assert "A starred status (DOWN*) has a reason" in slaves.output
+    run = runner.invoke(app, ["run", "--help"], terminal_width=200)
+    assert "DEADLINE_EXCEEDED" in run.output and "--timeout bounds only" in run.output
