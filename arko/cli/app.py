@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json as json_lib
 import os
+import queue
 import sys
 import threading
 import time
@@ -18,9 +19,19 @@ import grpc
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from arko import __version__
-from arko.cli.client import DEFAULT_MASTER, EXIT_HELP, CliError, Connection, Exit, Stubs, read_token
+from arko.cli.client import (
+    DEFAULT_MASTER,
+    EXIT_HELP,
+    CliError,
+    Connection,
+    Exit,
+    Stubs,
+    read_token,
+    with_code,
+)
 from arko.cli.render import (
     as_dict,
     dumps,
@@ -29,7 +40,10 @@ from arko.cli.render import (
     job_lines,
     jobs_table,
     methods_table,
+    policy_line,
+    slave_notes,
     slaves_table,
+    tsv,
 )
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
@@ -71,8 +85,26 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _stdout() -> Console:
-    # Piped output keeps 80 columns (Rich's default off a terminal).
-    return Console(highlight=False, soft_wrap=False)
+    # Lines are never broken by Rich (a pipe gets them whole); tables fit its
+    # width (80 columns off a terminal), so lists avoid Rich there (_table).
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _table(table: Table, notes: list[str] | None = None) -> None:
+    """A table on stdout: fitted to a terminal, tab-separated whole values in a pipe.
+
+    Notes (a footnote to a star) follow the table on a terminal and go to
+    stderr in a pipe, so the lines a script reads are all rows.
+    """
+    if sys.stdout.isatty():
+        out = _stdout()
+        out.print(table)
+        for note in notes or []:
+            out.print(note, markup=False)
+        return
+    print(tsv(table))
+    for note in notes or []:
+        err.print(note, markup=False)
 
 
 def _print_version(wanted: bool) -> None:
@@ -115,7 +147,13 @@ def connect(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds a call may take (not streams)")
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds one call to the master may take; not a job's run "
+            "nor a stream (arko run --deadline bounds the job)",
+        ),
     ] = 30.0,
 ) -> None:
     """Options every command shares: where the master is and how to prove who we are."""
@@ -141,7 +179,10 @@ def _slaves(stubs: Stubs) -> list[admin_pb2.SlaveInfo]:
 @app.command()
 @handled
 def slaves(ctx: typer.Context, json: Json = False) -> None:
-    """The slaves the master knows: status, running jobs, methods, last answer."""
+    """The slaves the master knows: status, running jobs, methods, last answer.
+
+    A starred status (DOWN*) has a reason, given under the table.
+    """
     with _conn(ctx).open() as stubs:
         found = _slaves(stubs)
     if json:
@@ -149,7 +190,7 @@ def slaves(ctx: typer.Context, json: Json = False) -> None:
     elif not found:
         err.print("no slaves registered")
     else:
-        _stdout().print(slaves_table(found, dt.datetime.now(dt.UTC)))
+        _table(slaves_table(found, dt.datetime.now(dt.UTC)), slave_notes(found))
 
 
 @app.command()
@@ -175,7 +216,7 @@ def methods(ctx: typer.Context, json: Json = False) -> None:
     elif not offered:
         err.print("no methods: no slave registered yet")
     else:
-        _stdout().print(methods_table(offered))
+        _table(methods_table(offered))
 
 
 def _describe(stubs: Stubs, method: str) -> admin_pb2.MethodInfo:
@@ -201,13 +242,46 @@ def describe(
     out.print(f"{info.method}({info.request_type}) returns {info.response_type}, {kind}")
     if info.comment:
         out.print(info.comment)
-    policy = as_dict(info.policy)
-    shown = {k: v for k, v in policy.items() if v not in (0, {}, "", [])}
-    out.print(f"policy: {shown or 'none'}")
+    out.print(f"policy: {policy_line(info.policy)}")
     out.print(f"slaves: {', '.join(info.slaves)}")
     for message in info.messages:
         out.print()
         out.print(fields_table(message))
+
+
+class _Pump:
+    """A server stream read in a thread of its own.
+
+    Ctrl-C lands in the main thread, waiting on the queue, so it never cuts the
+    call: the events keep coming while the user is asked whether to cancel,
+    and reading goes on afterwards on the same call. The queue is bounded so
+    that a slow reader of stdout still holds the stream back (gRPC flow
+    control) instead of arko holding a whole job's output.
+    """
+
+    def __init__(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
+        self._queue: queue.Queue[jobs_pb2.JobEvent | grpc.RpcError | None] = queue.Queue(64)
+        threading.Thread(target=self._read, args=(call,), daemon=True).start()
+
+    def _read(self, call: Iterator[jobs_pb2.JobEvent]) -> None:
+        try:
+            for event in call:
+                self._queue.put(event)
+        except grpc.RpcError as exc:
+            self._queue.put(exc)
+        else:
+            self._queue.put(None)
+
+    def next(self) -> jobs_pb2.JobEvent | None:
+        """The next event; None once the stream has ended.
+
+        Raises:
+            grpc.RpcError: the call failed.
+        """
+        item = self._queue.get()
+        if isinstance(item, grpc.RpcError):
+            raise item
+        return item
 
 
 class _Follower:
@@ -227,24 +301,20 @@ class _Follower:
         elif event.kind == jobs_pb2.JobEvent.OUTPUT:
             print(event.output, flush=True)
 
-    def follow(self, job_id: str, from_seq: int) -> jobs_pb2.Job:
-        """Events from ``from_seq`` to FINISHED; the final record."""
-        seq = from_seq
+    def follow(self, events: _Pump, job_id: str) -> jobs_pb2.Job:
+        """Print ``events`` to FINISHED; the final record."""
         while True:
-            call = self.stubs.jobs.Watch(
-                jobs_pb2.WatchRequest(job_id=job_id, from_seq=seq), **self.stubs.options(False)
-            )
             try:
-                for event in call:
-                    seq = event.seq + 1
-                    self.show(event)
-                    if event.kind == jobs_pb2.JobEvent.FINISHED:
-                        final: jobs_pb2.Job = event.job
-                        return final
-                return self._get(job_id)
+                event = events.next()
             except KeyboardInterrupt:
-                call.cancel()
                 self._interrupted(job_id)
+                continue
+            if event is None:
+                return self._get(job_id)
+            self.show(event)
+            if event.kind == jobs_pb2.JobEvent.FINISHED:
+                final: jobs_pb2.Job = event.job
+                return final
 
     def _get(self, job_id: str) -> jobs_pb2.Job:
         request = jobs_pb2.GetJobRequest(job_id=job_id)
@@ -298,6 +368,16 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Print the job id only; the job runs on")
     ] = False,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=0.1,
+            help="Seconds the job may run (queue included); then it fails with "
+            "DEADLINE_EXCEEDED [default: the master's --job_timeout]. "
+            "--timeout bounds only this command's calls to the master, not the job",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Events as JSON lines")] = False,
 ) -> None:
     """Run a method: output printed as it comes; exits with the job's outcome.
@@ -307,26 +387,25 @@ def run(
     with _conn(ctx).open() as stubs:
         info = _describe(stubs, method)
         params, args = build_request(info, pairs or [])
-        request = jobs_pb2.RunRequest(method=info.method, params=params, detach=True)
+        request = jobs_pb2.RunRequest(method=info.method, params=params, detach=detach)
         if args:
             request.args.update(args)
-        job_id = ""
-        try:
-            # detach=True: the stream ends after ACCEPTED, and the job runs
-            # on while Watch follows it, so a Ctrl-C can ask before cancelling.
-            # One refused at once (bad params) ends here too, with its status.
-            for event in stubs.jobs.Run(request, **stubs.options(False)):
-                job_id = event.job_id
-        except grpc.RpcError:
-            if not job_id:
-                raise
+        if deadline is not None:
+            request.timeout.FromTimedelta(dt.timedelta(seconds=deadline))
+        # Attached unless --detach: the job is ours until it ends, and leaving
+        # (a second Ctrl-C, a killed arko) cancels it on the master.
+        events = _Pump(stubs.jobs.Run(request, **stubs.options(False)))
+        accepted = events.next()
+        if accepted is None:
+            raise CliError("the master ended the call before accepting the job", Exit.ERROR)
         if detach:
-            print(dumps({"job_id": job_id}) if json else job_id)
+            print(dumps({"job_id": accepted.job_id}) if json else accepted.job_id)
             return
         follower = _Follower(stubs, json, _tty(), owns_job=True)
+        follower.show(accepted)
         started = time.monotonic()
-        with _spinner(f"{info.method} {job_id}", _tty() and not json):
-            job = follower.follow(job_id, 1)
+        with _spinner(f"{info.method} {accepted.job_id}", _tty() and not json):
+            job = follower.follow(events, accepted.job_id)
     code = _FINAL.get(job.state, Exit.JOB_FAILED)
     if not json:
         _summary(job, time.monotonic() - started, code)
@@ -340,7 +419,7 @@ def _summary(job: jobs_pb2.Job, seconds: float, code: Exit) -> None:
         if sys.stderr.isatty():
             err.print(f"job {job.id} {state} in {seconds:.1f}s", markup=False)
         return
-    err.print(f"arko: job {job.id} {state}: {job.code}: {job.error}", markup=False)
+    err.print(f"arko: job {job.id} {state}: {with_code(job.code, job.error)}", markup=False)
 
 
 @app.command()
@@ -371,7 +450,7 @@ def jobs(
     elif not reply.jobs:
         err.print("no jobs")
     else:
-        _stdout().print(jobs_table(list(reply.jobs), dt.datetime.now(dt.UTC)))
+        _table(jobs_table(list(reply.jobs), dt.datetime.now(dt.UTC)))
 
 
 def _grpcurl_flags(conn: Connection) -> list[str]:
@@ -428,7 +507,8 @@ def logs(
     with _conn(ctx).open() as stubs:
         follower = _Follower(stubs, json, _tty(), owns_job=False)
         if follow:
-            follower.follow(job_id, 0)
+            request = jobs_pb2.WatchRequest(job_id=job_id)
+            follower.follow(_Pump(stubs.jobs.Watch(request, **stubs.options(False))), job_id)
             return
         current = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
         call = stubs.jobs.Watch(jobs_pb2.WatchRequest(job_id=job_id), **stubs.options(False))

@@ -59,13 +59,21 @@ _BY_STATUS = {
 }
 
 
+def with_code(code: str, message: str) -> str:
+    """``CODE: message`` with the code once: a slave's failure already carries it
+    (``slave … failed the job: ABORTED: …``)."""
+    if not code or f"{code}:" in message:
+        return message
+    return f"{code}: {message}" if message else code
+
+
 def from_rpc(error: grpc.RpcError, master: str) -> CliError:
     """The one mapping from a failed call to a message and an exit code."""
     code: grpc.StatusCode = error.code()
     details: str = error.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE:
         return CliError(f"cannot reach the master at {master}: {details}", Exit.UNREACHABLE)
-    return CliError(f"{code.name}: {details}", _BY_STATUS.get(code, Exit.ERROR))
+    return CliError(with_code(code.name, details), _BY_STATUS.get(code, Exit.ERROR))
 
 
 @dataclass(frozen=True, slots=True)

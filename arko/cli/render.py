@@ -1,4 +1,5 @@
-"""How the CLI shows records: tables for people (80 columns), dicts for ``--json``."""
+"""How the CLI shows records: tables for people (80 columns on a terminal, tab-separated
+whole values in a pipe), dicts for ``--json``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from google.protobuf.message import Message
 from rich.table import Table
 
 from arko.common.redact import REDACTED, is_secret_name
-from arko.v1 import admin_pb2, jobs_pb2
+from arko.v1 import admin_pb2, jobs_pb2, options_pb2
 
 
 def as_dict(message: Message) -> dict[str, Any]:
@@ -68,6 +69,41 @@ def slaves_table(slaves: list[admin_pb2.SlaveInfo], now: dt.datetime) -> Table:
             s.address, status, jobs, str(len(s.methods)), ago(_stamp(s, "last_seen"), now)
         )
     return table
+
+
+def slave_notes(slaves: list[admin_pb2.SlaveInfo]) -> list[str]:
+    """The footnote of a starred STATUS: why each such slave is not live."""
+    return [f"* {s.address} {s.status}: {s.reason}" for s in slaves if s.reason]
+
+
+def tsv(table: Table) -> str:
+    """A table for a pipe: a header line, then one line a row, whole values between tabs.
+
+    Rich fits a table to the console and cuts or folds cells; a script reading
+    ``arko jobs | cut -f3`` needs every column and whole values.
+    """
+    columns = table.columns
+    lines = ["\t".join(str(c.header) for c in columns)]
+    for row in zip(*(c.cells for c in columns), strict=True):
+        lines.append("\t".join(str(cell) for cell in row))
+    return "\n".join(lines)
+
+
+def policy_line(policy: options_pb2.JobPolicy) -> str:
+    """A method's job policy in words, ``none`` when it sets nothing."""
+    parts = []
+    if policy.timeout_seconds:
+        parts.append(f"timeout {policy.timeout_seconds}s")
+    if policy.max_concurrency == 1:
+        parts.append("one job at a time")
+    elif policy.max_concurrency:
+        parts.append(f"at most {policy.max_concurrency} jobs at a time")
+    if policy.required_labels:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(policy.required_labels.items()))
+        parts.append(f"only on slaves labelled {labels}")
+    if policy.retries:
+        parts.append(f"sent again up to {policy.retries} times when it never started")
+    return "; ".join(parts) or "none"
 
 
 def methods_table(methods: dict[str, list[admin_pb2.SlaveInfo]]) -> Table:

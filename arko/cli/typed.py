@@ -58,10 +58,15 @@ def _scalar(field: admin_pb2.FieldInfo, text: str) -> Any:
             return text.lower() in _TRUE
         raise CliError(f"{field.name} takes true or false, not {text!r}", Exit.USAGE)
     if kind == "enum":
-        if text not in field.enum_values:
+        if text in field.enum_values:
+            return text
+        try:
+            return int(text, 10)  # a value's number; the master knows which are declared
+        except ValueError:
             choices = ", ".join(field.enum_values)
-            raise CliError(f"{field.name} takes one of {choices}, not {text!r}", Exit.USAGE)
-        return text
+            raise CliError(
+                f"{field.name} takes one of {choices} (or its number), not {text!r}", Exit.USAGE
+            ) from None
     if kind == "message":
         try:
             return json.loads(text)

@@ -90,8 +90,14 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
     async def Run(self, request: jobs_pb2.RunRequest, context: Context) -> None:
         params = dict(request.params)
         args = json_format.MessageToDict(request.args) if request.HasField("args") else None
+        asked = (
+            request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
+        )
+        if asked is not None and asked <= 0:
+            await abort(context, InvalidArgument(f"timeout must be positive, not {asked:g}s"))
         remaining = context.time_remaining()
-        timeout = remaining if remaining is not None else self._default_timeout
+        bounds = [t for t in (asked, remaining) if t is not None]
+        timeout = min(bounds) if bounds else self._default_timeout
         detach = request.detach
         if detach:
             try:
@@ -101,7 +107,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         live = self._jobs.accept(request.method, params, args, detach)
         trailer = ((JOB_ID_HEADER, live.id),)
         if detach:
-            self._jobs.start_detached(live, params, args, dict(request.labels))
+            self._jobs.start_detached(live, params, args, dict(request.labels), asked)
             context.set_trailing_metadata(trailer)
             await context.write(event_message(live.id, live.since(0)[0]))
             return

@@ -133,7 +133,28 @@ def build_request(
                 raise InvalidArgument(
                     f"argument {name!r} does not fit {desc.full_name}.{field.name}: {exc}"
                 ) from None
+            _check_enum_numbers(field, value, name)
     return message
+
+
+def _check_enum_numbers(field: FieldDescriptor, value: Any, name: str) -> None:
+    """Refuse an enum number the enum does not declare, as a string parameter is.
+
+    The JSON mapping keeps any number (proto3 enums are open), which would
+    reach the slave as a value its code never names.
+    """
+    enum = field.enum_type
+    if enum is None or field.message_type is not None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        # Numbers from a google.protobuf.Struct (RunRequest.args) are floats.
+        if not isinstance(item, int | float) or isinstance(item, bool):
+            continue  # a name, or a type ParseDict has refused already
+        if not float(item).is_integer() or int(item) not in enum.values_by_number:
+            names = ", ".join(enum.values_by_name)
+            raise InvalidArgument(
+                f"argument {name!r} does not fit {field.full_name}: {item:g} is none of {names}"
+            )
 
 
 def _set_params(message: Message, desc: Descriptor, params: Mapping[str, str]) -> None:

@@ -195,10 +195,13 @@ class JobService:
         params: Mapping[str, str],
         args: Any,
         labels: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> None:
-        """Run an accepted job in the background; it ends on its own or by Cancel."""
+        """Run an accepted job in the background; it ends on its own, by Cancel or at
+        ``timeout`` seconds (default ``job_timeout``)."""
+        timeout = self._job_timeout if timeout is None else timeout
         task = asyncio.create_task(
-            self._run_detached(live, params, args, labels), name=f"job-{live.id}"
+            self._run_detached(live, params, args, labels, timeout), name=f"job-{live.id}"
         )
         self._detached.add(task)
         task.add_done_callback(self._detached.discard)
@@ -209,9 +212,10 @@ class JobService:
         params: Mapping[str, str],
         args: Any,
         labels: Mapping[str, str] | None,
+        timeout: float | None,
     ) -> None:
         with contextlib.suppress(ArkoError):  # recorded and logged by run()
-            await self.run(live, params, args, self._job_timeout, labels=labels)
+            await self.run(live, params, args, timeout, labels=labels)
 
     async def run(
         self,

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -72,7 +73,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., slave: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., detached: _Optional[bool] = ..., output_bytes: _Optional[int] = ..., output_truncated: _Optional[bool] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("method", "params", "args", "detach", "labels")
+    __slots__ = ("method", "params", "args", "detach", "labels", "timeout")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,12 +93,14 @@ class RunRequest(_message.Message):
     ARGS_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     method: str
     params: _containers.ScalarMap[str, str]
     args: _struct_pb2.Struct
     detach: bool
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "seq", "kind", "time", "state", "output", "note", "job")

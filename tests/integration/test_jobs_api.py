@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import duration_pb2, struct_pb2
 
 from arko.gen import execution_pb2, execution_pb2_grpc
 from arko.testing import Daemon, Fleet, wait_until
@@ -36,6 +36,8 @@ class Jobs:
     ) -> Iterator[jobs_pb2.JobEvent]:
         """Start Jobs/Run; ``args`` (a dict) becomes the Struct, the rest are request fields."""
         args = fields.pop("args", None)
+        if "timeout_field" in fields:  # RunRequest.timeout, apart from the call's own
+            fields["timeout"] = fields.pop("timeout_field")
         request = jobs_pb2.RunRequest(method=method, **fields)  # type: ignore[arg-type]
         if args is not None:
             request.args.update(args)  # type: ignore[arg-type]
@@ -231,6 +233,41 @@ def test_a_detached_job_can_be_cancelled(master: Daemon, fleet: Fleet, jobs_for)
     record = jobs.stub.Cancel(jobs_pb2.CancelRequest(job_id=accepted.job_id), timeout=10)
     assert record.state == jobs_pb2.CANCELLED
     slave.wait_for_event("logs_cancelled")
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_the_requests_timeout_ends_the_job_with_deadline_exceeded(
+    master: Daemon, jobs_for, detach: bool
+) -> None:
+    """RunRequest.timeout is the job's deadline, attached or detached: FAILED, DEADLINE_EXCEEDED.
+
+    The call itself has a minute: only the request's second can end the job.
+    """
+    jobs = jobs_for(master)
+    second = duration_pb2.Duration(seconds=1)
+    run = jobs.run(
+        STREAM, detach=detach, timeout_field=second, args={"lines": 1000, "interval": 0.1}
+    )
+    accepted = next(run)
+    if not detach:
+        with pytest.raises(grpc.RpcError) as err:
+            list(run)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    final = jobs.watch(accepted.job_id)[-1].job
+    assert (final.state, final.code, final.detached) == (
+        jobs_pb2.FAILED,
+        "DEADLINE_EXCEEDED",
+        detach,
+    )
+
+
+def test_a_timeout_that_is_not_positive_is_refused(master: Daemon, jobs_for) -> None:
+    """A zero or negative RunRequest.timeout is INVALID_ARGUMENT naming it, before any job."""
+    jobs = jobs_for(master)
+    with pytest.raises(grpc.RpcError) as err:
+        list(jobs.run(STREAM, timeout_field=duration_pb2.Duration(seconds=-2)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "timeout must be positive" in err.value.details()
 
 
 def test_a_master_restart_keeps_finished_output_readable(fleet: Fleet, jobs_for) -> None:

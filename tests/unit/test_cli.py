@@ -83,6 +83,14 @@ def test_wrong_values_are_usage_errors_naming_the_field(pair: str, says: str) ->
     assert says in caught.value.message
 
 
+def test_an_enum_takes_a_name_or_a_number() -> None:
+    """``tier=1`` is sent as the number (the master checks it is declared), as the README says."""
+    _, args = build_request(METHOD, ["tier=1"])
+    assert args == {"tier": 1}
+    _, args = build_request(METHOD, ["tier=SILVER"])
+    assert args == {"tier": "SILVER"}
+
+
 def test_grpcurl_line_replaces_secrets_with_placeholders() -> None:
     """The rerun command carries no secret, only a placeholder to fill in, and parses back."""
     job = jobs_pb2.Job(method="MyPipeline.Run", params={"param": "a", "password": "***"})

@@ -215,3 +215,15 @@ def test_deeply_nested_json_is_an_invalid_argument(all_kinds: type[Message]) -> 
     """A pathologically nested JSON value is refused as INVALID_ARGUMENT, not a crash."""
     with pytest.raises(InvalidArgument):
         build_request(all_kinds, {"inner": "[" * 100_000})
+
+
+def test_enum_numbers_in_args_are_those_of_declared_values(all_kinds: type[Message]) -> None:
+    """A typed argument takes an enum value's number as a parameter does, and no other number."""
+    message = build_request(all_kinds, {}, {"color": 2})
+    assert message.color == 2  # type: ignore[attr-defined]
+    assert build_request(all_kinds, {}, {"color": 1.0}).color == 1  # type: ignore[attr-defined]
+    with pytest.raises(InvalidArgument) as caught:
+        build_request(all_kinds, {}, {"color": 9.0})  # a Struct's numbers are floats
+    text = caught.value.message
+    assert "'color'" in text and f"{FULL_NAME}.color" in text
+    assert "9 is none of COLOR_UNSPECIFIED, RED, GREEN" in text
