@@ -23,7 +23,8 @@ from arko.master.http.api import Handler
 log = structlog.get_logger("arko.master.http")
 
 _WILDCARDS = frozenset({"", "::", "0.0.0.0"})
-_LOOPBACK_NAMES = frozenset({"localhost"})
+# The names a loopback listener is reached by on this machine.
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def _is_address(name: str) -> bool:
@@ -59,7 +60,9 @@ class HostGuard:
             names |= _LOOPBACK_NAMES
         else:
             names.add(listen)
-            if _is_address(listen) and ipaddress.ip_address(listen).is_loopback:
+            if listen in _LOOPBACK_NAMES or (
+                _is_address(listen) and ipaddress.ip_address(listen).is_loopback
+            ):
                 names |= _LOOPBACK_NAMES
         self._names = frozenset(names)
 
