@@ -102,6 +102,7 @@ def test_malformed_requests_are_4xx_without_traceback(web: Web) -> None:
     for what, response in answers.items():
         assert len(response.text) < 300 and "Traceback" not in response.text, what
     assert "nested too deeply" in answers["deep json"].text
+    assert answers["nul"].headers["X-Content-Type-Options"] == "nosniff"
     assert "Last-Event-ID" in answers["superscript id"].text
     assert "Traceback" not in web.master.log_text()
     assert web.master.alive()

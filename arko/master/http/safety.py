@@ -38,7 +38,8 @@ async def last_resort(request: web.Request, handler: Handler) -> web.StreamRespo
     """
     try:
         return await handler(request)
-    except web.HTTPException:
+    except (web.HTTPException, ConnectionError):
+        # An answer already chosen, or a client gone: neither is a bug.
         raise
     except Exception:
         log.exception("http_request_failed", method=request.method, path=request.path[:200])
