@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from arko.common.settings import load_settings
 from arko.master.http.hosts import HostGuard, host_name
+from arko.master.settings import MasterSettings
 
 
 @pytest.mark.parametrize(
@@ -57,3 +61,22 @@ def test_allowed_hosts_are_added_and_malformed_ones_refused() -> None:
 def test_a_request_without_host_is_answered() -> None:
     """HTTP/1.0 without Host comes from no browser, so no page can have rebound it."""
     assert HostGuard("127.0.0.1", []).accepts(None)
+
+
+def test_allowed_hosts_come_from_flags_env_and_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--http_allowed_hosts is a comma list in every source a setting has."""
+    config = tmp_path / "master.toml"
+    config.write_text('http_allowed_hosts = ["ci.example"]\n')
+    assert load_settings(MasterSettings, ["--config", str(config)]).http_allowed_hosts == [
+        "ci.example"
+    ]
+    flags = ["--http_allowed_hosts", "a.example,b.example", "--http_allowed_hosts", "c.example"]
+    assert load_settings(MasterSettings, flags).http_allowed_hosts == [
+        "a.example",
+        "b.example",
+        "c.example",
+    ]
+    monkeypatch.setenv("ARKO_MASTER_HTTP_ALLOWED_HOSTS", "x.example, y.example")
+    assert load_settings(MasterSettings, []).http_allowed_hosts == ["x.example", "y.example"]
