@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
-from arko.common.settings import DaemonSettings, read_secret
+from arko.common.settings import CommaList, DaemonSettings, read_secret
 
 
 class MasterSettings(DaemonSettings):
@@ -44,6 +44,14 @@ class MasterSettings(DaemonSettings):
         le=65535,
         description="Port of the HTTP API and web UI (0: off); same TLS and client token as gRPC",
         json_schema_extra={"metavar": "PORT"},
+    )
+    http_allowed_hosts: CommaList = Field(
+        [],
+        description="Host names the HTTP server answers to besides its listen address (and, "
+        "on a wildcard --listen_host, any IP address and localhost), e.g. the DNS name users "
+        "browse to; repeat the flag or separate them with commas. Requests naming any other "
+        "Host are refused (421), so no other site can reach the master by DNS rebinding",
+        json_schema_extra={"metavar": "HOST"},
     )
     ui_dir: str = Field(
         "",

@@ -52,8 +52,14 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1200, "height": 760})
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
+    # The master's Content-Security-Policy must let every part of the UI load.
+    blocked: list[str] = []
+    tab.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
     yield tab
     context.close()
+    assert not blocked, f"the page broke its Content-Security-Policy: {blocked}"
 
 
 @pytest.fixture
@@ -174,5 +180,8 @@ def test_refused_call_asks_for_the_token(fleet: Fleet, browser: Browser) -> None
         tab.get_by_role("button", name="Use").click()
         expect(tab.get_by_role("link", name="MyPipeline.DryRun", exact=True)).to_be_visible()
         expect(tab.get_by_role("alert")).to_have_count(0)
+        # Kept for the tab's life, not on disk for every later visit.
+        assert tab.evaluate("sessionStorage.getItem('arko.token')") == "tok-123456"
+        assert tab.evaluate("localStorage.getItem('arko.token')") is None
     finally:
         context.close()

@@ -1,5 +1,49 @@
-import { describe, expect, it } from "vitest";
-import { ApiError, call } from "./api";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ApiError, call, forgetStoredToken, getToken, headers, setToken } from "./api";
+
+/** A Storage over a Map: the node test environment has neither web storage. */
+function fakeStorage(): Storage {
+  const items = new Map<string, string>();
+  return {
+    get length() {
+      return items.size;
+    },
+    clear: () => items.clear(),
+    getItem: (key) => items.get(key) ?? null,
+    key: (index) => [...items.keys()][index] ?? null,
+    removeItem: (key) => void items.delete(key),
+    setItem: (key, value) => void items.set(key, value),
+  };
+}
+
+describe("client token", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("is kept for this tab only, never in localStorage", () => {
+    const session = fakeStorage();
+    const local = fakeStorage();
+    vi.stubGlobal("sessionStorage", session);
+    vi.stubGlobal("localStorage", local);
+    setToken("tok-123");
+    expect(getToken()).toBe("tok-123");
+    expect(headers()).toEqual({ Authorization: "Bearer tok-123" });
+    expect(session.length).toBe(1);
+    expect(local.length).toBe(0);
+    setToken("");
+    expect(session.length).toBe(0);
+    expect(headers()).toEqual({});
+  });
+
+  it("drops a token an earlier version left in localStorage", () => {
+    const local = fakeStorage();
+    local.setItem("arko.token", "old-token");
+    vi.stubGlobal("sessionStorage", fakeStorage());
+    vi.stubGlobal("localStorage", local);
+    forgetStoredToken();
+    expect(local.length).toBe(0);
+    expect(getToken()).toBe("");
+  });
+});
 
 describe("call", () => {
   it("says the master is unreachable when the request cannot be sent", async () => {

@@ -106,14 +106,26 @@ export class ApiError extends Error {
 
 const TOKEN_KEY = "arko.token";
 
-/** The client token the master asked for, kept in this browser only. */
+/**
+ * The client token the master asked for, kept for this tab only (sessionStorage).
+ *
+ * A script injected into the page could read it from any storage, so what
+ * matters is how long it lies around: sessionStorage keeps it across reloads
+ * and deep links of this tab and drops it when the tab closes, where
+ * localStorage kept it on disk, for every later visit and every tab.
+ */
 export function getToken(): string {
-  return globalThis.localStorage?.getItem(TOKEN_KEY) ?? "";
+  return globalThis.sessionStorage?.getItem(TOKEN_KEY) ?? "";
 }
 
 export function setToken(token: string): void {
-  if (token) globalThis.localStorage?.setItem(TOKEN_KEY, token);
-  else globalThis.localStorage?.removeItem(TOKEN_KEY);
+  if (token) globalThis.sessionStorage?.setItem(TOKEN_KEY, token);
+  else globalThis.sessionStorage?.removeItem(TOKEN_KEY);
+}
+
+/** Drop the copy earlier versions of the UI left in localStorage, so no token stays on disk. */
+export function forgetStoredToken(): void {
+  globalThis.localStorage?.removeItem(TOKEN_KEY);
 }
 
 export function headers(extra: Record<string, string> = {}): Record<string, string> {

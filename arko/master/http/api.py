@@ -118,6 +118,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = await request.json(loads=json.loads)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses once per nesting level; Python's stack is the limit.
+        raise InvalidArgument("the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidArgument("the body must be a JSON object")
     return body
@@ -343,7 +346,8 @@ class Api:
         last = request.headers.get("Last-Event-ID", "").strip()
         from_seq = _int(request, "from_seq")
         if last:
-            if not last.isdigit():
+            # isdigit() alone takes "²", which int() refuses; 18 digits keep it an int64.
+            if not (last.isascii() and last.isdigit() and len(last) <= 18):
                 raise InvalidArgument("Last-Event-ID must be a sequence number")
             from_seq = int(last) + 1
         if from_seq < 0:

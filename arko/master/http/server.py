@@ -17,6 +17,8 @@ from aiohttp import web
 from arko.common.errors import StartupError
 from arko.common.listen import listen_socket, url_host
 from arko.master.http.api import API, Api
+from arko.master.http.hosts import HostGuard
+from arko.master.http.safety import add_security_headers, last_resort
 from arko.master.registry import Registry
 from arko.master.runs import JobService
 from arko.master.settings import MasterSettings
@@ -53,11 +55,17 @@ def _ui_file(root: Path, tail: str) -> Path | None:
     """The built file at ``tail``, else ``index.html``; None when the UI is not built.
 
     The UI may be rebuilt while the master runs, so the folder is looked at
-    on each request (a few stat calls).
+    on each request (a few stat calls). A path no file can have (a NUL, a
+    name too long) is the client's error, refused by name.
     """
-    wanted = (root / tail).resolve()
-    if wanted.is_file() and wanted.is_relative_to(root):
-        return wanted
+    try:
+        wanted = (root / tail).resolve()
+        if wanted.is_file() and wanted.is_relative_to(root):
+            return wanted
+    except ValueError:
+        raise web.HTTPBadRequest(text="the path holds a NUL character") from None
+    except OSError as exc:
+        raise web.HTTPBadRequest(text=f"not a valid path: {exc.strerror}") from None
     index = root / "index.html"
     return index if index.is_file() else None
 
@@ -92,8 +100,15 @@ def built_ui_dir(settings: MasterSettings) -> Path:
 def create_app(
     jobs: JobService, registry: Registry, settings: MasterSettings, client_token: str | None
 ) -> web.Application:
-    """The master's HTTP application: API routes first, then the UI's catch-all."""
+    """The master's HTTP application: API routes first, then the UI's catch-all.
+
+    The Host check runs before the API's own middlewares, so a refused Host
+    never reaches the token check or a handler.
+    """
     app = web.Application(client_max_size=settings.max_message_bytes)
+    guard = HostGuard(settings.listen_host, settings.http_allowed_hosts)
+    app.middlewares.extend([last_resort, guard.middleware])
+    app.on_response_prepare.append(add_security_headers)
     Api(jobs, registry, settings.job_timeout, client_token).add_routes(app)
     _ui_routes(app, built_ui_dir(settings))
     return app
