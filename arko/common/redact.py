@@ -13,7 +13,7 @@ The rule, in three parts:
    depth of a mapping or list, and also inside a string that holds a JSON
    object or array (a message or map field given in ``params`` as JSON), just
    as the same value given as a typed argument is. Such a string that does not
-   parse is hidden whole when it mentions a secret name.
+   parse is hidden whole when one of its ``"name":`` keys is secret.
 3. **Scrubbing by value.** Every text (of 3 characters or more) found under a
    secret name is a secret value. What a slave sends back (its reply, output
    and error text) is scrubbed of these values *before* anything renders it:
@@ -41,6 +41,8 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 REDACTED = "***"
+# A key in JSON text, even broken ("[Errno 2] …token" in a log is no JSON key).
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 # Shorter values are not scrubbed out of text: "ab" would wreck every output.
 MIN_SECRET = 3
 _ANY = "google.protobuf.Any"
@@ -71,7 +73,7 @@ def _redact(value: Any) -> Any:
             inner = json.loads(value)
             hidden = _redact(inner)
         except (ValueError, RecursionError):
-            return REDACTED if is_secret_name(value) else value
+            return REDACTED if any(map(is_secret_name, _JSON_KEY.findall(value))) else value
         return value if hidden == inner else json.dumps(hidden, ensure_ascii=False)
     return value
 

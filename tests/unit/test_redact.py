@@ -300,3 +300,9 @@ def test_no_secret_survives_any_rendering(secret: str, before: str, after: str) 
         for spelling in _forms(value):
             for form in _forms(secret):
                 assert form not in spelling, (form, spelling)
+
+
+def test_a_logged_error_in_brackets_is_not_taken_for_json() -> None:
+    """Text that only starts like JSON ("[Errno 2] … token") keeps its words."""
+    error = "[Errno 2] No such file or directory: '/etc/arko/token'"
+    assert redact_mapping({"error": error}) == {"error": error}
