@@ -139,7 +139,13 @@ def test_secrets_are_hidden_in_every_rendering(fleet: Fleet, master: tuple[Daemo
     assert "gone" in daemon.events("slave_down")[0]["reason"]
     assert daemon.stop() == 0
     _assert_hidden("the master's log", Path(daemon.log_path).read_bytes())
-    if not is_postgres_url(fleet.database()):
+    if is_postgres_url(fleet.database()):
+        tables = fleet.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert {"job", "job_event", "slave"} <= {name for (name,) in tables}
+        for (name,) in tables:
+            rows = fleet.query(f'SELECT * FROM "{name}"')
+            _assert_hidden(f"table {name}", "\n".join(map(str, rows)) + repr(rows))
+    else:
         db = Path(fleet.database())
         files = [p for p in db.parent.glob(f"{db.name}*") if p.is_file()]
         assert files
