@@ -268,7 +268,7 @@ class JobService:
             nonlocal collected
             while pending and sink is not None:
                 await sink(pending.pop(0))
-            text = render_compact(message)
+            text = render_compact(job.hide_reply(message))  # scrubbed before it is rendered
             if collect:
                 messages.append(message)
                 collected += len(text)
@@ -280,7 +280,7 @@ class JobService:
             else:
                 messages[:] = [message]
             first = live.next_seq
-            live.add(OUTPUT, render_compact(job.hide_reply(message)) if job.secrets else text)
+            live.add(OUTPUT, text)
             if sink is not None:
                 for event in live.since(first):  # the output, after a TRUNCATED marker
                     await sink(event)
