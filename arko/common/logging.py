@@ -21,7 +21,7 @@ LogFormat = Literal["console", "json"]
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: hide values of keys named like password/token/secret/key."""
+    """structlog processor: hide values of secret-looking keys (arko.common.redact's rule)."""
     return redact_mapping(event_dict)
 
 

@@ -231,10 +231,10 @@ class Master(Lifecycle):
             shared_database=shared,
             db=shown_url(s.db),
             tls="mutual" if mutual else bool(tls),
-            registration_auth=enforced(
+            registration_requires=enforced(
                 (mutual, "client certificate"), (join_token is not None, "join token")
             ),
-            execution_auth=enforced(
+            execution_requires=enforced(
                 (mutual, "client certificate"), (client_token is not None, "bearer token")
             ),
         )

@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
 from arko.common.methods import MethodName, parse_method_name
+from arko.common.redact import NO_SECRETS, Secrets
 from arko.master.params import build_request
 from arko.master.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
 from arko.master.registry import Registry
@@ -92,6 +93,7 @@ class JobInput:
     params: Mapping[str, str]
     args: Mapping[str, Any] | None = None
     labels: Mapping[str, str] | None = None  # the slave must carry all of them
+    secrets: Secrets = NO_SECRETS  # scrubbed out of the slave's errors
 
 
 OnStart = Callable[[str], None]
@@ -272,6 +274,7 @@ class Executor:
                 else:
                     await on_message(await call.unary())
             except grpc.aio.AioRpcError as exc:
+                details = job.secrets.text(exc.details() or "")
                 if refused_as_full(exc):
                     log.info("job_refused", method=name.dotted, slave=slave.address, **context)
                     raise _NeverStarted(refused=True) from None
@@ -279,8 +282,8 @@ class Executor:
                     # The slave went away mid-call: not retried (it may
                     # have run), but no later job should wait for the
                     # next ping to learn it.
-                    await self._registry.mark_down(slave, f"job failed: {exc.details()}")
-                raise SlaveCallFailed(exc.code(), slave.address, exc.details() or "") from None
+                    await self._registry.mark_down(slave, f"job failed: {details}")
+                raise SlaveCallFailed(exc.code(), slave.address, details) from None
         return desc.server_streaming
 
 

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from google.protobuf.message import Message
 
 from arko.common.errors import Unavailable
 from arko.common.lifecycle import cancel_task
-from arko.common.redact import REDACTED, is_secret_name, redact_mapping
+from arko.common.redact import Secrets, redact_mapping
 from arko.master.store import EventRow, JobRow, RecordRefused, Store
 
 log = structlog.get_logger("arko.master.jobs")
@@ -64,34 +65,8 @@ _WHOLE = (
 )
 
 
-def _hide(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` without any secret parameter value in it."""
-    for value in secrets:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
-
-
 def _stamp(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def _secret_values(values: Mapping[str, Any]) -> list[str]:
-    """String values under secret-looking names, at any depth."""
-    found: list[str] = []
-    for name, value in values.items():
-        if is_secret_name(str(name)):
-            if isinstance(value, str):
-                found.append(value)
-            elif value is not None:
-                found.append(json.dumps(value))
-        elif isinstance(value, Mapping):
-            found += _secret_values(value)
-        elif isinstance(value, list):
-            found += [
-                s for item in value if isinstance(item, Mapping) for s in _secret_values(item)
-            ]
-    return found
 
 
 class Job:
@@ -125,7 +100,7 @@ class Job:
         job_id: str,
         method: str,
         params: dict[str, str],
-        secrets: tuple[str, ...],
+        secrets: Secrets,
         args: dict[str, Any] | None = None,
         detached: bool = False,
         master: str = "",
@@ -161,7 +136,11 @@ class Job:
 
     def hide_secrets(self, text: str) -> str:
         """``text`` as anyone but the caller may see it: secret values replaced."""
-        return _hide(text, self.secrets) if self.secrets else text
+        return self.secrets.text(text)
+
+    def hide_reply(self, reply: Message) -> Message:
+        """A slave's reply as anyone but the caller may see it, to render (not its JSON)."""
+        return self.secrets.message(reply)
 
     def scrub(self, text: str) -> str:
         """``text`` as a record field may keep it: secrets replaced, size bounded."""
@@ -304,8 +283,7 @@ class JobRecorder:
     ) -> Job:
         """A new job with its id, not yet journaled (see :meth:`accepted`, :meth:`running`)."""
         args = dict(args or {})
-        found = [v for k, v in params.items() if is_secret_name(k)] + _secret_values(args)
-        secrets = tuple(v for v in found if len(v) >= 3)
+        secrets = Secrets.of(params, args)
         stored = {k[:256]: v[:1024] for k, v in redact_mapping(params).items()}
         return Job(
             os.urandom(16).hex(),

@@ -268,7 +268,7 @@ class JobService:
             nonlocal collected
             while pending and sink is not None:
                 await sink(pending.pop(0))
-            text = render_compact(message)
+            text = render_compact(job.hide_reply(message))  # scrubbed before it is rendered
             if collect:
                 messages.append(message)
                 collected += len(text)
@@ -280,7 +280,7 @@ class JobService:
             else:
                 messages[:] = [message]
             first = live.next_seq
-            live.add(OUTPUT, job.hide_secrets(text))
+            live.add(OUTPUT, text)
             if sink is not None:
                 for event in live.since(first):  # the output, after a TRUNCATED marker
                     await sink(event)
@@ -294,7 +294,7 @@ class JobService:
             if sink is not None:
                 await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
             streaming = await self._executor.execute(
-                JobInput(job.method, params, args, labels),
+                JobInput(job.method, params, args, labels, job.secrets),
                 timeout,
                 on_start,
                 on_message,
@@ -314,7 +314,7 @@ class JobService:
             error = InternalError(f"arko could not run the job: {type(exc).__name__}: {exc}")
             self._recorder.failed(job, error.code.name, error.message, live.next_seq)
         else:
-            last = render_compact(messages[-1]) if messages else ""
+            last = render_compact(job.hide_reply(messages[-1])) if messages else ""
             self._recorder.succeeded(job, last, live.next_seq)
         finished = self._finish(live, started)
         if sink is not None:

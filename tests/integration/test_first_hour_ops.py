@@ -83,7 +83,7 @@ def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
     """master_started names what callers must present; mutual TLS counts as a check."""
     plain = fleet.master(db=fleet.database("plain"))
     started = plain.events("master_started")[0]
-    assert (started["registration_auth"], started["execution_auth"]) == ("none", "none")
+    assert (started["registration_requires"], started["execution_requires"]) == ("none", "none")
 
     ca = CertificateAuthority(tmp_path)
     client = ca.issue("ci-client", client=True)
@@ -100,8 +100,8 @@ def test_master_logs_the_auth_it_enforces(fleet: Fleet, tmp_path: Path) -> None:
     )
     started = mutual.events("master_started")[0]
     assert started["tls"] == "mutual"
-    assert started["registration_auth"] == "client certificate"
-    assert started["execution_auth"] == "client certificate + bearer token"
+    assert started["registration_requires"] == "client certificate"
+    assert started["execution_requires"] == "client certificate + bearer token"
 
 
 def test_a_slave_down_longer_than_forget_after_is_forgotten(fleet: Fleet) -> None:

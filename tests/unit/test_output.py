@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from arko.common.redact import Secrets
 from arko.master.jobs import Job
 from arko.master.output import ACCEPTED, FINISHED, OUTPUT, RING, TRUNCATED, Event, LiveJob
 
@@ -16,7 +17,7 @@ def _live(max_output_bytes: int = 1 << 20) -> tuple[LiveJob, Journaled]:
     def journal(job: Job, seq: int, kind: str, data: str) -> None:
         journaled.append((seq, kind, data))
 
-    job = Job("0" * 32, "MyPipelineLogs.Stream", {}, ())
+    job = Job("0" * 32, "MyPipelineLogs.Stream", {}, Secrets())
     live = LiveJob(job, journal, max_output_bytes)
     live.add(ACCEPTED)
     return live, journaled
