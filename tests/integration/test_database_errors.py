@@ -17,9 +17,9 @@ from tests.postgres import OFF
 
 def _refused_start(db: Path | str) -> str:
     """Start arko-master on ``db``; check it exits 2 printing one JSON line; return the reason."""
+    args = ["--db", str(db), "--port", str(free_port()), "--listen_host", LOOPBACK]
     out = subprocess.run(
-        [sys.executable, "-m", "arko.master", "--db", str(db), "--port", str(free_port())]
-        + ["--listen_host", LOOPBACK, "--log_format", "json"],
+        [sys.executable, "-m", "arko.master", *args, "--log_format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
