@@ -26,6 +26,7 @@ from arko.master.executor import Executor, Limits
 from arko.master.http.server import HttpServer, create_app
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
+from arko.master.lock import HeldLock
 from arko.master.metrics import MasterMetrics
 from arko.master.output import LiveJobs
 from arko.master.queue import JobQueue
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
 log = structlog.get_logger("arko.master")
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+# SQLite databases without a file, so nothing to lock beside.
+_IN_MEMORY = ("", ":memory:")
 
 
 def enforced(*checks: tuple[bool, str]) -> str:
@@ -78,6 +81,7 @@ class Master(Lifecycle):
         self._slave_feed: SlaveFeed | None = None
         self._beater: asyncio.Task[None] | None = None
         self._notices: set[asyncio.Task[None]] = set()
+        self._locks: list[HeldLock] = []
 
         self._stop_metrics: Callable[[], None] | None = None
 
@@ -103,10 +107,33 @@ class Master(Lifecycle):
             await self._close_resources()
             raise
 
+    def _take_locks(self) -> None:
+        """Lock the SQLite file and the journal, before either is read (see :mod:`.lock`).
+
+        Raises:
+            StartupError: another master holds one, naming it.
+        """
+        s, journal = self.settings, self._journal_dir()
+        if not is_postgres(s.db) and s.db not in _IN_MEMORY:
+            # First: the journal folder beside it is made next, with its parents.
+            self._hold(HeldLock(Path(f"{s.db}.lock"), f"database {s.db}", "give it another --db"))
+        try:
+            journal.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot use job journal {journal}: {exc}") from None
+        self._hold(
+            HeldLock(journal / "master.lock", f"job journal {journal}", "another --journal_dir")
+        )
+
+    def _hold(self, lock: HeldLock) -> None:
+        lock.take(self.settings.port)
+        self._locks.append(lock)
+
     async def _start(self) -> None:
         s = self.settings
         tls = s.tls_config()
         join_token, client_token = s.tokens()
+        self._take_locks()
         self._store = await open_store(s.db)
         live = LiveJobs()
         shared = is_postgres(s.db)
@@ -199,6 +226,8 @@ class Master(Lifecycle):
         )
         self._built, self.port = built, built.port
         await built.server.start()
+        for lock in self._locks:
+            lock.record(self.port)
         self._recorder.start()
         for service, _ in services:
             await built.health.set(service, _SERVING)
@@ -330,3 +359,6 @@ class Master(Lifecycle):
         if self._store is not None:
             await self._store.close()
             self._store = None
+        for lock in self._locks:  # last: the journal and the database are closed
+            lock.release()
+        self._locks.clear()

@@ -73,7 +73,9 @@ def test_a_sqlite_path_in_no_folder_says_which_folder_is_missing(tmp_path: Path)
     db = tmp_path / "no" / "such" / "arko.db"
     reason = _refused_start(db)
     assert f"cannot use database {db}" in reason
-    assert f"check that the folder of {db} exists" in reason
+    assert f"check that the folder of {db}" in reason
+    assert "exists and this user may write there" in reason
+    assert not db.parent.exists()
 
 
 def test_a_folder_given_as_sqlite_database_is_named_a_folder(tmp_path: Path) -> None:
