@@ -107,16 +107,26 @@ class Master(Lifecycle):
             await self._close_resources()
             raise
 
-    def _take_locks(self) -> None:
-        """Lock the SQLite file and the journal, before either is read (see :mod:`.lock`).
+    def _lock_database(self) -> None:
+        """Lock the SQLite file before it is opened (see :mod:`.lock`).
+
+        PostgreSQL needs none: masters on one server database form a fleet.
 
         Raises:
-            StartupError: another master holds one, naming it.
+            StartupError: another master holds it, naming it.
         """
-        s, journal = self.settings, self._journal_dir()
-        if not is_postgres(s.db) and s.db not in _IN_MEMORY:
-            # First: the journal folder beside it is made next, with its parents.
-            self._hold(HeldLock(Path(f"{s.db}.lock"), f"database {s.db}", "give it another --db"))
+        db = self.settings.db
+        if not is_postgres(db) and db not in _IN_MEMORY:
+            self._hold(HeldLock(Path(f"{db}.lock"), f"database {db}", "give it another --db"))
+
+    def _lock_journal(self) -> None:
+        """Lock the job journal before it is replayed; made only once the database
+        opened, so a failed start leaves no empty journal folder behind.
+
+        Raises:
+            StartupError: another master holds it, naming it.
+        """
+        journal = self._journal_dir()
         try:
             journal.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -133,8 +143,9 @@ class Master(Lifecycle):
         s = self.settings
         tls = s.tls_config()
         join_token, client_token = s.tokens()
-        self._take_locks()
+        self._lock_database()
         self._store = await open_store(s.db)
+        self._lock_journal()
         live = LiveJobs()
         shared = is_postgres(s.db)
         name = self.name()
@@ -192,7 +203,9 @@ class Master(Lifecycle):
             self._registry.claim = self._fleet.claim
             await self._beat()  # the first leases, before the first ping sweep
         self._metrics_on(self._registry, self._jobs)
-        admin = AdminServicer(Admin(self._registry, self._store, self._recorder.flush))
+        admin = AdminServicer(
+            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
+        )
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         register = RegisterServicer(self._registry, join_token)
         execution = ExecutionServicer(self._jobs, s.job_timeout)
