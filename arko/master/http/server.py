@@ -86,7 +86,9 @@ def create_app(
 ) -> web.Application:
     """The master's HTTP application: API routes first, then the UI's catch-all."""
     app = web.Application(client_max_size=settings.max_message_bytes)
-    Api(jobs, registry, settings.job_timeout, client_token).add_routes(app)
+    Api(jobs, registry, settings.job_timeout, client_token, settings.connect_timeout).add_routes(
+        app
+    )
     _ui_routes(app, Path(settings.ui_dir) if settings.ui_dir else ui_dir)
     return app
 
