@@ -145,6 +145,8 @@ class Admin:
         registry: The master's slaves.
         store: The database to back up.
         flush: Awaited before a backup, so records of the last second are in it.
+        patience: Seconds a description waits for a slave offering the method
+            to register again after a restart (as a job waits for it).
         scratch: Folder for the backup's temporary file (None: the system's).
     """
 
@@ -153,9 +155,11 @@ class Admin:
         registry: Registry,
         store: Copyable,
         flush: Callable[[], Awaitable[None]],
+        patience: float = 0.0,
         scratch: Path | None = None,
     ) -> None:
         self._registry = registry
+        self._patience = patience
         self._store = store
         self._flush = flush
         self._scratch = scratch
@@ -164,21 +168,20 @@ class Admin:
         """Every slave, in registration order."""
         return self._registry.slaves()
 
-    def describe(self, method: str) -> admin_pb2.MethodInfo:
+    async def describe(self, method: str) -> admin_pb2.MethodInfo:
         """A method's request fields, nested types and job policy, from a slave's descriptors.
 
         Raises:
             InvalidArgument: the name is not ``Service.Method``.
-            MethodNotFound: no slave offers it, or none has been read yet.
+            MethodNotFound: no slave offers it.
+            NoLiveSlave: slaves offer it, but none could be read (yet): see
+                :meth:`Registry.described`.
         """
         name = parse_method_name(method)
-        offering = self._registry.offering(name.dotted)
-        for slave in offering:
+        for slave in await self._registry.described(name.dotted, self._patience):
             catalog = slave.catalog
-            if catalog is None:
-                continue
-            desc = catalog.method(name.service, name.method)
-            if desc is None:
+            desc = catalog.method(name.service, name.method) if catalog is not None else None
+            if catalog is None or desc is None:
                 continue
             service = desc.containing_service
             comments = _Comments(catalog, service.file)
@@ -192,13 +195,10 @@ class Admin:
                 client_streaming=desc.client_streaming,
                 messages=_messages(catalog, desc.input_type),
                 policy=job_policy(catalog, name.dotted),
-                slaves=[s.address for s in offering],
+                slaves=[s.address for s in self._registry.offering(name.dotted)],
                 comment=comments.get(path),
             )
-        raise MethodNotFound(
-            f"{name.dotted} is listed but no slave offering it has been read yet; "
-            "try again after the next ping"
-        )
+        raise MethodNotFound(f"no slave offering {name.dotted} describes it by reflection")
 
     async def remove(self, address: str) -> Slave:
         """Forget a slave (see :meth:`Registry.remove`)."""

@@ -47,7 +47,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.DescribeMethodRequest, context: Context
     ) -> admin_pb2.MethodInfo:
         try:
-            return self._admin.describe(request.method)
+            return await self._admin.describe(request.method)
         except ArkoError as exc:
             await abort(context, exc)
 

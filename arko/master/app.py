@@ -26,6 +26,7 @@ from arko.master.executor import Executor, Limits
 from arko.master.http.server import HttpServer, create_app
 from arko.master.jobs import JobRecorder
 from arko.master.jobs_servicer import JobsServicer
+from arko.master.lock import HeldLock
 from arko.master.metrics import MasterMetrics
 from arko.master.output import LiveJobs
 from arko.master.queue import JobQueue
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
 log = structlog.get_logger("arko.master")
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+# SQLite databases without a file, so nothing to lock beside.
+_IN_MEMORY = ("", ":memory:")
 
 
 def enforced(*checks: tuple[bool, str]) -> str:
@@ -78,6 +81,7 @@ class Master(Lifecycle):
         self._slave_feed: SlaveFeed | None = None
         self._beater: asyncio.Task[None] | None = None
         self._notices: set[asyncio.Task[None]] = set()
+        self._locks: list[HeldLock] = []
 
         self._stop_metrics: Callable[[], None] | None = None
 
@@ -116,11 +120,45 @@ class Master(Lifecycle):
             await self._built.server.stop(None)
         await self._close_resources()
 
+    def _lock_database(self) -> None:
+        """Lock the SQLite file before it is opened (see :mod:`.lock`).
+
+        PostgreSQL needs none: masters on one server database form a fleet.
+
+        Raises:
+            StartupError: another master holds it, naming it.
+        """
+        db = self.settings.db
+        if not is_postgres(db) and db not in _IN_MEMORY:
+            self._hold(HeldLock(Path(f"{db}.lock"), f"database {db}", "give it another --db"))
+
+    def _lock_journal(self) -> None:
+        """Lock the job journal before it is replayed; made only once the database
+        opened, so a failed start leaves no empty journal folder behind.
+
+        Raises:
+            StartupError: another master holds it, naming it.
+        """
+        journal = self._journal_dir()
+        try:
+            journal.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot use job journal {journal}: {exc}") from None
+        self._hold(
+            HeldLock(journal / "master.lock", f"job journal {journal}", "another --journal_dir")
+        )
+
+    def _hold(self, lock: HeldLock) -> None:
+        lock.take(self.settings.port)
+        self._locks.append(lock)
+
     async def _start(self) -> None:
         s = self.settings
         tls = s.tls_config()
         join_token, client_token = s.tokens()
+        self._lock_database()
         self._store = await open_store(s.db)
+        self._lock_journal()
         live = LiveJobs()
         shared = is_postgres(s.db)
         name = self.name()
@@ -178,7 +216,9 @@ class Master(Lifecycle):
             self._registry.claim = self._fleet.claim
             await self._beat()  # the first leases, before the first ping sweep
         self._metrics_on(self._registry, self._jobs)
-        admin = AdminServicer(Admin(self._registry, self._store, self._recorder.flush))
+        admin = AdminServicer(
+            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
+        )
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         register = RegisterServicer(self._registry, join_token)
         execution = ExecutionServicer(self._jobs, s.job_timeout)
@@ -212,6 +252,8 @@ class Master(Lifecycle):
         )
         self._built, self.port = built, built.port
         await built.server.start()
+        for lock in self._locks:
+            lock.record(self.port)
         self._recorder.start()
         for service, _ in services:
             await built.health.set(service, _SERVING)
@@ -343,3 +385,6 @@ class Master(Lifecycle):
         if self._store is not None:
             await self._store.close()
             self._store = None
+        for lock in self._locks:  # last: the journal and the database are closed
+            lock.release()
+        self._locks.clear()

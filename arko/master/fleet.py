@@ -42,7 +42,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from arko.common.errors import StartupError, Unavailable
+from arko.common.errors import Unavailable
+from arko.master.db_errors import postgres_startup_error
 from arko.master.store import JobRow, job_upsert, pg_options, shown_url
 
 log = structlog.get_logger("arko.master.fleet")
@@ -134,9 +135,9 @@ class Fleet:
         """
         try:
             await self._connect()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
-            raise StartupError(f"cannot use database {shown_url(self._url)}: {exc}") from None
+            raise postgres_startup_error(exc, self._url, shown_url(self._url)) from None
 
     async def _connect(self) -> None:
         """(Re)open whichever connection is missing or lost.

@@ -25,7 +25,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.auth import call_secret
-from arko.common.errors import ArkoError, InvalidArgument
+from arko.common.errors import ArkoError, InvalidArgument, NoLiveSlave
 from arko.common.methods import method_not_found
 from arko.master.discovery import DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
@@ -182,6 +182,49 @@ class Registry:
         if not found:
             raise method_not_found(method, self._by_method)
         return found
+
+    async def described(self, method: str, patience: float) -> list[Slave]:
+        """The slaves offering ``method`` whose descriptors this master has read,
+        reading them first when it has not yet.
+
+        A master knows its database's slaves and their method names before it
+        has read their descriptors: after a restart, until each answers a ping
+        or registers again, and on a shared database for every slave another
+        master pings. That is no reason to call the method unknown. A slave
+        that answers is read now; one restored from the store that has not
+        registered again (a protected slave: it must hand over its call
+        secret first) is waited for, up to ``patience`` seconds, as a job
+        waits for it.
+
+        Raises:
+            MethodNotFound: no slave offers it: it does not exist.
+            NoLiveSlave: slaves offer it, but none could be read in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        tried: set[int] = set()
+        while True:
+            offering = self.offering(method)
+            read = [s for s in offering if s.catalog is not None]
+            if read:
+                return read
+            unread = [s for s in offering if s.live and s.id not in tried]
+            if unread:  # each read once: one that fails is down afterwards
+                tried.update(s.id for s in unread)
+                await asyncio.gather(*(self.probe(s) for s in unread))
+                continue
+            left = deadline - loop.time()
+            if not any(s.pending for s in offering):
+                raise NoLiveSlave(
+                    f"no slave offering {method} answers, so none could be read "
+                    "(see arko slaves); try again once one is up"
+                )
+            if left <= 0:
+                raise NoLiveSlave(
+                    f"no slave offering {method} has registered again with this master "
+                    f"since it started ({patience:g}s waited); try again shortly"
+                )
+            await self.wait_for_change(left)
 
     async def register(self, host: str, port: int, secret: str = "", nonce: str = "") -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.

@@ -18,7 +18,7 @@ import json
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, Asy
 
 from arko.common.errors import ArkoError, InternalError, StartupError
 from arko.master import migrations
+from arko.master.db_errors import postgres_startup_error, sqlite_startup_error
 from arko.master.models import JobEventModel, JobModel, MasterModel, SlaveModel
 
 STATUS_DOWN = 0
@@ -455,14 +456,33 @@ class DatabaseStore:
         self._db = db
         db.bind([SlaveModel, JobModel, JobEventModel, MasterModel])
 
-    async def _prepare(self, shown: str) -> None:
-        """Upgrade the schema and read once; on failure release the pool and say why."""
+    async def _prepare(
+        self,
+        shown: str,
+        failed: Callable[[BaseException], StartupError],
+        driver_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """Upgrade the schema and read once; on failure release the pool and say why.
+
+        Args:
+            shown: The database as errors name it.
+            failed: The start-up error, naming cause and fix, for a database error.
+            driver_errors: What the driver raises unwrapped (asyncpg's own
+                errors reach here as they are, peewee's asyncio layer does
+                not wrap them).
+        """
+        errors: tuple[type[BaseException], ...] = (
+            peewee.DatabaseError,
+            peewee.InterfaceError,
+            OSError,
+            *driver_errors,
+        )
         try:
             await self._db.run(migrations.upgrade, self._db)
             await self._db.list(SlaveModel.select().limit(1))
-        except (peewee.DatabaseError, peewee.InterfaceError, OSError) as exc:
+        except errors as exc:
             await self.close()
-            raise StartupError(f"cannot use database {shown}: {exc}") from None
+            raise failed(exc) from None
         except migrations.SchemaTooNew as exc:
             await self.close()
             raise StartupError(f"cannot use database {shown}: {exc}") from None
@@ -636,9 +656,9 @@ class SqliteStore(DatabaseStore):
         try:
             await asyncio.to_thread(_check_file, str(path))
         except sqlite3.Error as exc:
-            raise StartupError(f"cannot use database {path}: {exc}") from None
+            raise sqlite_startup_error(exc, str(path)) from None
         store = cls(AsyncSqliteDatabase(str(path), pragmas=PRAGMAS, pool_size=POOL_SIZE))
-        await store._prepare(str(path))
+        await store._prepare(str(path), lambda exc: sqlite_startup_error(exc, str(path)))
         return store
 
     async def backup(self, target: Path) -> None:
@@ -682,11 +702,18 @@ class PostgresStore(DatabaseStore):
                 missing database, or a schema made by a newer arko.
         """
         name, options = pg_options(url)
+        import asyncpg  # present: pg_options checked; an optional extra, so imported here
+
         db = AsyncPostgresqlDatabase(
             name, pool_size=PG_POOL_SIZE, field_types=PG_FIELD_TYPES, **options
         )
         store = cls(db)
-        await store._prepare(shown_url(url))
+        shown = shown_url(url)
+        await store._prepare(
+            shown,
+            lambda exc: postgres_startup_error(exc, url, shown),
+            (asyncpg.PostgresError, asyncpg.InterfaceError),
+        )
         return store
 
     # The writing transaction's id, epoch-extended so it never wraps.

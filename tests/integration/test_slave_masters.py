@@ -182,8 +182,8 @@ def test_a_master_that_refuses_is_given_up_and_the_others_kept(
     fleet: Fleet, client_for: type[Client]
 ) -> None:
     """A refuses the slave's join token, B takes it: the slave serves B and names A refused."""
-    a = fleet.master(env={"ARKO_MASTER_JOIN_TOKEN": "another-token-55"})
-    b = fleet.master()
+    a = fleet.master(env={"ARKO_MASTER_JOIN_TOKEN": "another-token-55"}, db=fleet.database("a"))
+    b = fleet.master(db=fleet.database("b"))
     slave = fleet.slave([a, b], "--run_delay", "0", env={"ARKO_SLAVE_JOIN_TOKEN": JOIN}, wait=False)
     refused = slave.wait_for_event("register_refused")
     slave.wait_for_event("registered")
@@ -196,7 +196,10 @@ def test_a_master_that_refuses_is_given_up_and_the_others_kept(
 
 def test_the_slave_exits_1_once_every_master_refused(fleet: Fleet) -> None:
     """With every master refusing the join token, the slave has no one to serve: exit 1."""
-    masters = [fleet.master(env={"ARKO_MASTER_JOIN_TOKEN": "another-token-55"}) for _ in range(2)]
+    masters = [
+        fleet.master(env={"ARKO_MASTER_JOIN_TOKEN": "another-token-55"}, db=fleet.database(name))
+        for name in ("a", "b")
+    ]
     slave = fleet.slave(masters, env={"ARKO_SLAVE_JOIN_TOKEN": JOIN}, wait=False)
     assert slave.proc is not None and slave.proc.wait(20) == 1
     refused = {x["master"] for x in slave.events("register_refused")}

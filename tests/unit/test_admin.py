@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_tools import protoc
 
-from arko.common.errors import MethodNotFound
+from arko.common.errors import MethodNotFound, NoLiveSlave
 from arko.master.admin import Admin
 from arko.master.discovery import Catalog, comments_of
+from arko.v1 import admin_pb2
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -47,6 +49,8 @@ class _Slave:
 
 
 class _Registry:
+    """Slaves offering every Toolbox method; those without a catalog could not be read."""
+
     def __init__(self, *slaves: _Slave) -> None:
         self._slaves = slaves
 
@@ -55,13 +59,29 @@ class _Registry:
             raise MethodNotFound(f"no registered slave exposes {method}")
         return self._slaves
 
+    async def described(self, method: str, patience: float) -> Any:
+        read = [s for s in self.offering(method) if s.catalog is not None]
+        if not read:
+            raise NoLiveSlave(f"no slave offering {method} answers")
+        return read
+
 
 async def _flush() -> None:
     return None
 
 
-def _admin(*slaves: _Slave) -> Admin:
-    return Admin(_Registry(*slaves), None, _flush)  # type: ignore[arg-type]
+class _Describer:
+    """Admin.describe, called from synchronous tests."""
+
+    def __init__(self, admin: Admin) -> None:
+        self._admin = admin
+
+    def describe(self, method: str) -> admin_pb2.MethodInfo:
+        return asyncio.run(self._admin.describe(method))
+
+
+def _admin(*slaves: _Slave) -> _Describer:
+    return _Describer(Admin(_Registry(*slaves), None, _flush))  # type: ignore[arg-type]
 
 
 def test_fields_carry_types_enum_values_maps_and_defaults(tmp_path: Path) -> None:
@@ -93,9 +113,9 @@ def test_comments_come_from_source_info_when_the_descriptors_carry_it(tmp_path: 
     assert bare.comment == "" and all(not f.comment for f in bare.messages[0].fields)
 
 
-def test_unknown_or_unread_methods_are_not_found(tmp_path: Path) -> None:
-    """No slave offers it, or none offering it has been read yet: NOT_FOUND, not a crash."""
+def test_unknown_methods_are_not_found_and_unread_ones_unavailable(tmp_path: Path) -> None:
+    """No slave offers it: NOT_FOUND. Offered, but no slave could be read: UNAVAILABLE."""
     with pytest.raises(MethodNotFound):
         _admin(_Slave("h:1", _catalog(tmp_path, False))).describe("Nope.Run")
-    with pytest.raises(MethodNotFound, match="has been read yet"):
+    with pytest.raises(NoLiveSlave, match="answers"):
         _admin(_Slave("h:1", None)).describe("arko.testing.v1.Toolbox.Echo")

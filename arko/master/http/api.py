@@ -142,6 +142,8 @@ class Api:
         registry: The slaves and their catalogs.
         job_timeout: Deadline of jobs started over HTTP.
         client_token: The bearer token callers must present (None: open).
+        patience: Seconds a request waits for a slave offering its method to
+            register again after a restart (as a job waits for it).
     """
 
     def __init__(
@@ -150,9 +152,11 @@ class Api:
         registry: Registry,
         job_timeout: float | None,
         client_token: str | None,
+        patience: float = 0.0,
     ) -> None:
         self._jobs = jobs
         self._registry = registry
+        self._patience = patience
         self._timeout = job_timeout
         self._token = client_token
 
@@ -250,9 +254,8 @@ class Api:
 
     async def method(self, request: web.Request) -> web.Response:
         """``GET /api/v1/methods/{method}``: its request fields, JSON Schema and job policy."""
-        return web.json_response(
-            describe_method(locate(self._registry, request.match_info["method"]))
-        )
+        found = await locate(self._registry, request.match_info["method"], self._patience)
+        return web.json_response(describe_method(found))
 
     # -- jobs --------------------------------------------------------------
 
@@ -310,7 +313,7 @@ class Api:
         """Check the request against the method's descriptor, then run it (or start it)."""
         wait = _flag(request, "wait")
         self._jobs.precheck(method, params, args)
-        found = locate(self._registry, method)
+        found = await locate(self._registry, method, self._patience)
         if found.method.client_streaming:
             raise Unimplemented(f"{found.name} takes a stream of requests; arko cannot run it")
         # The same conversion the executor makes, done now so a bad field is a

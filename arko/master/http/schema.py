@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 
-from arko.common.errors import InvalidArgument, NoLiveSlave
+from arko.common.errors import InvalidArgument, MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.common.redact import is_secret_name
 from arko.master.discovery import Catalog
@@ -65,24 +65,25 @@ class Located:
     method: MethodDescriptor
 
 
-def locate(registry: Registry, raw_name: str) -> Located:
+async def locate(registry: Registry, raw_name: str, patience: float) -> Located:
     """The descriptor of ``Service.Method`` as a slave offering it reported it.
 
-    Live slaves are asked first; a slave that has not been probed yet has no
-    catalog and is skipped.
+    Live slaves are asked first; slaves offering it that this master has not
+    read yet are read, or waited for up to ``patience`` seconds (see
+    :meth:`Registry.described`).
 
     Raises:
         InvalidArgument: the name is not ``Service.Method``.
-        MethodNotFound: no slave offers it.
-        NoLiveSlave: no slave offering it has described it yet.
+        MethodNotFound: no slave offers it, or none describes it.
+        NoLiveSlave: no slave offering it could be read in time.
     """
     name = parse_method_name(raw_name)
-    offering = sorted(registry.offering(name.dotted), key=lambda s: not s.live)
-    for slave in offering:
+    read = sorted(await registry.described(name.dotted, patience), key=lambda s: not s.live)
+    for slave in read:
         desc = slave.catalog.method(name.service, name.method) if slave.catalog else None
         if slave.catalog is not None and desc is not None:
             return Located(name.dotted, slave.catalog, desc)
-    raise NoLiveSlave(f"no slave offering {name.dotted} has described it yet; try again shortly")
+    raise MethodNotFound(f"no slave offering {name.dotted} describes it by reflection")
 
 
 def _scalar_schema(field: FieldDescriptor) -> dict[str, Any]:
