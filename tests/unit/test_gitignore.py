@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "arko.db",
         "arko.db-wal",
         "arko.db-shm",
+        "arko.db.lock",
         "arko.db.journal/0000000001.jsonl",
         "arko-master-10001.journal/0000000001.jsonl",
     ],
