@@ -47,12 +47,18 @@ def test_the_masters_own_names_are_answered(web: Web, host: str) -> None:
 
 def test_allowed_hosts_adds_names(fleet: Fleet) -> None:
     """--http_allowed_hosts (flag or env) names the hosts a proxy or DNS name brings in."""
-    by_flag = start_web(fleet, "--http_allowed_hosts", "ci.example,Arko.Internal", slave=False)
-    by_env = start_web(fleet, env={"ARKO_MASTER_HTTP_ALLOWED_HOSTS": "ci.example"}, slave=False)
-    for web in (by_flag, by_env):
+    # One master at a time: both use the fleet's database, which one master holds.
+    for args, env in (
+        (("--http_allowed_hosts", "ci.example,Arko.Internal"), None),
+        ((), {"ARKO_MASTER_HTTP_ALLOWED_HOSTS": "ci.example"}),
+    ):
+        web = start_web(fleet, *args, env=env, slave=False)
         assert web.get("/api/v1/slaves", headers={"Host": "ci.example:443"}).status_code == 200
         assert web.get("/api/v1/slaves", headers={"Host": "evil.example"}).status_code == 421
-    assert by_flag.get("/api/v1/slaves", headers={"Host": "arko.internal"}).status_code == 200
+        if args:
+            names = web.get("/api/v1/slaves", headers={"Host": "arko.internal"})
+            assert names.status_code == 200
+        assert web.master.stop() == 0
 
 
 def test_wildcard_listen_answers_addresses_but_not_names(fleet: Fleet) -> None:
