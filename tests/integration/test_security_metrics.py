@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from arko.testing import Fleet, free_port, wait_until
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
+from tests.integration.web import start_web
 
 REAL = "MyPipeline.DryRun"
 # Spellings of a real method that the master accepts and runs.
@@ -26,6 +27,7 @@ RUNNABLE = [
     )
 ]
 JUNK = 195  # with RUNNABLE, 200 distinct strings
+TOKEN = "client-openapi-7Qz"
 
 
 def _junk(rng: random.Random) -> set[str]:
@@ -87,3 +89,17 @@ def test_callers_method_strings_never_become_metric_labels(fleet: Fleet) -> None
         ("(unknown)", "failed"): len(junk),
     }
     assert _method_labels(port) == {REAL, "(unknown)"}
+
+
+def test_openapi_needs_the_client_token(fleet: Fleet) -> None:
+    """With a client token, /openapi.json is 401 without it or with a wrong one, 200 with it."""
+    web = start_web(fleet, env={"ARKO_MASTER_CLIENT_TOKEN": TOKEN})
+    for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        refused = web.get("/openapi.json", headers=header)
+        assert refused.status_code == 401
+        assert "client token" in refused.json()["error"]["message"]
+        assert "paths" not in refused.json()
+    allowed = web.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200
+    assert "/api/v1/run/MyPipeline.DryRun" in allowed.json()["paths"]
+    assert TOKEN not in web.master.log_text()
