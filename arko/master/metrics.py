@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from arko.common.errors import MethodNotFound
+from arko.common.errors import InvalidArgument, MethodNotFound
+from arko.common.methods import parse_method_name
 from arko.master.jobs import Job
 from arko.master.slaves import Slave
 
@@ -104,18 +105,23 @@ class MasterMetrics:
         self._fleet = registry
 
     def _label(self, job: Job) -> str:
-        """The job's method, or ``(unknown)`` for a name no slave offers.
+        """The job's method by its canonical name, or ``(unknown)`` for one no slave offers.
 
-        Any caller may send any name; such jobs fail before reaching a slave,
-        and labelling them by name would let typos mint series without end.
+        Any caller may send any string (``//MyPipeline/DryRun  `` runs
+        ``MyPipeline.DryRun``); labelling by that string would let a stranger
+        mint series without end, so only names the fleet has become labels.
         """
-        if job.slave or self._fleet is None:
-            return job.method
         try:
-            self._fleet.offering(job.method)
+            name = parse_method_name(job.method).dotted
+        except InvalidArgument:
+            return UNKNOWN_METHOD
+        if job.slave or self._fleet is None:
+            return name  # a slave ran it, so the fleet offered it
+        try:
+            self._fleet.offering(name)
         except MethodNotFound:
             return UNKNOWN_METHOD
-        return job.method
+        return name
 
     def _children(self, method: str, outcome: str) -> tuple[Counter, Histogram, Histogram]:
         """The labelled series of a method, looked up once (``labels()`` costs µs per job)."""

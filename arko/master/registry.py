@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from arko.common.auth import call_secret
 from arko.common.errors import ArkoError, InvalidArgument, NoLiveSlave
 from arko.common.methods import method_not_found
-from arko.master.discovery import DiscoveryError, discover
+from arko.master.discovery import Catalog, DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
@@ -126,6 +126,10 @@ class Registry:
         self._changed = asyncio.Event()
         # Told whenever a slave may have changed (the job queue serves its waiters).
         self.on_change: Callable[[], None] | None = None
+        # Grows when the fleet's methods, their descriptors or which slave is
+        # live may have changed: what is derived from the catalogs (the HTTP
+        # API's /openapi.json) is rebuilt then, not at each probe.
+        self.methods_version = 0
 
         self.metrics: MasterMetrics | None = None  # set by the daemon when metrics are on
 
@@ -154,6 +158,8 @@ class Registry:
         self._index(slave, (), slave.methods)
 
     def _index(self, slave: Slave, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        if set(old) != set(new):
+            self.methods_version += 1
         for method in set(old) - set(new):
             self._by_method[method].remove(slave)
             if not self._by_method[method]:
@@ -161,6 +167,11 @@ class Registry:
         for method in set(new) - set(old):
             offering = self._by_method.setdefault(method, [])
             bisect.insort(offering, slave, key=lambda s: s.id)
+
+    def _set_catalog(self, slave: Slave, catalog: Catalog | None) -> None:
+        if catalog is not slave.catalog:
+            slave.catalog = catalog
+            self.methods_version += 1
 
     def _set_methods(self, slave: Slave, methods: tuple[str, ...]) -> None:
         if methods != slave.methods:
@@ -431,6 +442,8 @@ class Registry:
                 )
             if after[:2] != before[:2] or force_log:
                 self._log_change(slave)
+            if after[0] != before[0]:
+                self.methods_version += 1  # descriptors of live slaves come first
             self._notify()
 
     async def mark_down(self, slave: Slave, reason: str) -> None:
@@ -473,9 +486,9 @@ class Registry:
         except grpc.aio.AioRpcError as exc:
             return f"{exc.code().name}: {exc.details()}", exc.code()
         except DiscoveryError as exc:
-            slave.catalog = None
+            self._set_catalog(slave, None)
             return f"reflection failed: {exc.message}", None
-        slave.catalog = catalog  # the same object when nothing changed
+        self._set_catalog(slave, catalog)  # the same object when nothing changed
         apply_status(slave, status)
         self._set_methods(slave, catalog.methods)
         return None, None

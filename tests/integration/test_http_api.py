@@ -178,13 +178,13 @@ def test_cancel_stops_a_running_job(web: Web) -> None:
     ],
 )
 def test_client_token_guards_the_api(fleet: Fleet, header: str | None, status: int) -> None:
-    """The API needs the client token gRPC needs; /openapi.json stays open like reflection."""
+    """The API and /openapi.json need the client token gRPC needs."""
     web = start_web(fleet, env={"ARKO_MASTER_CLIENT_TOKEN": "tok-123456"}, slave=False)
     headers = {"Authorization": header} if header else {}
     assert web.get("/api/v1/slaves", headers=headers).status_code == status
     run = web.post(f"{RUN}/MyPipeline.DryRun?wait=true", json={}, headers=headers)
     assert run.status_code == (status if status != 200 else 404)  # no slave offers it
-    assert web.get("/openapi.json").status_code == 200
+    assert web.get("/openapi.json", headers=headers).status_code == status
     assert "tok-123456" not in web.master.log_text()
 
 

@@ -62,7 +62,7 @@ def test_document_follows_the_fleet(fleet: Fleet) -> None:
 def test_token_is_declared_when_required(fleet: Fleet) -> None:
     """With a client token the document declares bearer auth on every operation."""
     web = start_web(fleet, env={"ARKO_MASTER_CLIENT_TOKEN": "tok-123456"}, slave=False)
-    document = web.get("/openapi.json").json()
+    document = web.get("/openapi.json", headers={"Authorization": "Bearer tok-123456"}).json()
     validate(document)
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert all(

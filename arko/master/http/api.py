@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.executor import Unimplemented
-from arko.master.http.openapi import openapi_document
+from arko.master.http.openapi import OpenApiCache
 from arko.master.http.schema import describe_method, locate
 from arko.master.jobs_servicer import event_message, job_message
 from arko.master.params import build_request
@@ -159,6 +159,7 @@ class Api:
         self._patience = patience
         self._timeout = job_timeout
         self._token = client_token
+        self._openapi = OpenApiCache(registry, client_token is not None)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the API, its OpenAPI document and the two middlewares on ``app``."""
@@ -194,10 +195,12 @@ class Api:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The client token guards the API as it guards Jobs over gRPC.
 
-        The UI's files and ``/openapi.json`` stay open, as health and
-        reflection do over gRPC: they describe, they run nothing.
+        ``/openapi.json`` too: it names every method and message of the
+        fleet, and costs the master a build when the fleet changes. The
+        UI's files stay open (the UI asks for the token itself).
         """
-        if self._token is not None and request.path.startswith(f"{API}/"):
+        guarded = request.path.startswith(f"{API}/") or request.path == "/openapi.json"
+        if self._token is not None and guarded:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not tokens_match(self._token, token.strip()):
                 log.info("client_refused", path=request.path, reason="missing or wrong token")
@@ -229,8 +232,8 @@ class Api:
     # -- the fleet ---------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
-        """``GET /openapi.json``: made from the fleet's descriptors at each request."""
-        return web.json_response(openapi_document(self._registry, self._token is not None))
+        """``GET /openapi.json``: made from the fleet's descriptors when they change."""
+        return web.Response(body=self._openapi.body(), content_type="application/json")
 
     async def slaves(self, request: web.Request) -> web.Response:
         """``GET /api/v1/slaves``: every slave, in registration order."""

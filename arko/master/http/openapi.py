@@ -3,12 +3,15 @@
 The fixed part (slaves, methods, jobs, events) is written here once; every
 method the fleet can run adds a ``POST /api/v1/run/{Service.Method}`` whose
 body schema is its request message in the protobuf JSON mapping. The document
-is built at each request from the registry, so it follows the fleet as slaves
-come, go and change their services.
+follows the fleet as slaves come, go and change their services; it is
+rendered once per change of the fleet's methods (:class:`OpenApiCache`), since
+a slave with thousands of methods makes it megabytes and a build takes the
+event loop for a quarter of a second.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from arko.master.http.schema import SchemaBuilder, runnable_methods
@@ -258,3 +261,27 @@ def openapi_document(registry: Registry, token_required: bool) -> dict[str, Any]
                 operation["security"] = [{"bearer": []}]
                 operation["responses"] = {**operation["responses"], **_AUTH_ERROR}
     return document
+
+
+class OpenApiCache:
+    """The rendered document, rebuilt only when the registry's methods version moves.
+
+    Args:
+        registry: The fleet whose methods the document describes.
+        token_required: Whether the API wants the client token (declared in it).
+    """
+
+    def __init__(self, registry: Registry, token_required: bool) -> None:
+        self._registry = registry
+        self._token_required = token_required
+        self._version = -1
+        self._body = b""
+
+    def body(self) -> bytes:
+        """The document as JSON bytes, as of the fleet's methods now."""
+        version = self._registry.methods_version
+        if version != self._version:
+            document = openapi_document(self._registry, self._token_required)
+            self._body = json.dumps(document, separators=(",", ":")).encode()
+            self._version = version
+        return self._body
