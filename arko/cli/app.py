@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, BinaryIO, ParamSpec, TypeVar
 
 import grpc
 import typer
@@ -563,7 +563,7 @@ def backup(
     written = 0
     with _conn(ctx).open() as stubs:
         try:
-            with partial.open("wb") as out:
+            with _private_file(partial) as out:
                 for chunk in stubs.admin.Backup(admin_pb2.BackupRequest(), **stubs.options(False)):
                     out.write(chunk.data)
                     written += len(chunk.data)
@@ -577,6 +577,16 @@ def backup(
         print(dumps({"file": str(file), "bytes": written}))
     else:
         print(f"wrote {written} bytes to {file}")
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """``path`` opened for writing, new and 0600: the copy holds every job's data.
+
+    A stale file of an earlier, interrupted run is removed first, since an
+    existing file would keep its own, perhaps wider, mode.
+    """
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def main() -> None:
