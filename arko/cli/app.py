@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, BinaryIO, ParamSpec, TypeVar
 
 import grpc
 import typer
@@ -44,6 +44,7 @@ from arko.cli.render import (
     slave_notes,
     slaves_table,
     tsv,
+    wire,
 )
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
@@ -78,7 +79,7 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except CliError as exc:
-            err.print(f"arko: {exc.message}", markup=False)
+            err.print(f"arko: {wire(exc.message, multiline=True)}", markup=False)
             raise typer.Exit(int(exc.code)) from None
 
     return wrapper
@@ -239,11 +240,12 @@ def describe(
         return
     out = _stdout()
     kind = "server-streaming" if info.server_streaming else "unary"
-    out.print(f"{info.method}({info.request_type}) returns {info.response_type}, {kind}")
+    signature = f"{info.method}({info.request_type}) returns {info.response_type}, {kind}"
+    out.print(wire(signature), markup=False)
     if info.comment:
-        out.print(info.comment)
-    out.print(f"policy: {policy_line(info.policy)}")
-    out.print(f"slaves: {', '.join(info.slaves)}")
+        out.print(wire(info.comment, multiline=True), markup=False)
+    out.print(wire(f"policy: {policy_line(info.policy)}"), markup=False)
+    out.print(wire(f"slaves: {', '.join(info.slaves)}"), markup=False)
     for message in info.messages:
         out.print()
         out.print(fields_table(message))
@@ -299,7 +301,7 @@ class _Follower:
         if self.json:
             print(json_lib.dumps(as_dict(event), sort_keys=True), flush=True)
         elif event.kind == jobs_pb2.JobEvent.OUTPUT:
-            print(event.output, flush=True)
+            print(wire(event.output, multiline=True), flush=True)
 
     def follow(self, events: _Pump, job_id: str) -> jobs_pb2.Job:
         """Print ``events`` to FINISHED; the final record."""
@@ -346,7 +348,7 @@ def _spinner(label: str, on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, redirect_stdout=True) as progress:
         progress.add_task(label, total=None)
         yield
@@ -399,12 +401,12 @@ def run(
         if accepted is None:
             raise CliError("the master ended the call before accepting the job", Exit.ERROR)
         if detach:
-            print(dumps({"job_id": accepted.job_id}) if json else accepted.job_id)
+            print(dumps({"job_id": accepted.job_id}) if json else wire(accepted.job_id))
             return
         follower = _Follower(stubs, json, _tty(), owns_job=True)
         follower.show(accepted)
         started = time.monotonic()
-        with _spinner(f"{info.method} {accepted.job_id}", _tty() and not json):
+        with _spinner(wire(f"{info.method} {accepted.job_id}"), _tty() and not json):
             job = follower.follow(events, accepted.job_id)
     code = _FINAL.get(job.state, Exit.JOB_FAILED)
     if not json:
@@ -417,9 +419,10 @@ def _summary(job: jobs_pb2.Job, seconds: float, code: Exit) -> None:
     state = jobs_pb2.JobState.Name(job.state).lower()
     if code == Exit.OK:
         if sys.stderr.isatty():
-            err.print(f"job {job.id} {state} in {seconds:.1f}s", markup=False)
+            err.print(wire(f"job {job.id} {state} in {seconds:.1f}s"), markup=False)
         return
-    err.print(f"arko: job {job.id} {state}: {with_code(job.code, job.error)}", markup=False)
+    ended = f"arko: job {job.id} {state}: {with_code(job.code, job.error)}"
+    err.print(wire(ended, multiline=True), markup=False)
 
 
 @app.command()
@@ -548,7 +551,7 @@ def cancel(ctx: typer.Context, job_id: JobId, json: Json = False) -> None:
     if json:
         print(dumps(as_dict(found)))
     else:
-        print(f"job {found.id} {jobs_pb2.JobState.Name(found.state).lower()}")
+        print(wire(f"job {found.id} {jobs_pb2.JobState.Name(found.state).lower()}"))
 
 
 @app.command()
@@ -563,7 +566,7 @@ def backup(
     written = 0
     with _conn(ctx).open() as stubs:
         try:
-            with partial.open("wb") as out:
+            with _private_file(partial) as out:
                 for chunk in stubs.admin.Backup(admin_pb2.BackupRequest(), **stubs.options(False)):
                     out.write(chunk.data)
                     written += len(chunk.data)
@@ -577,6 +580,16 @@ def backup(
         print(dumps({"file": str(file), "bytes": written}))
     else:
         print(f"wrote {written} bytes to {file}")
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """``path`` opened for writing, new and 0600: the copy holds every job's data.
+
+    A stale file of an earlier, interrupted run is removed first, since an
+    existing file would keep its own, perhaps wider, mode.
+    """
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def main() -> None:

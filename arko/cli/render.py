@@ -11,9 +11,30 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich.table import Table
+from rich.text import Text
 
 from arko.common.redact import REDACTED, is_secret_name
 from arko.v1 import admin_pb2, jobs_pb2, options_pb2
+
+# C0 controls, DEL and C1 controls (ESC among them), shown as \xNN.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS_BUT_LINES = {code: shown for code, shown in _CONTROLS.items() if chr(code) not in "\n\t"}
+
+
+def wire(text: str, multiline: bool = False) -> str:
+    """Text that came over the wire, made safe for a terminal: control characters as ``\\xNN``.
+
+    A method name, a slave's error or a job's output could otherwise carry
+    escape sequences that retitle, clear or rewrite the user's terminal.
+    ``multiline`` keeps newlines and tabs, for output that has lines.
+    ``--json`` output needs none of this: JSON escapes control characters.
+    """
+    return text.translate(_CONTROLS_BUT_LINES if multiline else _CONTROLS)
+
+
+def cell(text: str) -> Text:
+    """A table cell of wire text: escaped, and a ``Text`` so Rich reads no markup in it."""
+    return Text(wire(text))
 
 
 def as_dict(message: Message) -> dict[str, Any]:
@@ -66,14 +87,18 @@ def slaves_table(slaves: list[admin_pb2.SlaveInfo], now: dt.datetime) -> Table:
         jobs = f"{s.running}/{s.capacity}" if s.capacity else str(s.running)
         status = s.status if not s.reason else f"{s.status}*"
         table.add_row(
-            s.address, status, jobs, str(len(s.methods)), ago(_stamp(s, "last_seen"), now)
+            cell(s.address),
+            cell(status),
+            jobs,
+            str(len(s.methods)),
+            ago(_stamp(s, "last_seen"), now),
         )
     return table
 
 
 def slave_notes(slaves: list[admin_pb2.SlaveInfo]) -> list[str]:
     """The footnote of a starred STATUS: why each such slave is not live."""
-    return [f"* {s.address} {s.status}: {s.reason}" for s in slaves if s.reason]
+    return [wire(f"* {s.address} {s.status}: {s.reason}") for s in slaves if s.reason]
 
 
 def tsv(table: Table) -> str:
@@ -114,13 +139,14 @@ def methods_table(methods: dict[str, list[admin_pb2.SlaveInfo]]) -> Table:
     table.add_column("SLAVES", justify="right", no_wrap=True)
     for name, slaves in sorted(methods.items()):
         live = sum(s.status == "LIVE" for s in slaves)
-        table.add_row(name, str(live), str(len(slaves)))
+        table.add_row(cell(name), str(live), str(len(slaves)))
     return table
 
 
 def fields_table(message: admin_pb2.MessageInfo) -> Table:
     """FIELD TYPE DEFAULT NOTE of one message."""
-    table = Table(box=None, pad_edge=False, title=message.full_name, title_justify="left")
+    title = cell(message.full_name)
+    table = Table(box=None, pad_edge=False, title=title, title_justify="left")
     table.add_column("FIELD", no_wrap=True)
     table.add_column("TYPE", overflow="fold")
     table.add_column("DEFAULT", overflow="fold")
@@ -138,7 +164,7 @@ def fields_table(message: admin_pb2.MessageInfo) -> Table:
             notes.append("secret: redacted in records")
         if f.comment:
             notes.append(f.comment)
-        table.add_row(f.name, kind, f.default, "; ".join(notes))
+        table.add_row(cell(f.name), cell(kind), cell(f.default), cell("; ".join(notes)))
     return table
 
 
@@ -153,23 +179,23 @@ def jobs_table(jobs: list[jobs_pb2.Job], now: dt.datetime) -> Table:
     table.add_column("TOOK", justify="right", no_wrap=True, min_width=5)
     for j in jobs:
         state = jobs_pb2.JobState.Name(j.state)
-        table.add_row(j.id, state, j.method, ago(_stamp(j, "created_at"), now), took(j))
+        table.add_row(cell(j.id), state, cell(j.method), ago(_stamp(j, "created_at"), now), took(j))
     return table
 
 
 def job_lines(job: jobs_pb2.Job) -> list[str]:
-    """One job, ``name: value`` per line, empty fields left out."""
+    """One job, ``name: value`` per line, empty fields left out; wire text escaped."""
     lines = [
-        f"id:       {job.id}",
-        f"method:   {job.method}",
+        f"id:       {wire(job.id)}",
+        f"method:   {wire(job.method)}",
         f"state:    {jobs_pb2.JobState.Name(job.state)}",
     ]
     optional = {
-        "slave": job.slave,
-        "code": job.code,
-        "error": job.error,
-        "result": job.result,
-        "cancelled": job.cancelled_by,
+        "slave": wire(job.slave),
+        "code": wire(job.code),
+        "error": wire(job.error),
+        "result": wire(job.result, multiline=True),
+        "cancelled": wire(job.cancelled_by),
     }
     for name in ("created_at", "started_at", "ended_at"):
         stamp = _stamp(job, name)
@@ -179,9 +205,10 @@ def job_lines(job: jobs_pb2.Job) -> list[str]:
     optional["took"] = "" if took(job) == "-" else took(job)
     lines += [f"{k + ':':<9} {v}" for k, v in optional.items() if v]
     for name, value in sorted(job.params.items()):
-        lines.append(f"param:    {name}={value}")
+        lines.append(f"param:    {wire(name)}={wire(value)}")
     if job.HasField("args") and job.args.fields:
-        lines.append(f"args:     {json.dumps(json_format.MessageToDict(job.args), sort_keys=True)}")
+        args = json.dumps(json_format.MessageToDict(job.args), sort_keys=True)
+        lines.append(f"args:     {wire(args)}")
     return lines
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +20,7 @@ from arko.common.methods import parse_method_name
 from arko.common.redact import is_secret_name
 from arko.master.discovery import Catalog
 from arko.master.policy import job_policy
+from arko.master.private_files import private_copy_path, remove_copy
 from arko.master.registry import Registry
 from arko.master.slaves import Slave
 from arko.v1 import admin_pb2
@@ -208,12 +207,13 @@ class Admin:
         """A consistent copy of the database as (chunk, total size) pairs.
 
         The copy is taken whole into a temporary file first (SQLite's backup
-        API, one snapshot), then read out; the file is removed at the end
-        even when the caller goes away.
+        API, one snapshot), then read out; the file is 0600 in a 0700 folder
+        of its own, and both are removed at the end even when the caller
+        goes away.
         """
         size = min(chunk_bytes or DEFAULT_CHUNK, MAX_CHUNK)
         await self._flush()
-        path = await asyncio.to_thread(_scratch_file, self._scratch)
+        path = await asyncio.to_thread(private_copy_path, self._scratch)
         try:
             await self._store.backup(path)
             total = (await asyncio.to_thread(path.stat)).st_size
@@ -223,15 +223,7 @@ class Admin:
                 yield chunk, total
         finally:
             with contextlib.suppress(OSError):
-                os.unlink(path)
-
-
-def _scratch_file(folder: Path | None) -> Path:
-    """A fresh path for the copy (the name reserved, the file not there: sqlite3 makes it)."""
-    handle, name = tempfile.mkstemp(prefix="arko-backup-", suffix=".db", dir=folder)
-    os.close(handle)
-    os.unlink(name)
-    return Path(name)
+                remove_copy(path)
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:

@@ -92,6 +92,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         remaining = context.time_remaining()
         timeout = remaining if remaining is not None else self._default_timeout
         params = dict(request.params)
+        try:
+            # Before the record: a malformed name or oversized parameters are
+            # the caller's mistake, refused at the door, not a job to list.
+            self._jobs.precheck(request.method, params, None)
+        except ArkoError as exc:
+            await abort(context, exc)
         live = self._jobs.accept(request.method, params)
         # Trailing, not initial, metadata: it rides with the status, where an
         # early send_initial_metadata cost a tenth of the master's CPU per job.

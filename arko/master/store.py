@@ -25,12 +25,16 @@ from typing import Any, Protocol
 
 import grpc
 import peewee
+import structlog
 from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
 from arko.common.errors import ArkoError, InternalError, StartupError
 from arko.master import migrations
 from arko.master.db_errors import postgres_startup_error, sqlite_startup_error
 from arko.master.models import JobEventModel, JobModel, MasterModel, SlaveModel
+from arko.master.private_files import make_private
+
+log = structlog.get_logger("arko.master.store")
 
 STATUS_DOWN = 0
 STATUS_LIVE = 1
@@ -243,6 +247,11 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release the database."""
         ...
+
+
+def _on_disk(path: str) -> bool:
+    """Whether ``path`` names a plain file (not ``:memory:`` nor a ``file:`` URI)."""
+    return path not in ("", ":memory:") and not path.startswith("file:")
 
 
 def _check_file(path: str) -> None:
@@ -654,7 +663,12 @@ class SqliteStore(DatabaseStore):
                 database, or was made by a newer arko.
         """
         try:
+            if _on_disk(str(path)):
+                for file in await asyncio.to_thread(make_private, Path(path)):
+                    log.warning("database_mode_tightened", file=str(file), mode="0600")
             await asyncio.to_thread(_check_file, str(path))
+        except OSError as exc:
+            raise StartupError(f"cannot use database {path}: {exc.strerror}") from None
         except sqlite3.Error as exc:
             raise sqlite_startup_error(exc, str(path)) from None
         store = cls(AsyncSqliteDatabase(str(path), pragmas=PRAGMAS, pool_size=POOL_SIZE))
