@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PRIVATE = 0o600
@@ -20,24 +21,35 @@ PRIVATE = 0o600
 COMPANIONS = ("-wal", "-shm", "-journal")
 
 
-def make_private(path: Path) -> list[Path]:
-    """Create ``path`` 0600 if absent; tighten it and its companions if looser.
+@dataclass(slots=True)
+class Tightened:
+    """What :func:`make_private` did to files that were looser than 0600, for the log."""
 
-    Returns:
-        The existing files whose mode was tightened, for the caller to log:
-        an operator who set a wider mode on purpose should see it changed.
-    """
+    changed: list[Path] = field(default_factory=list)
+    """Files now 0600: an operator who set a wider mode on purpose should see it."""
+    refused: list[Path] = field(default_factory=list)
+    """Files left as they were because this user does not own them (a shared
+    database): the master still runs on them, and says so."""
+
+
+def make_private(path: Path) -> Tightened:
+    """Create ``path`` 0600 if absent; tighten it and its companions if looser."""
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE))
-    tightened = []
+    done = Tightened()
     for file in [path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)]:
         try:
             mode = stat.S_IMODE(file.stat().st_mode)
         except FileNotFoundError:
             continue
-        if mode & ~PRIVATE:
+        if not mode & ~PRIVATE:
+            continue
+        try:
             file.chmod(mode & PRIVATE)
-            tightened.append(file)
-    return tightened
+        except PermissionError:
+            done.refused.append(file)
+        else:
+            done.changed.append(file)
+    return done
 
 
 def private_copy_path(folder: Path | None) -> Path:

@@ -664,8 +664,15 @@ class SqliteStore(DatabaseStore):
         """
         try:
             if _on_disk(str(path)):
-                for file in await asyncio.to_thread(make_private, Path(path)):
+                done = await asyncio.to_thread(make_private, Path(path))
+                for file in done.changed:
                     log.warning("database_mode_tightened", file=str(file), mode="0600")
+                for file in done.refused:
+                    log.warning(
+                        "database_readable_by_others",
+                        file=str(file),
+                        hint="not this user's file, so its mode is left; chmod 600 it",
+                    )
             await asyncio.to_thread(_check_file, str(path))
         except OSError as exc:
             raise StartupError(f"cannot use database {path}: {exc.strerror}") from None
