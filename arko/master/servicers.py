@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.admission import RateLimit, check_protected
 from arko.master.executor import render_reply
 from arko.master.registry import Registry
 from arko.master.runs import JobService
@@ -59,14 +60,25 @@ def peer_host(peer: str) -> str:
 class RegisterServicer(register_pb2_grpc.RegisterServicer):
     """``Register.RegisterNewSlave``: slaves announce themselves."""
 
-    def __init__(self, registry: Registry, join_token: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        join_token: str | None = None,
+        protected: bool = False,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
         self._registry = registry
         self._join_token = join_token
+        self._protected = protected  # loopback peers only (no join token, not opened)
+        self._rate_limit = rate_limit
 
     async def RegisterNewSlave(
         self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> register_pb2.SlaveRegisterStatus:
         try:
+            check_protected(context.peer(), self._protected)
+            if self._rate_limit is not None:
+                self._rate_limit.check(context.peer())
             if self._join_token is not None and not tokens_match(self._join_token, request.token):
                 raise Unauthenticated("join token missing or wrong")
             host = request.host or peer_host(context.peer())
