@@ -31,6 +31,7 @@ from arko.master.discovery import DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
+from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics
@@ -199,15 +200,25 @@ class Registry:
             raise method_not_found(method, self._by_method)
         return found
 
-    async def register(self, host: str, port: int, secret: str = "", nonce: str = "") -> Slave:
+    async def register(
+        self, host: str, port: int, secret: str = "", nonce: str = "", proof: str = ""
+    ) -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
 
         A slave that cannot be reached is kept with status 0; the reason is logged.
         ``secret`` is what the master must present on calls to it; ``nonce``,
         kept in the store, lets other masters with the join token derive it.
+        ``proof`` (a registration nonce) must be confirmed by the slave at the
+        address before anything is stored; without one, the registration may
+        not replace a live slave that still answers.
+
+        Raises:
+            InvalidArgument, ResourceExhausted, PermissionDenied: naming why,
+                with nothing stored or changed.
         """
         host = validate_address(host, port)
-        for field, value in (("call_secret", secret), ("call_nonce", nonce)):
+        fields = (("call_secret", secret), ("call_nonce", nonce), ("registration_nonce", proof))
+        for field, value in fields:
             if len(value) > MAX_SECRET:
                 raise InvalidArgument(f"{field} is longer than {MAX_SECRET} characters")
             # The secret travels as a gRPC header and the nonce is stored as
@@ -220,7 +231,9 @@ class Registry:
                 f"the master keeps at most {self._max_slaves} slaves (--max_slaves): "
                 f"{host}:{port} is not registered; remove or forget one first"
             )
-        if known is not None and await self._still_answers(
+        if proof:
+            await self._confirm(host, port, proof)
+        elif known is not None and await self._still_answers(
             known, secret or self._derived_secret(nonce)
         ):
             raise PermissionDenied(
@@ -247,6 +260,31 @@ class Registry:
             self.metrics.registered()
         await self.probe(slave, force_log=True)
         return slave
+
+    async def _confirm(self, host: str, port: int, proof: str) -> None:
+        """Ask the slave at ``host:port`` whether it sent the registration nonce ``proof``.
+
+        Raises:
+            PermissionDenied: it did not confirm (or did not answer as an arko
+                slave; which one is the master's log's business, not the caller's).
+        """
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        channel = self._dial(address)
+        try:
+            reply = await slave_pb2_grpc.SlaveStub(channel).ConfirmRegistration(
+                slave_pb2.ConfirmRegistrationRequest(nonce=proof), timeout=self._probe_timeout
+            )
+            confirmed, why = reply.confirmed, "it sent no registration with this nonce"
+        except grpc.aio.AioRpcError as exc:
+            confirmed, why = False, f"{exc.code().name}: {exc.details()}"
+        finally:
+            await channel.close()
+        if not confirmed:
+            log.warning("registration_unconfirmed", slave=address, reason=why)
+            raise PermissionDenied(
+                f"the slave at {address} did not confirm this registration: a registration "
+                "must come from the slave at the address it names"
+            )
 
     async def _still_answers(self, slave: Slave, secret: str) -> bool:
         """True when ``slave`` is live under a call secret other than ``secret``

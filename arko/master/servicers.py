@@ -83,7 +83,11 @@ class RegisterServicer(register_pb2_grpc.RegisterServicer):
                 raise Unauthenticated("join token missing or wrong")
             host = request.host or peer_host(context.peer())
             await self._registry.register(
-                host, request.port, request.call_secret, request.call_nonce
+                host,
+                request.port,
+                request.call_secret,
+                request.call_nonce,
+                request.registration_nonce,
             )
         except ArkoError as exc:
             log.info("register_refused", peer=context.peer(), reason=exc.message)

@@ -119,3 +119,28 @@ def test_down_reasons_do_not_tell_closed_silent_and_non_grpc_ports_apart(fleet: 
         "three slave_down log lines",
     )
     assert len({e["reason"] for e in logged}) == 3  # the operator still sees why
+
+
+def _register_with_proof(master: Daemon, port: int) -> grpc.RpcError:
+    """A registration carrying a nonce the slave at ``port`` never sent; its refusal."""
+    with grpc.insecure_channel(master.address) as channel, pytest.raises(grpc.RpcError) as caught:
+        register_pb2_grpc.RegisterStub(channel).RegisterNewSlave(
+            register_pb2.SlaveConfig(
+                host=LOOPBACK, port=port, call_secret="mine", registration_nonce="guessed"
+            ),
+            timeout=30,
+        )
+    return caught.value
+
+
+def test_a_registration_the_address_does_not_confirm_stores_nothing(fleet: Fleet) -> None:
+    """Closed port, a slave that made no registration, a live one: refused, nothing changed."""
+    master = fleet.master()
+    live = fleet.slave(master)
+    unregistered = fleet.slave(None)  # --mode rpc: it registers nowhere
+    for port in (free_port(), unregistered.port, live.port):
+        refused = _register_with_proof(master, port)
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
+        assert "did not confirm this registration" in (refused.details() or "")
+    assert {a: s.status for a, s in _slaves(master).items()} == {live.address: "LIVE"}
+    assert fleet.query("SELECT host, port, status FROM slave") == [(LOOPBACK, live.port, 1)]
