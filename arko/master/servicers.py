@@ -6,9 +6,7 @@ status code in one place and nothing else happens.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import urllib.parse
 from typing import Any, NoReturn
 
 import grpc
@@ -19,7 +17,7 @@ from google.protobuf.message import Message
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.admission import RateLimit, check_protected
+from arko.master.admission import RateLimit, check_protected, peer_address
 from arko.master.executor import render_reply
 from arko.master.registry import Registry
 from arko.master.runs import JobService
@@ -40,21 +38,15 @@ async def abort(
 
 
 def peer_host(peer: str) -> str:
-    """The IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``).
+    """The IP of a gRPC peer string, for a slave that registered with an empty host.
 
-    gRPC percent-encodes the brackets of IPv6 peers, so the string is decoded
-    first.
+    Raises:
+        InvalidArgument: the caller's address is not IP (a Unix socket, say).
     """
-    kind, _, rest = urllib.parse.unquote(peer).partition(":")
-    host = rest.rpartition(":")[0].strip("[]").split("%")[0]
-    if kind not in ("ipv4", "ipv6") or not host:
+    address = peer_address(peer)
+    if address is None:
         raise InvalidArgument(f"host is empty and the caller's address {peer!r} is not IP")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        raise InvalidArgument(
-            f"host is empty and the caller's address {peer!r} is not IP"
-        ) from None
+    return str(address)
 
 
 class RegisterServicer(register_pb2_grpc.RegisterServicer):
