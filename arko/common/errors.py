@@ -71,3 +71,15 @@ class SlaveCallFailed(ArkoError):
 
 class StartupError(ArkoError):
     """A daemon cannot start: port taken, bad database, bad settings."""
+
+
+class PermissionDenied(ArkoError):
+    """The caller is known but not allowed to do this (e.g. register from afar)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(ArkoError):
+    """A cap or a rate limit is reached; the message names it."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61rko/gen/register.proto\"a\n\x0bSlaveConfig\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\r\n\x05token\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61ll_secret\x18\x04 \x01(\t\x12\x12\n\ncall_nonce\x18\x05 \x01(\t\"&\n\x13SlaveRegisterStatus\x12\x0f\n\x07message\x18\x01 \x01(\t2D\n\x08Register\x12\x38\n\x10RegisterNewSlave\x12\x0c.SlaveConfig\x1a\x14.SlaveRegisterStatus\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61rko/gen/register.proto\"}\n\x0bSlaveConfig\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\r\n\x05token\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61ll_secret\x18\x04 \x01(\t\x12\x12\n\ncall_nonce\x18\x05 \x01(\t\x12\x1a\n\x12registration_nonce\x18\x06 \x01(\t\"&\n\x13SlaveRegisterStatus\x12\x0f\n\x07message\x18\x01 \x01(\t2D\n\x08Register\x12\x38\n\x10RegisterNewSlave\x12\x0c.SlaveConfig\x1a\x14.SlaveRegisterStatus\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'arko.gen.register_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SLAVECONFIG']._serialized_start=27
-  _globals['_SLAVECONFIG']._serialized_end=124
-  _globals['_SLAVEREGISTERSTATUS']._serialized_start=126
-  _globals['_SLAVEREGISTERSTATUS']._serialized_end=164
-  _globals['_REGISTER']._serialized_start=166
-  _globals['_REGISTER']._serialized_end=234
+  _globals['_SLAVECONFIG']._serialized_end=152
+  _globals['_SLAVEREGISTERSTATUS']._serialized_start=154
+  _globals['_SLAVEREGISTERSTATUS']._serialized_end=192
+  _globals['_REGISTER']._serialized_start=194
+  _globals['_REGISTER']._serialized_end=262
 # @@protoc_insertion_point(module_scope)

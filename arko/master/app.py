@@ -21,6 +21,7 @@ from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.admin import Admin
 from arko.master.admin_servicer import AdminServicer
+from arko.master.admission import RateLimit
 from arko.master.auth import ClientTokenInterceptor
 from arko.master.executor import Executor, Limits
 from arko.master.http.server import HttpServer, create_app
@@ -161,6 +162,7 @@ class Master(Lifecycle):
         self._lock_journal()
         live = LiveJobs()
         shared = is_postgres(s.db)
+        mutual = tls is not None and tls.mutual
         name = self.name()
         if shared:
             from arko.master.fleet import Fleet  # needs asyncpg: PostgreSQL only
@@ -190,6 +192,7 @@ class Master(Lifecycle):
             join_token,
             name,
             shared,
+            s.max_slaves,
         )
         await self._registry.load()
         queue = JobQueue(self._registry, self._scheduler, s.queue_timeout)
@@ -220,7 +223,17 @@ class Master(Lifecycle):
             Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
         )
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
-        register = RegisterServicer(self._registry, join_token)
+        protected = join_token is None and not s.open_registration and not mutual
+        if protected:
+            log.warning(
+                "registration_protected",
+                message="no join token: only loopback peers may register slaves; set a "
+                "join token (ARKO_MASTER_JOIN_TOKEN or --join_token_file) to let other "
+                "hosts register, or pass --open_registration",
+            )
+        register = RegisterServicer(
+            self._registry, join_token, protected, RateLimit(s.register_rate_limit)
+        )
         execution = ExecutionServicer(self._jobs, s.job_timeout)
         jobs = JobsServicer(self._jobs, s.job_timeout)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
@@ -265,7 +278,6 @@ class Master(Lifecycle):
             app = create_app(self._jobs, self._registry, s, client_token)
             self._http = HttpServer(app, s)
             await self._http.start()
-        mutual = tls is not None and tls.mutual
         log.info(
             "master_started",
             port=self.port,

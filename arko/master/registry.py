@@ -25,12 +25,19 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.auth import call_secret
-from arko.common.errors import ArkoError, InvalidArgument, NoLiveSlave
+from arko.common.errors import (
+    ArkoError,
+    InvalidArgument,
+    NoLiveSlave,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from arko.common.methods import method_not_found
 from arko.master.discovery import Catalog, DiscoveryError, discover
 from arko.master.slave_status import apply_status, read_status
 from arko.master.slaves import Dialer, Slave, plaintext
 from arko.master.store import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
+from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics
@@ -42,7 +49,21 @@ FLEET_LOG_LIMIT = 100
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
 # Derived call secrets kept (one per live nonce; 64 bytes of hex and a nonce each).
 _SECRETS_KEPT = 65536
+NOT_SERVING = "health check answers NOT_SERVING"
+UNREACHABLE = "not reachable as a gRPC slave (the master's log says why)"
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def shown_reason(detail: str | None) -> str | None:
+    """What callers of Admin/ListSlaves learn of why a slave is down.
+
+    The probe's own words tell a closed port from a silent one and from a
+    server that does not speak gRPC: anyone allowed to register could scan
+    ports with them. Callers get one reason; the master's log has the detail.
+    """
+    if detail is None or detail == NOT_SERVING:
+        return detail
+    return UNREACHABLE
 
 
 class SlaveNotFound(ArkoError):
@@ -93,8 +114,10 @@ class Registry:
         join_token: str | None = None,
         name: str = "",
         shared: bool = False,
+        max_slaves: int = 10000,
     ) -> None:
         self._store = store
+        self._max_slaves = max_slaves
         # With the join token, the call secret of a slave that registered with
         # another master derives from its stored nonce (arko.common.auth).
         self._join_token = join_token
@@ -237,21 +260,47 @@ class Registry:
                 )
             await self.wait_for_change(left)
 
-    async def register(self, host: str, port: int, secret: str = "", nonce: str = "") -> Slave:
+    async def register(
+        self, host: str, port: int, secret: str = "", nonce: str = "", proof: str = ""
+    ) -> Slave:
         """Store the slave (one row per host:port) and discover its methods now.
 
         A slave that cannot be reached is kept with status 0; the reason is logged.
         ``secret`` is what the master must present on calls to it; ``nonce``,
         kept in the store, lets other masters with the join token derive it.
+        ``proof`` (a registration nonce) must be confirmed by the slave at the
+        address before anything is stored; without one, the registration may
+        not replace a live slave that still answers.
+
+        Raises:
+            InvalidArgument, ResourceExhausted, PermissionDenied: naming why,
+                with nothing stored or changed.
         """
         host = validate_address(host, port)
-        for field, value in (("call_secret", secret), ("call_nonce", nonce)):
+        fields = (("call_secret", secret), ("call_nonce", nonce), ("registration_nonce", proof))
+        for field, value in fields:
             if len(value) > MAX_SECRET:
                 raise InvalidArgument(f"{field} is longer than {MAX_SECRET} characters")
             # The secret travels as a gRPC header and the nonce is stored as
             # text: printable ASCII both (a NUL would fail PostgreSQL's write).
             if not (value.isascii() and value.isprintable()):
                 raise InvalidArgument(f"{field} must be printable ASCII")
+        known = self._slaves.get((host, port))
+        if known is None and len(self._slaves) >= self._max_slaves:
+            raise ResourceExhausted(
+                f"the master keeps at most {self._max_slaves} slaves (--max_slaves): "
+                f"{host}:{port} is not registered; remove or forget one first"
+            )
+        if proof:
+            await self._confirm(host, port, proof)
+        elif known is not None and await self._still_answers(
+            known, secret or self._derived_secret(nonce)
+        ):
+            raise PermissionDenied(
+                f"slave {known.address} is live and still answers the call secret it "
+                "registered with: a registration with another call secret cannot take "
+                "its place (a restarted slave may register once the old one is gone)"
+            )
         row = await self._store.upsert_slave(host, port, STATUS_LIVE, nonce)
         slave = self._slaves.get((host, port))
         if slave is None:
@@ -271,6 +320,51 @@ class Registry:
             self.metrics.registered()
         await self.probe(slave, force_log=True)
         return slave
+
+    async def _confirm(self, host: str, port: int, proof: str) -> None:
+        """Ask the slave at ``host:port`` whether it sent the registration nonce ``proof``.
+
+        Raises:
+            PermissionDenied: it did not confirm (or did not answer as an arko
+                slave; which one is the master's log's business, not the caller's).
+        """
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        channel = self._dial(address)
+        try:
+            reply = await slave_pb2_grpc.SlaveStub(channel).ConfirmRegistration(
+                slave_pb2.ConfirmRegistrationRequest(nonce=proof), timeout=self._probe_timeout
+            )
+            confirmed, why = reply.confirmed, "it sent no registration with this nonce"
+        except grpc.aio.AioRpcError as exc:
+            confirmed, why = False, f"{exc.code().name}: {exc.details()}"
+        finally:
+            await channel.close()
+        if not confirmed:
+            log.warning("registration_unconfirmed", slave=address, reason=why)
+            raise PermissionDenied(
+                f"the slave at {address} did not confirm this registration: a registration "
+                "must come from the slave at the address it names"
+            )
+
+    async def _still_answers(self, slave: Slave, secret: str) -> bool:
+        """True when ``slave`` is live under a call secret other than ``secret``
+        and still takes calls made with its own.
+
+        Anyone reaching the master may name a live slave's address with a call
+        secret of their own; taking it would mark the slave down for good (it
+        refuses the new secret and, its master never having gone, never
+        registers again). A slave that restarted refuses its old secret, so
+        its new registration goes through.
+        """
+        if not slave.live or secret == slave.secret:
+            return False
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                with slave.lease() as channel:
+                    await read_status(channel, self._probe_timeout, slave.metadata)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return False
+        return True
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return after the next probe or registration settles a slave, or ``timeout``."""
@@ -408,8 +502,8 @@ class Registry:
                 return  # forgotten while this probe waited for the lock
             before = (slave.status, slave.methods, slave.labels, slave.capacity)
             probed = time.monotonic()
-            reason, code = await self._check(slave)
-            slave.reason = reason or ""
+            detail, code = await self._check(slave)
+            reason = shown_reason(detail)
             if self.metrics is not None:
                 self.metrics.probed(time.monotonic() - probed, reason is None)
             if reason is None:
@@ -426,7 +520,8 @@ class Registry:
                 else:
                     slave.pending = False
                     if before[0] == STATUS_LIVE or force_log:
-                        log.warning("slave_down", slave=slave.address, reason=reason)
+                        log.warning("slave_down", slave=slave.address, reason=detail)
+            slave.reason = reason or ""
             after = (slave.status, slave.methods, slave.labels, slave.capacity)
             # With several masters, the one pinging the slave speaks for it;
             # any master may tell what it found on a slave that answered.
@@ -470,7 +565,7 @@ class Registry:
                 with slave.lease() as channel:
                     serving = await self._health(slave, channel)
                     if serving is False:
-                        return "health check answers NOT_SERVING", None
+                        return NOT_SERVING, None
                     # Status first: a slave refusing this master says so
                     # plainly on a unary call, while a refused reflection
                     # stream may reach an asyncio client as INTERNAL

@@ -6,9 +6,7 @@ status code in one place and nothing else happens.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import urllib.parse
 from typing import Any, NoReturn
 
 import grpc
@@ -19,6 +17,7 @@ from google.protobuf.message import Message
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
+from arko.master.admission import RateLimit, check_protected, peer_address
 from arko.master.executor import render_reply
 from arko.master.registry import Registry
 from arko.master.runs import JobService
@@ -39,39 +38,48 @@ async def abort(
 
 
 def peer_host(peer: str) -> str:
-    """The IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``).
+    """The IP of a gRPC peer string, for a slave that registered with an empty host.
 
-    gRPC percent-encodes the brackets of IPv6 peers, so the string is decoded
-    first.
+    Raises:
+        InvalidArgument: the caller's address is not IP (a Unix socket, say).
     """
-    kind, _, rest = urllib.parse.unquote(peer).partition(":")
-    host = rest.rpartition(":")[0].strip("[]").split("%")[0]
-    if kind not in ("ipv4", "ipv6") or not host:
+    address = peer_address(peer)
+    if address is None:
         raise InvalidArgument(f"host is empty and the caller's address {peer!r} is not IP")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        raise InvalidArgument(
-            f"host is empty and the caller's address {peer!r} is not IP"
-        ) from None
+    return str(address)
 
 
 class RegisterServicer(register_pb2_grpc.RegisterServicer):
     """``Register.RegisterNewSlave``: slaves announce themselves."""
 
-    def __init__(self, registry: Registry, join_token: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        join_token: str | None = None,
+        protected: bool = False,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
         self._registry = registry
         self._join_token = join_token
+        self._protected = protected  # loopback peers only (no join token, not opened)
+        self._rate_limit = rate_limit
 
     async def RegisterNewSlave(
         self, request: register_pb2.SlaveConfig, context: grpc.aio.ServicerContext[Any, Any]
     ) -> register_pb2.SlaveRegisterStatus:
         try:
+            check_protected(context.peer(), self._protected)
+            if self._rate_limit is not None:
+                self._rate_limit.check(context.peer())
             if self._join_token is not None and not tokens_match(self._join_token, request.token):
                 raise Unauthenticated("join token missing or wrong")
             host = request.host or peer_host(context.peer())
             await self._registry.register(
-                host, request.port, request.call_secret, request.call_nonce
+                host,
+                request.port,
+                request.call_secret,
+                request.call_nonce,
+                request.registration_nonce,
             )
         except ArkoError as exc:
             log.info("register_refused", peer=context.peer(), reason=exc.message)

@@ -155,6 +155,23 @@ class MasterSettings(DaemonSettings):
         description="Seconds a job may wait in the queue for a slave with room (or for its "
         "method's max_concurrency) before it fails with RESOURCE_EXHAUSTED",
     )
+    open_registration: bool = Field(
+        False,
+        description="Take slave registrations from any host even with no join token "
+        "(without it, such a master takes them from loopback peers only, as Redis's "
+        "protected mode does)",
+    )
+    max_slaves: int = Field(
+        10000,
+        ge=1,
+        description="Most slaves the master keeps; a new one past it is refused with "
+        "RESOURCE_EXHAUSTED (a known slave may always register again)",
+    )
+    register_rate_limit: int = Field(
+        60,
+        ge=0,
+        description="Most registrations one peer host may make per minute (0: no limit)",
+    )
     # Tokens come from the environment or a file, never from argv (visible in ps).
     join_token: CliSuppress[SecretStr | None] = Field(
         None, description="Token slaves must present to register (env ARKO_MASTER_JOIN_TOKEN)"

@@ -23,6 +23,7 @@ from arko.slave.plugins import Service, load_services
 from arko.slave.registration import (
     CallSecret,
     GrpcMasterLink,
+    RegistrationNonces,
     new_call_secret,
     stay_registered_with_all,
 )
@@ -51,6 +52,7 @@ class Slave(Lifecycle):
         # Handed to the masters at registration; they must present it on every
         # call. Made in start(), once the join token it may derive from is read.
         self._secret = CallSecret("", "")
+        self._nonces = RegistrationNonces()
         self._tls: TlsConfig | None = None
         self._join_token: str | None = None
         self._stop_metrics: Callable[[], None] | None = None
@@ -76,7 +78,7 @@ class Slave(Lifecycle):
         # Inside the guard: a stranger is refused as a stranger, never told "full".
         gate = CapacityGate(s.capacity)
         interceptors.append(gate)
-        status = StatusServicer(gate, s.labels())
+        status = StatusServicer(gate, s.labels(), self._nonces.confirm)
 
         if s.metrics_port:
             metrics = SlaveMetrics(s.capacity)
@@ -122,7 +124,7 @@ class Slave(Lifecycle):
             call_nonce=self._secret.nonce,
         )
         backoff = Backoff(initial=0.2, maximum=s.register_backoff_max)
-        await stay_registered_with_all(self._links, config, backoff)
+        await stay_registered_with_all(self._links, config, backoff, self._nonces)
         # Every master refused this slave (each logged why): nothing can reach it.
         self.exit_code = 1
         self._stopper = asyncio.ensure_future(self.stop())

@@ -10,7 +10,7 @@ calls, labels and version, which the master reads when it pings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -93,10 +93,24 @@ class CapacityGate(grpc.aio.ServerInterceptor):
 class StatusServicer(slave_pb2_grpc.SlaveServicer):
     """``arko.v1.Slave/Status``: what the master needs to decide whether to send more."""
 
-    def __init__(self, gate: CapacityGate, labels: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        gate: CapacityGate,
+        labels: Mapping[str, str],
+        confirm: Callable[[str], bool],
+    ) -> None:
         self._gate = gate
         self._labels = dict(labels)
         self._version = __version__
+        # The registration module's word on a nonce (a slave in rpc mode sends none).
+        self._confirm = confirm
+
+    async def ConfirmRegistration(
+        self,
+        request: slave_pb2.ConfirmRegistrationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> slave_pb2.ConfirmRegistrationReply:
+        return slave_pb2.ConfirmRegistrationReply(confirmed=self._confirm(request.nonce))
 
     async def Status(
         self, request: slave_pb2.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]

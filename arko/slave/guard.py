@@ -5,7 +5,8 @@ certificate must carry the master's common name; otherwise the caller must
 present the secret this slave handed its masters at registration (with a join
 token, one any master holding the token derives from the slave's nonce, so a
 master it never registered with can call it too). Secrets are compared in
-constant time. ``grpc.health.v1`` is left open for probes.
+constant time. ``grpc.health.v1`` is left open for probes, and
+``arko.v1.Slave/ConfirmRegistration`` for a master checking a registration.
 The common ``arko.v1.Slave/Status`` is guarded like a pipeline call: its
 labels and load are the master's business, and a stranger gets
 UNAUTHENTICATED (with ``--mode rpc`` nothing is guarded, so anyone may ask).
@@ -36,7 +37,9 @@ from arko.common.interceptors import around
 
 log = structlog.get_logger("arko.slave.guard")
 
-OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+# ConfirmRegistration is asked by a master that does not know this slave's
+# call secret yet; its answer only confirms a nonce the caller already has.
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/arko.v1.Slave/ConfirmRegistration")
 REFLECTION_PREFIX = f"/{reflection.SERVICE_NAME}/"
 # What a caller that is not the master may learn through reflection.
 PUBLIC_PROTOS: tuple[FileDescriptor, ...] = (health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR)

@@ -12,8 +12,9 @@ master going away, or refusing the slave, leaves the others alone.
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import NamedTuple, Protocol
 
 import grpc
@@ -119,10 +120,41 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
 
 
+class RegistrationNonces:
+    """The nonces of this slave's latest registrations, so it can confirm them.
+
+    A master takes a registration only after calling the named address back
+    and hearing that the slave there sent it: anyone can name a slave's
+    address, only the slave knows what it sent. Bounded: a master calls back
+    within one registration, and few are ever in flight.
+    """
+
+    def __init__(self, kept: int = 64) -> None:
+        self._sent: collections.deque[str] = collections.deque(maxlen=kept)
+
+    def stamped(self, config: register_pb2.SlaveConfig) -> register_pb2.SlaveConfig:
+        """A copy of ``config`` carrying a fresh nonce, remembered for the call back."""
+        nonce = secrets.token_urlsafe(16)
+        self._sent.append(nonce)
+        attempt = register_pb2.SlaveConfig()
+        attempt.CopyFrom(config)
+        attempt.registration_nonce = nonce
+        return attempt
+
+    def confirm(self, nonce: str) -> bool:
+        """True when this slave sent a registration with ``nonce`` (compared in constant time)."""
+        return bool(nonce) and any(secrets.compare_digest(nonce, sent) for sent in self._sent)
+
+
 async def register_until_done(
-    link: MasterLink, config: register_pb2.SlaveConfig, backoff: Backoff
+    link: MasterLink,
+    config: register_pb2.SlaveConfig,
+    backoff: Backoff,
+    nonces: RegistrationNonces | None = None,
 ) -> str:
     """Register, retrying transient failures with backoff; return the master's answer.
+
+    With ``nonces``, each attempt carries a fresh registration nonce.
 
     Raises:
         grpc.aio.AioRpcError: the master refused the registration (bad config).
@@ -132,7 +164,10 @@ async def register_until_done(
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
         log.warning("register_retry", master=link.address, code=code, retry_in=round(delay, 2))
 
-    answer = await retry(lambda: link.register(config), _retryable, backoff, on_retry)
+    def attempt() -> Awaitable[str]:
+        return link.register(nonces.stamped(config) if nonces is not None else config)
+
+    answer = await retry(attempt, _retryable, backoff, on_retry)
     log.info(
         "registered",
         master=link.address,
@@ -144,7 +179,10 @@ async def register_until_done(
 
 
 async def stay_registered(
-    link: MasterLink, config: register_pb2.SlaveConfig, backoff: Backoff
+    link: MasterLink,
+    config: register_pb2.SlaveConfig,
+    backoff: Backoff,
+    nonces: RegistrationNonces | None = None,
 ) -> None:
     """Register, watch the master, and register again each time it is lost; forever.
 
@@ -152,13 +190,16 @@ async def stay_registered(
         grpc.aio.AioRpcError: the master refused the registration (bad config).
     """
     while True:
-        await register_until_done(link, config, backoff)
+        await register_until_done(link, config, backoff, nonces)
         reason = await link.watch()
         log.warning("master_lost", master=link.address, reason=reason)
 
 
 async def stay_registered_with_all(
-    links: Sequence[MasterLink], config: register_pb2.SlaveConfig, backoff: Backoff
+    links: Sequence[MasterLink],
+    config: register_pb2.SlaveConfig,
+    backoff: Backoff,
+    nonces: RegistrationNonces | None = None,
 ) -> None:
     """Stay registered with every master, each on its own; return once all have refused.
 
@@ -169,7 +210,7 @@ async def stay_registered_with_all(
 
     async def with_one(link: MasterLink) -> None:
         try:
-            await stay_registered(link, config, backoff)
+            await stay_registered(link, config, backoff, nonces)
         except grpc.aio.AioRpcError as exc:
             log.error(
                 "register_refused",

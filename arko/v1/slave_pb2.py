@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/slave.proto\x12\x07\x61rko.v1\"\x0f\n\rStatusRequest\"\xa2\x01\n\x0bSlaveStatus\x12\x10\n\x08\x63\x61pacity\x18\x01 \x01(\r\x12\x0f\n\x07running\x18\x02 \x01(\r\x12\x30\n\x06labels\x18\x03 \x03(\x0b\x32 .arko.v1.SlaveStatus.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32?\n\x05Slave\x12\x36\n\x06Status\x12\x16.arko.v1.StatusRequest\x1a\x14.arko.v1.SlaveStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/slave.proto\x12\x07\x61rko.v1\"\x0f\n\rStatusRequest\"\xa2\x01\n\x0bSlaveStatus\x12\x10\n\x08\x63\x61pacity\x18\x01 \x01(\r\x12\x0f\n\x07running\x18\x02 \x01(\r\x12\x30\n\x06labels\x18\x03 \x03(\x0b\x32 .arko.v1.SlaveStatus.LabelsEntry\x12\x0f\n\x07version\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x1a\x43onfirmRegistrationRequest\x12\r\n\x05nonce\x18\x01 \x01(\t\"-\n\x18\x43onfirmRegistrationReply\x12\x11\n\tconfirmed\x18\x01 \x01(\x08\x32\x9e\x01\n\x05Slave\x12\x36\n\x06Status\x12\x16.arko.v1.StatusRequest\x1a\x14.arko.v1.SlaveStatus\x12]\n\x13\x43onfirmRegistration\x12#.arko.v1.ConfirmRegistrationRequest\x1a!.arko.v1.ConfirmRegistrationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SLAVESTATUS']._serialized_end=212
   _globals['_SLAVESTATUS_LABELSENTRY']._serialized_start=167
   _globals['_SLAVESTATUS_LABELSENTRY']._serialized_end=212
-  _globals['_SLAVE']._serialized_start=214
-  _globals['_SLAVE']._serialized_end=277
+  _globals['_CONFIRMREGISTRATIONREQUEST']._serialized_start=214
+  _globals['_CONFIRMREGISTRATIONREQUEST']._serialized_end=257
+  _globals['_CONFIRMREGISTRATIONREPLY']._serialized_start=259
+  _globals['_CONFIRMREGISTRATIONREPLY']._serialized_end=304
+  _globals['_SLAVE']._serialized_start=307
+  _globals['_SLAVE']._serialized_end=465
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class SlaveStub:
                 request_serializer=arko_dot_v1_dot_slave__pb2.StatusRequest.SerializeToString,
                 response_deserializer=arko_dot_v1_dot_slave__pb2.SlaveStatus.FromString,
                 _registered_method=True)
+        self.ConfirmRegistration = channel.unary_unary(
+                '/arko.v1.Slave/ConfirmRegistration',
+                request_serializer=arko_dot_v1_dot_slave__pb2.ConfirmRegistrationRequest.SerializeToString,
+                response_deserializer=arko_dot_v1_dot_slave__pb2.ConfirmRegistrationReply.FromString,
+                _registered_method=True)
 
 
 class SlaveServicer:
@@ -51,6 +56,15 @@ class SlaveServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmRegistration(self, request, context):
+        """Whether this slave sent a registration carrying `nonce` (lately): the
+        master asks before it takes a registration naming this slave's address.
+        Open to every caller, since the answer only confirms a nonce it was told.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SlaveServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +72,11 @@ def add_SlaveServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=arko_dot_v1_dot_slave__pb2.StatusRequest.FromString,
                     response_serializer=arko_dot_v1_dot_slave__pb2.SlaveStatus.SerializeToString,
+            ),
+            'ConfirmRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmRegistration,
+                    request_deserializer=arko_dot_v1_dot_slave__pb2.ConfirmRegistrationRequest.FromString,
+                    response_serializer=arko_dot_v1_dot_slave__pb2.ConfirmRegistrationReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +106,33 @@ class Slave:
             '/arko.v1.Slave/Status',
             arko_dot_v1_dot_slave__pb2.StatusRequest.SerializeToString,
             arko_dot_v1_dot_slave__pb2.SlaveStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arko.v1.Slave/ConfirmRegistration',
+            arko_dot_v1_dot_slave__pb2.ConfirmRegistrationRequest.SerializeToString,
+            arko_dot_v1_dot_slave__pb2.ConfirmRegistrationReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -115,10 +115,20 @@ def test_rpc_mode_serves_without_a_master(fleet: Fleet) -> None:
 
 
 def test_master_flag_and_advertised_address(fleet: Fleet) -> None:
-    """--master picks the master; --advertise_host/--advertise_port are what it stores."""
+    """--master picks the master; --advertise_host/--advertise_port are what it stores.
+
+    The master calls the advertised address back before it stores it, so it
+    must reach the slave (through a port forward, say); one that does not is
+    refused, naming it.
+    """
     master = fleet.master()
     port = free_port()
-    fleet.slave(master, "--advertise_host", "localhost", "--advertise_port", str(port))
+    fleet.slave(master, "--advertise_host", "localhost", "--advertise_port", str(port), port=port)
+    assert fleet.query("SELECT host, port FROM slave") == [("localhost", port)]
+    elsewhere = free_port()
+    lost = fleet.slave(master, "--advertise_port", str(elsewhere), wait=False)
+    refused = lost.wait_for_event("register_refused")
+    assert f":{elsewhere} did not confirm this registration" in refused["reason"]
     assert fleet.query("SELECT host, port FROM slave") == [("localhost", port)]
 
 

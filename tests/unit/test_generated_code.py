@@ -42,6 +42,13 @@ def test_original_wire_names_are_kept() -> None:
     assert execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name == "Execution"
     assert pipeline_pb2.DESCRIPTOR.services_by_name["MyPipeline"].full_name == "MyPipeline"
     fields = {f.name: f.number for f in register_pb2.SlaveConfig.DESCRIPTOR.fields}
-    assert fields == {"host": 1, "port": 2, "token": 3, "call_secret": 4, "call_nonce": 5}
+    assert fields == {
+        "host": 1,
+        "port": 2,
+        "token": 3,
+        "call_secret": 4,
+        "call_nonce": 5,
+        "registration_nonce": 6,
+    }
     fields = {f.name: f.number for f in execution_pb2.JobParams.DESCRIPTOR.fields}
     assert fields == {"method": 1, "params": 2}

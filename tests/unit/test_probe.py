@@ -69,4 +69,4 @@ def test_a_refusing_slave_stays_pending_whatever_reflection_says(tmp_path: Path)
 
     pending, reason = asyncio.run(scenario())
     assert pending, reason
-    assert reason == "UNAUTHENTICATED: not the master"
+    assert reason == "waiting for the slave to register again"

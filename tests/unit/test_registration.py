@@ -11,7 +11,11 @@ from structlog.testing import capture_logs
 from arko.common.auth import call_secret
 from arko.common.retry import Backoff
 from arko.gen import register_pb2
-from arko.slave.registration import new_call_secret, stay_registered_with_all
+from arko.slave.registration import (
+    RegistrationNonces,
+    new_call_secret,
+    stay_registered_with_all,
+)
 
 CONFIG = register_pb2.SlaveConfig(port=7001, call_secret="s", call_nonce="n")
 NO_WAIT = Backoff(initial=0, maximum=0, jitter=False)
@@ -182,3 +186,17 @@ def test_call_secret_without_a_join_token_is_random_with_no_nonce() -> None:
     assert (first.nonce, second.nonce) == ("", "")
     assert len(first.secret) >= 32 and first.secret != second.secret
     assert first.secret != call_secret("", "")
+
+
+def test_a_slave_confirms_only_the_registration_nonces_it_sent() -> None:
+    """Each registration carries a fresh nonce; a guessed, empty or old one is not confirmed."""
+    nonces = RegistrationNonces(kept=2)
+    config = register_pb2.SlaveConfig(host="h", port=1, call_secret="s")
+    first, second = nonces.stamped(config), nonces.stamped(config)
+    assert first.registration_nonce != second.registration_nonce
+    assert (first.host, first.port, first.call_secret) == ("h", 1, "s")
+    assert config.registration_nonce == ""  # the slave's own config is left alone
+    assert nonces.confirm(first.registration_nonce) and nonces.confirm(second.registration_nonce)
+    assert not nonces.confirm("guessed") and not nonces.confirm("")
+    nonces.stamped(config)
+    assert not nonces.confirm(first.registration_nonce)  # bounded: the oldest is dropped
