@@ -27,6 +27,9 @@ Say = Callable[[str], None]
 SWEEP_EVENT = "ping_sweep_done"
 # How often the log is read while waiting for a sweep to end.
 POLL = 0.02
+# Thousands of slaves register from this one host: the master's per-peer rate
+# limit and slave cap, which guard against strangers, would measure themselves.
+UNCAPPED = ("--register_rate_limit", "0", "--max_slaves", "1000000")
 
 
 def _register(
@@ -111,6 +114,7 @@ def fleet_scale(
     try:
         for rep in range(cfg.fleet_repeats):
             master = fleet.master(
+                *UNCAPPED,
                 "--ping_interval",
                 str(cfg.ping_interval),
                 "--ping_timeout",
@@ -161,7 +165,7 @@ def memory(cfg: BenchConfig, fleet: Fleet, gen: LoadGen, workdir: Path, say: Say
     10,000 slaves is gigabytes of log (see the report).
     """
     db = workdir / "memory.db"
-    quiet = ("--ping_interval", "3600", "--log_level", "warning")
+    quiet = (*UNCAPPED, "--ping_interval", "3600", "--log_level", "warning")
     master = fleet.master(*quiet, db=db)
     proc = psutil.Process(master.pid)
     slave: Daemon | None = None
@@ -229,7 +233,7 @@ def memory_live(
             servers.append(server)
             ports += served
         db = workdir / "memory-live.db"
-        master = fleet.master("--ping_interval", "3600", "--log_level", "warning", db=db)
+        master = fleet.master(*UNCAPPED, "--ping_interval", "3600", "--log_level", "warning", db=db)
         proc = psutil.Process(master.pid)
         try:
             time.sleep(2.0)  # let start-up garbage settle before calling it idle
@@ -300,7 +304,9 @@ def _restart_sweep(fleet: Fleet, db: Path, slaves: int, timeout: float) -> dict[
     The sweep starts as the master starts (``master_started``) and ends with
     ``ping_sweep_done``; RSS is sampled all along.
     """
-    master = fleet.master("--ping_interval", "3600", "--log_level", "debug", db=db, wait=False)
+    master = fleet.master(
+        *UNCAPPED, "--ping_interval", "3600", "--log_level", "debug", db=db, wait=False
+    )
     try:
         proc = psutil.Process(master.pid)
         tail = LogTail(master.log_path)
