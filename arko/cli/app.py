@@ -304,16 +304,21 @@ class _Follower:
             print(wire(event.output, multiline=True), flush=True)
 
     def follow(self, events: _Pump, job_id: str) -> jobs_pb2.Job:
-        """Print ``events`` to FINISHED; the final record."""
+        """Print ``events`` to FINISHED; the final record.
+
+        Ctrl-C is taken while printing too, not only while waiting: a stream
+        that starts with a backlog of stored output spends its time printing.
+        """
         while True:
             try:
                 event = events.next()
+                if event is not None:
+                    self.show(event)
             except KeyboardInterrupt:
                 self._interrupted(job_id)
                 continue
             if event is None:
                 return self._get(job_id)
-            self.show(event)
             if event.kind == jobs_pb2.JobEvent.FINISHED:
                 final: jobs_pb2.Job = event.job
                 return final
