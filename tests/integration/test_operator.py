@@ -208,10 +208,8 @@ def test_detach_logs_job_cancel_and_grpcurl(pair: tuple[Daemon, Daemon], grpcurl
     try:
         assert reader.stdout is not None and "line 1 of 1000" in reader.stdout.readline()
         os.kill(reader.pid, signal.SIGINT)
-        code = reader.wait(30)
-        assert code == 0, (
-            reader.stderr.read() if reader.stderr else ""
-        )  # stops reading, not the job
+        # Ctrl-C on logs -f stops reading, not the job.
+        assert reader.wait(30) == 0, reader.stderr.read() if reader.stderr else ""
     finally:
         if reader.poll() is None:
             reader.kill()
