@@ -662,18 +662,24 @@ class SqliteStore(DatabaseStore):
             StartupError: the file cannot be opened or written, is not a
                 database, or was made by a newer arko.
         """
+        file = Path(path) if _on_disk(str(path)) else None
         try:
-            if _on_disk(str(path)):
-                done = await asyncio.to_thread(make_private, Path(path))
-                for file in done.changed:
-                    log.warning("database_mode_tightened", file=str(file), mode="0600")
-                for file in done.refused:
+            # A new file is made 0600 before SQLite makes it 0644; an existing
+            # one is checked first, so a folder or a damaged file is named as
+            # such and left as it was.
+            if file is not None and not file.exists() and file.parent.is_dir():
+                await asyncio.to_thread(make_private, file)
+            await asyncio.to_thread(_check_file, str(path))
+            if file is not None:
+                done = await asyncio.to_thread(make_private, file)
+                for loose in done.changed:
+                    log.warning("database_mode_tightened", file=str(loose), mode="0600")
+                for loose in done.refused:
                     log.warning(
                         "database_readable_by_others",
-                        file=str(file),
+                        file=str(loose),
                         hint="not this user's file, so its mode is left; chmod 600 it",
                     )
-            await asyncio.to_thread(_check_file, str(path))
         except OSError as exc:
             raise StartupError(f"cannot use database {path}: {exc.strerror}") from None
         except sqlite3.Error as exc:
