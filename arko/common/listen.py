@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 # Hosts that mean "every interface"; "::" (also written "[::]") includes IPv4.
 _IPV6_ANY = ("::", "")
-_ANY = (*_IPV6_ANY, "0.0.0.0")
+ANY_HOST = frozenset({*_IPV6_ANY, "0.0.0.0"})
+"""Listen hosts that mean every interface (bare, without brackets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +69,5 @@ def url_host(listen_host: str) -> str:
     user copies the URL to a browser or curl on the same machine.
     """
     host = listen_host.strip("[]")
-    shown = "127.0.0.1" if host in _ANY else host
+    shown = "127.0.0.1" if host in ANY_HOST else host
     return f"[{shown}]" if ":" in shown else shown

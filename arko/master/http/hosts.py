@@ -18,11 +18,12 @@ import structlog
 from aiohttp import web
 from yarl import URL
 
+from arko.common.listen import ANY_HOST
+from arko.common.tls import is_loopback
 from arko.master.http.api import Handler
 
 log = structlog.get_logger("arko.master.http")
 
-_WILDCARDS = frozenset({"", "::", "0.0.0.0"})
 # The names a loopback listener is reached by on this machine.
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -54,15 +55,13 @@ class HostGuard:
 
     def __init__(self, listen_host: str, allowed: Iterable[str]) -> None:
         listen = listen_host.strip("[]").lower()
-        self._any_address = listen in _WILDCARDS
+        self._any_address = listen in ANY_HOST
         names = {name.strip("[]").lower() for name in allowed}
         if self._any_address:
             names |= _LOOPBACK_NAMES
         else:
             names.add(listen)
-            if listen in _LOOPBACK_NAMES or (
-                _is_address(listen) and ipaddress.ip_address(listen).is_loopback
-            ):
+            if is_loopback(listen):
                 names |= _LOOPBACK_NAMES
         self._names = frozenset(names)
 
