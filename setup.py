@@ -1,7 +1,7 @@
 """Builds the web UI into arko's wheel and sdist; the rest of the build is in pyproject.toml.
 
 A master installed from a wheel has no checkout, so no ``ui/dist`` to serve:
-the built UI travels inside the package, as ``arko/master/http/ui``. Building
+the built UI travels inside the package, as ``arko/master/api/http/ui``. Building
 the sdist or the wheel first builds ``ui/dist`` with npm when it is missing;
 the sdist carries ``ui/dist`` (MANIFEST.in), so a wheel built from it needs no
 Node.js. An editable install (``make venv``) copies nothing: the master then
@@ -21,8 +21,8 @@ from setuptools.errors import ExecError
 
 UI = Path(__file__).resolve().parent / "ui"
 BUILT = UI / "dist"
-# Where the master looks first (arko.master.http.server.PACKAGED_UI).
-PACKAGED = Path("arko", "master", "http", "ui")
+# Where the master looks first (arko.master.api.http.server.PACKAGED_UI).
+PACKAGED = Path("arko", "master", "api", "http", "ui")
 NO_NODE = (
     "building arko's wheel or sdist builds its web UI (ui/) first, which needs Node.js "
     "20.19+ with npm, and npm is not on PATH: install them (https://nodejs.org/en/download, "

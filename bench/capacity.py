@@ -45,10 +45,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arko.master.queue import JobQueue
-from arko.master.registry import Registry
-from arko.master.scheduler import FirstLiveScheduler
-from arko.master.store import STATUS_LIVE, SlaveRow
+from arko.master.jobs.queue import JobQueue
+from arko.master.jobs.scheduler import FirstLiveScheduler
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import STATUS_LIVE, SlaveRow
 from arko.testing import Daemon, Fleet
 from bench.stats import paired_ratio, percentile
 

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from arko.master.registry import Registry
+from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.settings import MasterSettings
-from arko.master.slave_feed import SlaveFeed
-from arko.master.store import PostgresStore, open_store
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import PostgresStore, open_store
 from arko.testing import create_postgres_database, drop_postgres_database
 from bench.config import BenchConfig
 

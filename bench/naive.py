@@ -19,9 +19,9 @@ import grpc
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.common.methods import parse_method_name
 from arko.gen import execution_pb2, execution_pb2_grpc
-from arko.master.discovery import discover
-from arko.master.executor import render_reply
-from arko.master.params import build_request
+from arko.master.jobs.executor import render_reply
+from arko.master.jobs.params import build_request
+from arko.master.slaves.discovery import discover
 from bench.serving import relay_flags, serve_execution
 
 

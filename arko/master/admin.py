@@ -1,6 +1,6 @@
 """What an operator asks a master: its slaves, a method's fields, forget a slave, a backup.
 
-The core of ``arko.v1.Admin`` (:mod:`arko.master.admin_servicer` only maps
+The core of ``arko.v1.Admin`` (:mod:`arko.master.api.admin` only maps
 errors); it reads the registry's memory and the slaves' reflected descriptors,
 and copies the database with SQLite's online backup.
 """
@@ -18,11 +18,11 @@ from google.protobuf import descriptor, descriptor_pb2
 from arko.common.errors import MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.common.redact import is_secret_name
-from arko.master.discovery import Catalog
-from arko.master.policy import job_policy
-from arko.master.private_files import private_copy_path, remove_copy
-from arko.master.registry import Registry
-from arko.master.slaves import Slave
+from arko.master.jobs.policy import job_policy
+from arko.master.slaves.discovery import Catalog
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
+from arko.master.store.private_files import private_copy_path, remove_copy
 from arko.v1 import admin_pb2
 
 DEFAULT_CHUNK = 1024 * 1024

@@ -20,29 +20,35 @@ from arko.common.server import create_server
 from arko.common.tls import open_channel
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.admin import Admin
-from arko.master.admin_servicer import AdminServicer
-from arko.master.admission import RateLimit
-from arko.master.auth import ClientTokenInterceptor
-from arko.master.executor import Executor, Limits
-from arko.master.http.server import HttpServer, create_app
-from arko.master.jobs import JobRecorder
-from arko.master.jobs_servicer import JobsServicer
-from arko.master.lock import HeldLock
+from arko.master.api.admin import AdminServicer
+from arko.master.api.auth import ClientTokenInterceptor
+from arko.master.api.http.server import HttpServer, create_app
+from arko.master.api.jobs import JobsServicer
+from arko.master.api.servicers import ExecutionServicer, RegisterServicer
+from arko.master.cluster.slave_feed import SlaveFeed
+from arko.master.jobs.executor import Executor, Limits
+from arko.master.jobs.live import LiveJobs
+from arko.master.jobs.queue import JobQueue
+from arko.master.jobs.records import JobRecorder
+from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
+from arko.master.jobs.service import JobService
 from arko.master.metrics import MasterMetrics
-from arko.master.output import LiveJobs
-from arko.master.queue import JobQueue
-from arko.master.registry import Registry
-from arko.master.runs import JobService
-from arko.master.scheduler import SCHEDULERS, Scheduler
-from arko.master.servicers import ExecutionServicer, RegisterServicer
 from arko.master.settings import MasterSettings
-from arko.master.slave_feed import SlaveFeed
-from arko.master.slaves import CHANNEL_OPTIONS
-from arko.master.store import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
+from arko.master.slaves.admission import RateLimit
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import CHANNEL_OPTIONS
+from arko.master.store.database import (
+    PostgresStore,
+    SqliteStore,
+    is_postgres,
+    open_store,
+    shown_url,
+)
+from arko.master.store.lock import HeldLock
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.fleet import Fleet
+    from arko.master.cluster.shared import Fleet
 
 log = structlog.get_logger("arko.master")
 
@@ -165,7 +171,7 @@ class Master(Lifecycle):
         mutual = tls is not None and tls.mutual
         name = self.name()
         if shared:
-            from arko.master.fleet import Fleet  # needs asyncpg: PostgreSQL only
+            from arko.master.cluster.shared import Fleet  # needs asyncpg: PostgreSQL only
 
             self._fleet = Fleet(s.db, name, f"{socket.gethostname()}:{s.port}", s.master_timeout)
             await self._fleet.open()

@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 
 from arko.common.errors import InvalidArgument, MethodNotFound
 from arko.common.methods import parse_method_name
-from arko.master.jobs import Job
-from arko.master.slaves import Slave
+from arko.master.jobs.records import Job
+from arko.master.slaves.slave import Slave
 
 # Jobs last from milliseconds (DryRun) to an hour (a deploy).
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.migrations import LATEST
+from arko.master.store.migrations import LATEST
 from arko.testing import Daemon, Fleet, free_port, is_postgres_url, query, wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

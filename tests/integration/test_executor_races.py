@@ -18,14 +18,14 @@ from structlog.testing import capture_logs
 from arko.common.errors import InternalError
 from arko.common.server import BuiltServer, create_server
 from arko.gen import pipeline_pb2, pipeline_pb2_grpc
-from arko.master.executor import Executor
-from arko.master.jobs import JobRecorder
-from arko.master.output import LiveJobs
-from arko.master.registry import Registry
-from arko.master.runs import JobService
-from arko.master.scheduler import FirstLiveScheduler
-from arko.master.slaves import Slave
-from arko.master.store import DatabaseStore, open_store
+from arko.master.jobs.executor import Executor
+from arko.master.jobs.live import LiveJobs
+from arko.master.jobs.records import JobRecorder
+from arko.master.jobs.scheduler import FirstLiveScheduler
+from arko.master.jobs.service import JobService
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
+from arko.master.store.database import DatabaseStore, open_store
 from arko.slave.mypipeline import MyPipeline
 from arko.testing import LOOPBACK, free_port
 

@@ -21,7 +21,7 @@ import peewee
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from arko.master.models import JobModel, SlaveModel
+from arko.master.store.models import JobModel, SlaveModel
 from arko.testing import Daemon, Fleet, free_port, is_postgres_url, wait_until
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from tests.pki import CertificateAuthority

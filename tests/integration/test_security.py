@@ -15,7 +15,7 @@ import pytest
 
 from arko.common.auth import SECRET_HEADER
 from arko.gen import execution_pb2, execution_pb2_grpc
-from arko.master.discovery import discover
+from arko.master.slaves.discovery import discover
 from arko.testing import Daemon, Fleet, is_postgres_url, wait_until
 from tests.pki import CertificateAuthority, Issued
 

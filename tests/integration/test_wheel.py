@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX = ROOT / "ui" / "dist" / "index.html"
-PACKAGED_INDEX = "arko/master/http/ui/index.html"
+PACKAGED_INDEX = "arko/master/api/http/ui/index.html"
 # A PATH with Python and no npm: what a machine without Node.js has.
 NO_NODE_PATH = str(Path(sys.executable).parent)
 

@@ -14,7 +14,7 @@ from grpc_tools import protoc
 
 from arko.common.errors import MethodNotFound, NoLiveSlave
 from arko.master.admin import Admin
-from arko.master.discovery import Catalog, comments_of
+from arko.master.slaves.discovery import Catalog, comments_of
 from arko.v1 import admin_pb2
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -1,4 +1,4 @@
-"""Tests of who may register with the master, and how often (arko.master.admission)."""
+"""Tests of who may register with the master, and how often (arko.master.slaves.admission)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from arko.common.errors import PermissionDenied, ResourceExhausted
 from arko.gen import register_pb2
-from arko.master.admission import PEERS_KEPT, RateLimit, check_protected, is_loopback_peer
-from arko.master.registry import Registry
-from arko.master.servicers import RegisterServicer
-from arko.master.store import SqliteStore
+from arko.master.api.servicers import RegisterServicer
+from arko.master.slaves.admission import PEERS_KEPT, RateLimit, check_protected, is_loopback_peer
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import SqliteStore
 
 
 @pytest.mark.parametrize(

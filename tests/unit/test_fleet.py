@@ -15,8 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from arko.common.errors import Unavailable
-from arko.master.fleet import Fleet
-from arko.master.store import STATUS_LIVE, JobRow, PostgresStore, open_store
+from arko.master.cluster.shared import Fleet
+from arko.master.store.database import STATUS_LIVE, JobRow, PostgresStore, open_store
 from tests.postgres import fresh_database
 
 Make = Callable[..., Fleet]

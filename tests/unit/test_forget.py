@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from arko.common.settings import load_settings
-from arko.master.registry import Registry
 from arko.master.settings import MasterSettings
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, SqliteStore
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SqliteStore
 
 T = TypeVar("T")
 DAY = 86400.0

@@ -1,4 +1,4 @@
-"""Which Host headers the master's HTTP server answers (arko.master.http.hosts)."""
+"""Which Host headers the master's HTTP server answers (arko.master.api.http.hosts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from arko.common.settings import load_settings
-from arko.master.http.hosts import HostGuard, host_name
+from arko.master.api.http.hosts import HostGuard, host_name
 from arko.master.settings import MasterSettings
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from arko.master.http.safety import SECURITY_HEADERS, add_security_headers, last_resort
+from arko.master.api.http.safety import SECURITY_HEADERS, add_security_headers, last_resort
 
 
 async def _broken(request: web.Request) -> web.Response:

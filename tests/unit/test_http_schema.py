@@ -1,11 +1,11 @@
-"""Request descriptors become JSON Schemas and form fields (arko.master.http.schema)."""
+"""Request descriptors become JSON Schemas and form fields (arko.master.api.http.schema)."""
 
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
 
 from arko.gen import pipeline_pb2
-from arko.master.http.schema import SchemaBuilder, describe_fields
+from arko.master.api.http.schema import SchemaBuilder, describe_fields
 from arko.v1 import jobs_pb2
 
 REFS = "#/components/schemas/"

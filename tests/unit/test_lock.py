@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from arko.common.errors import StartupError
-from arko.master.lock import HeldLock
+from arko.master.store.lock import HeldLock
 
 
 def test_a_second_taker_is_refused_naming_the_holder_and_its_port(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import pytest
 from arko.common.server import create_server
 from arko.gen import pipeline_pb2
 from arko.gen.pipeline_pb2_grpc import MyPipelineServicer, add_MyPipelineServicer_to_server
-from arko.master.http import openapi
-from arko.master.registry import Registry
-from arko.master.slaves import Slave
-from arko.master.store import SqliteStore
+from arko.master.api.http import openapi
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
+from arko.master.store.database import SqliteStore
 
 PIPELINE = pipeline_pb2.DESCRIPTOR.services_by_name["MyPipeline"].full_name
 

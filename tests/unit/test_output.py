@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from arko.common.redact import Secrets
-from arko.master.jobs import Job
-from arko.master.output import ACCEPTED, FINISHED, OUTPUT, RING, TRUNCATED, Event, LiveJob
+from arko.master.jobs.live import ACCEPTED, FINISHED, OUTPUT, RING, TRUNCATED, Event, LiveJob
+from arko.master.jobs.records import Job
 
 Journaled = list[tuple[int, str, str]]
 

@@ -1,4 +1,4 @@
-"""Tests of arko.master.params.build_request: job parameters to a request message.
+"""Tests of arko.master.jobs.params.build_request: job parameters to a request message.
 
 The message class is built at run time from a hand-written descriptor, the way
 the master builds classes from a slave's reflection, so no generated code is used.
@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from arko.common.errors import InvalidArgument
-from arko.master.params import build_request
+from arko.master.jobs.params import build_request
 
 FDP = descriptor_pb2.FieldDescriptorProto
 FULL_NAME = "test.v1.AllKinds"

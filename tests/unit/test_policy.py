@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 
-from arko.master.discovery import Catalog
-from arko.master.policy import job_policy
+from arko.master.jobs.policy import job_policy
+from arko.master.slaves.discovery import Catalog
 from arko.v1 import options_pb2
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arko.master.private_files import make_private
+from arko.master.store.private_files import make_private
 
 
 def mode(path: Path) -> int:

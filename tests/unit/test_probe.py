@@ -15,8 +15,8 @@ import grpc
 
 from arko.common.interceptors import around
 from arko.common.server import create_server
-from arko.master.registry import Registry
-from arko.master.store import STATUS_LIVE, SqliteStore
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import STATUS_LIVE, SqliteStore
 from arko.slave.guard import REFLECTION_PREFIX
 from arko.v1 import slave_pb2
 from arko.v1.slave_pb2_grpc import SlaveServicer, add_SlaveServicer_to_server

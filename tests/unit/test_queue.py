@@ -1,4 +1,4 @@
-"""Tests of arko.master.queue.JobQueue and the least_loaded scheduler, with a fake store."""
+"""Tests of arko.master.jobs.queue.JobQueue and the least_loaded scheduler, with a fake store."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pytest
 
 from arko.common.errors import NoLiveSlave
-from arko.master.queue import JobQueue, NoMatchingSlave, QueueTimeout
-from arko.master.registry import Registry
-from arko.master.scheduler import FirstLiveScheduler, LeastLoadedScheduler, Scheduler
-from arko.master.slaves import Slave
-from arko.master.store import STATUS_LIVE, SlaveRow
+from arko.master.jobs.queue import JobQueue, NoMatchingSlave, QueueTimeout
+from arko.master.jobs.scheduler import FirstLiveScheduler, LeastLoadedScheduler, Scheduler
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
+from arko.master.store.database import STATUS_LIVE, SlaveRow
 from arko.slave.capacity import parse_labels
 
 RUN = "MyPipeline.Run"

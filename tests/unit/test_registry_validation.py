@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from arko.common.errors import InvalidArgument
-from arko.master.registry import MAX_SECRET, Registry, validate_address
-from arko.master.servicers import peer_host
-from arko.master.store import SlaveRow, SqliteStore
+from arko.master.api.servicers import peer_host
+from arko.master.slaves.registry import MAX_SECRET, Registry, validate_address
+from arko.master.store.database import SlaveRow, SqliteStore
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests of arko.master.scheduler.FirstLiveScheduler, with fake slaves."""
+"""Tests of arko.master.jobs.scheduler.FirstLiveScheduler, with fake slaves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from arko.common.errors import MethodNotFound, NoLiveSlave
-from arko.master.scheduler import FirstLiveScheduler
+from arko.master.jobs.scheduler import FirstLiveScheduler
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
-from arko.master.slave_feed import SlaveFeed
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, PostgresStore, open_store
+from arko.master.cluster.slave_feed import SlaveFeed
+from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, PostgresStore, open_store
 from tests.postgres import fresh_database
 
 

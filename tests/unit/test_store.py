@@ -1,4 +1,4 @@
-"""Tests of arko.master.store on real databases.
+"""Tests of arko.master.store.database on real databases.
 
 Behaviour every backend must share runs on a SQLite file and on a fresh
 PostgreSQL database (the ``db`` fixture); what only SQLite has (files, WAL,
@@ -21,9 +21,8 @@ import asyncpg
 import pytest
 
 from arko.common.errors import StartupError
-from arko.master import migrations
-from arko.master.migrations import LATEST
-from arko.master.store import (
+from arko.master.store import migrations
+from arko.master.store.database import (
     STATUS_DOWN,
     STATUS_LIVE,
     BackupUnsupported,
@@ -37,6 +36,7 @@ from arko.master.store import (
     is_postgres,
     open_store,
 )
+from arko.master.store.migrations import LATEST
 
 T = TypeVar("T")
 

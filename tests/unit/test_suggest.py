@@ -11,9 +11,9 @@ import pytest
 
 from arko.common.errors import MethodNotFound
 from arko.common.methods import closest_methods, method_not_found
-from arko.master.registry import Registry
-from arko.master.scheduler import FirstLiveScheduler
-from arko.master.store import STATUS_LIVE, SlaveRow
+from arko.master.jobs.scheduler import FirstLiveScheduler
+from arko.master.slaves.registry import Registry
+from arko.master.store.database import STATUS_LIVE, SlaveRow
 
 KNOWN = (
     "MyPipeline.Run",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arko.master.discovery import Catalog
+from arko.master.slaves.discovery import Catalog
 from arko.v1 import options_pb2
 from arko.v1.options_pb2 import JobPolicy
 

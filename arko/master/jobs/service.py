@@ -1,8 +1,8 @@
 """The job service: the one core behind Execution, arko.v1.Jobs (and any other adapter).
 
 It accepts a job, runs it through the executor while turning what happens into
-the job's record (:mod:`arko.master.jobs`) and its events
-(:mod:`arko.master.output`), answers for any job (in flight here, or from the
+the job's record (:mod:`arko.master.jobs.records`) and its events
+(:mod:`arko.master.jobs.live`), answers for any job (in flight here, or from the
 store), lets anyone follow a job's events, and cancels jobs. Adapters convert
 their wire format to these calls and map ``ArkoError`` to their status codes.
 """
@@ -24,9 +24,8 @@ import structlog
 from google.protobuf.message import Message
 
 from arko.common.errors import ArkoError, InternalError, InvalidArgument
-from arko.master.executor import Executor, JobInput, render_compact
-from arko.master.jobs import FINAL_STATES, JobRecorder
-from arko.master.output import (
+from arko.master.jobs.executor import Executor, JobInput, render_compact
+from arko.master.jobs.live import (
     ACCEPTED,
     FINISHED,
     OUTPUT,
@@ -35,12 +34,13 @@ from arko.master.output import (
     LiveJob,
     LiveJobs,
 )
-from arko.master.store import JobFilter, JobRow, Store
+from arko.master.jobs.records import FINAL_STATES, JobRecorder
+from arko.master.store.database import JobFilter, JobRow, Store
 
 if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.fleet import Fleet
+    from arko.master.cluster.shared import Fleet
 
-log = structlog.get_logger("arko.master.runs")
+log = structlog.get_logger("arko.master.jobs.service")
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50

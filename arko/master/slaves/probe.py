@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 
-from arko.master.slaves import Slave
+from arko.master.slaves.slave import Slave
 from arko.v1 import slave_pb2, slave_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]

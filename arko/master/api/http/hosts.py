@@ -20,9 +20,9 @@ from yarl import URL
 
 from arko.common.listen import ANY_HOST
 from arko.common.tls import is_loopback
-from arko.master.http.api import Handler
+from arko.master.api.http.api import Handler
 
-log = structlog.get_logger("arko.master.http")
+log = structlog.get_logger("arko.master.api.http")
 
 # The names a loopback listener is reached by on this machine.
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

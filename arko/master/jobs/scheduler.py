@@ -3,7 +3,7 @@
 ``Scheduler`` is the seam for other policies; the default is the original's:
 the first live slave, in registration order, that exposes the method.
 ``least_loaded`` picks the live slave with the lowest running/capacity.
-Labels and room are the job queue's business (:mod:`arko.master.queue`): a
+Labels and room are the job queue's business (:mod:`arko.master.jobs.queue`): a
 scheduler is handed only slaves that carry the labels and have room.
 """
 

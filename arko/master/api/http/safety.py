@@ -11,9 +11,9 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from arko.master.http.api import Handler, error_response
+from arko.master.api.http.api import Handler, error_response
 
-log = structlog.get_logger("arko.master.http")
+log = structlog.get_logger("arko.master.api.http")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "

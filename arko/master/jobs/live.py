@@ -9,7 +9,7 @@ later events live only in a short ring of the most recent ones (at most
 never waits for a watcher; a watcher that falls behind the ring skips to its
 oldest event, which shows as a gap in the sequence numbers. The caller of
 ``Jobs/Run`` is not a watcher: the producer hands it every event through a
-queue of at most ``WRITE_AHEAD`` (arko.master.jobs_servicer), so it gets every
+queue of at most ``WRITE_AHEAD`` (arko.master.api.jobs), so it gets every
 event and paces the slave through gRPC flow control.
 
 A finished job stays here until its record has reached the store, so a
@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from arko.master.jobs import Job
-from arko.master.store import JobRow
+from arko.master.jobs.records import Job
+from arko.master.store.database import JobRow
 
 ACCEPTED = "ACCEPTED"
 STARTED = "STARTED"

@@ -1,7 +1,7 @@
 """The JSON API under ``/api/v1/``: small handlers over the cores the gRPC servicers use.
 
-Jobs go through :class:`arko.master.runs.JobService` (as ``arko.v1.Jobs``
-does), slaves and methods come from :class:`arko.master.registry.Registry`,
+Jobs go through :class:`arko.master.jobs.service.JobService` (as ``arko.v1.Jobs``
+does), slaves and methods come from :class:`arko.master.slaves.registry.Registry`,
 and records and events are rendered with the same protobuf messages as on the
 wire (``arko.v1.Job``, ``arko.v1.JobEvent``) in the protobuf JSON mapping, so
 a job reads the same over gRPC and HTTP. ``ArkoError`` becomes an HTTP status
@@ -23,17 +23,17 @@ from google.protobuf import json_format
 
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InvalidArgument
-from arko.master.executor import Unimplemented
-from arko.master.http.openapi import OpenApiCache
-from arko.master.http.schema import describe_method, locate
-from arko.master.jobs_servicer import event_message, job_message
-from arko.master.params import build_request
-from arko.master.registry import Registry
-from arko.master.runs import JobService
-from arko.master.slaves import Slave
-from arko.master.store import JobRow
+from arko.master.api.http.openapi import OpenApiCache
+from arko.master.api.http.schema import describe_method, locate
+from arko.master.api.jobs import event_message, job_message
+from arko.master.jobs.executor import Unimplemented
+from arko.master.jobs.params import build_request
+from arko.master.jobs.service import JobService
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
+from arko.master.store.database import JobRow
 
-log = structlog.get_logger("arko.master.http")
+log = structlog.get_logger("arko.master.api.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -17,12 +17,12 @@ from google.protobuf.message import Message
 from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.admission import RateLimit, check_protected, peer_address
-from arko.master.executor import render_reply
-from arko.master.registry import Registry
-from arko.master.runs import JobService
+from arko.master.jobs.executor import render_reply
+from arko.master.jobs.service import JobService
+from arko.master.slaves.admission import RateLimit, check_protected, peer_address
+from arko.master.slaves.registry import Registry
 
-log = structlog.get_logger("arko.master.servicers")
+log = structlog.get_logger("arko.master.api.servicers")
 
 JOB_ID_HEADER = "arko-job-id"
 

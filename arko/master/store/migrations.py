@@ -1,7 +1,7 @@
 """Schema versions of the master's database and the steps between them.
 
 Each step creates tables from models frozen as they were at that version
-(never from :mod:`arko.master.models`, which moves on) and alters them with
+(never from :mod:`arko.master.store.models`, which moves on) and alters them with
 peewee's schema migrator, so one migration path serves every database peewee
 speaks. SQLite keeps the version in ``PRAGMA user_version``; other databases
 in a one-row ``arko_schema`` table. A database made by an older arko is

@@ -34,9 +34,9 @@ from google.protobuf.message import Message
 from arko.common.errors import Unavailable
 from arko.common.lifecycle import cancel_task
 from arko.common.redact import Secrets, redact_mapping
-from arko.master.store import EventRow, JobRow, RecordRefused, Store
+from arko.master.store.database import EventRow, JobRow, RecordRefused, Store
 
-log = structlog.get_logger("arko.master.jobs")
+log = structlog.get_logger("arko.master.jobs.records")
 
 MAX_STORED_TEXT = 64 * 1024
 INTERRUPTED_REASON = "the master stopped while the job was in flight"

@@ -3,7 +3,7 @@
 It runs on the master's event loop beside the gRPC server and follows the
 same rules: ``--tls`` serves HTTPS with the same certificate, ``--ca_file``
 makes it require client certificates signed by that CA, and the client token
-guards the API (:mod:`arko.master.http.api`).
+guards the API (:mod:`arko.master.api.http.api`).
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from aiohttp import web
 
 from arko.common.errors import StartupError
 from arko.common.listen import listen_socket, url_host
-from arko.master.http.api import API, Api
-from arko.master.http.hosts import HostGuard
-from arko.master.http.safety import add_security_headers, last_resort
-from arko.master.registry import Registry
-from arko.master.runs import JobService
+from arko.master.api.http.api import API, Api
+from arko.master.api.http.hosts import HostGuard
+from arko.master.api.http.safety import add_security_headers, last_resort
+from arko.master.jobs.service import JobService
 from arko.master.settings import MasterSettings
+from arko.master.slaves.registry import Registry
 
-log = structlog.get_logger("arko.master.http")
+log = structlog.get_logger("arko.master.api.http")
 
 # The built UI: inside the package when installed from a wheel or sdist (setup.py
 # copies it there), else where `make ui` puts it in a checkout. The package's
 # copy wins: a checkout's editable install has none, so there `make ui` rebuilds
 # what is served.
 PACKAGED_UI = Path(__file__).resolve().parent / "ui"
-CHECKOUT_UI = Path(__file__).resolve().parents[3] / "ui" / "dist"
+CHECKOUT_UI = Path(__file__).resolve().parents[4] / "ui" / "dist"
 _NOT_BUILT = (
     "The arko web UI is not built. Build it with `make ui` (needs Node.js 20 and npm: "
     "`apt-get install nodejs npm` or https://nodejs.org), then reload. "

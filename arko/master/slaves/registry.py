@@ -33,16 +33,16 @@ from arko.common.errors import (
     ResourceExhausted,
 )
 from arko.common.methods import method_not_found
-from arko.master.discovery import Catalog, DiscoveryError, discover
-from arko.master.slave_status import apply_status, read_status
-from arko.master.slaves import Dialer, Slave, plaintext
-from arko.master.store import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
+from arko.master.slaves.discovery import Catalog, DiscoveryError, discover
+from arko.master.slaves.probe import apply_status, read_status
+from arko.master.slaves.slave import Dialer, Slave, plaintext
+from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics
 
-log = structlog.get_logger("arko.master.registry")
+log = structlog.get_logger("arko.master.slaves.registry")
 
 MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100

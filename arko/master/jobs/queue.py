@@ -14,7 +14,7 @@ A waiter whose caller goes away or is cancelled leaves the queue at once.
 The count is this master's: several masters sharing slaves each keep their
 own, and the slave, the authority, refuses what is past its capacity. With
 several masters on one database, the executor also takes a fleet-wide place
-of the method (:mod:`arko.master.fleet`) once this queue has given it one.
+of the method (:mod:`arko.master.cluster.shared`) once this queue has given it one.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import grpc
 import structlog
 
 from arko.common.errors import ArkoError, NoLiveSlave
-from arko.master.policy import job_policy
-from arko.master.registry import Registry
-from arko.master.scheduler import Scheduler
-from arko.master.slaves import Slave
+from arko.master.jobs.policy import job_policy
+from arko.master.jobs.scheduler import Scheduler
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
 from arko.v1.options_pb2 import JobPolicy
 
-log = structlog.get_logger("arko.master.queue")
+log = structlog.get_logger("arko.master.jobs.queue")
 
 _POLICY_CACHE = 4096
 DEFAULT_QUEUE_TIMEOUT = 600.0

@@ -1,6 +1,6 @@
 """``arko.v1.Jobs``: proto in, a call on the job service, proto out.
 
-All logic lives in :class:`arko.master.runs.JobService`; here records and
+All logic lives in :class:`arko.master.jobs.service.JobService`; here records and
 events become messages, and ``ArkoError`` becomes a status code.
 """
 
@@ -15,13 +15,13 @@ import structlog
 from google.protobuf import json_format
 
 from arko.common.errors import ArkoError, InvalidArgument
-from arko.master.output import FINISHED, Event
-from arko.master.runs import JobService
-from arko.master.servicers import JOB_ID_HEADER, abort
-from arko.master.store import JobRow
+from arko.master.api.servicers import JOB_ID_HEADER, abort
+from arko.master.jobs.live import FINISHED, Event
+from arko.master.jobs.service import JobService
+from arko.master.store.database import JobRow
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
-log = structlog.get_logger("arko.master.jobs_servicer")
+log = structlog.get_logger("arko.master.api.jobs")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -6,7 +6,7 @@ the master) or PostgreSQL (asyncpg, for a database the team already runs):
 the same models, queries and migrations serve both, and the event loop never
 waits on the database. Rows come back as plain dataclasses. SQLite runs in WAL
 mode with a busy timeout; the schema carries a version that
-:mod:`arko.master.migrations` upgrades.
+:mod:`arko.master.store.migrations` upgrades.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import structlog
 from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
 from arko.common.errors import ArkoError, InternalError, StartupError
-from arko.master import migrations
-from arko.master.db_errors import postgres_startup_error, sqlite_startup_error
-from arko.master.models import JobEventModel, JobModel, MasterModel, SlaveModel
-from arko.master.private_files import make_private
+from arko.master.store import migrations
+from arko.master.store.errors import postgres_startup_error, sqlite_startup_error
+from arko.master.store.models import JobEventModel, JobModel, MasterModel, SlaveModel
+from arko.master.store.private_files import make_private
 
-log = structlog.get_logger("arko.master.store")
+log = structlog.get_logger("arko.master.store.database")
 
 STATUS_DOWN = 0
 STATUS_LIVE = 1
@@ -77,7 +77,7 @@ def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], row
 
 def job_upsert(rows: Sequence[JobRow]) -> tuple[str, list[Any]]:
     """One PostgreSQL statement (``$n`` parameters) inserting or replacing job records,
-    and its parameters: for a connection of its own (see :mod:`arko.master.fleet`)."""
+    and its parameters: for a connection of its own (see :mod:`arko.master.cluster.shared`)."""
     sql = _upsert_sql("job", _JOB_COLUMNS, ("id",), len(rows))
     count = 0
 

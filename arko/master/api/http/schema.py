@@ -1,7 +1,7 @@
 """A slave method's request, described for people and tools from its reflected descriptors.
 
 The master never sees a slave's ``.proto`` files, only the descriptors that
-reflection hands over (:class:`arko.master.discovery.Catalog`). From them this
+reflection hands over (:class:`arko.master.slaves.discovery.Catalog`). From them this
 module derives two views of a request message: a JSON Schema of its protobuf
 JSON mapping (for ``/openapi.json`` and for validating tools), and a flat list
 of fields with their kinds (for the web UI's generated run form). Both come
@@ -20,9 +20,9 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from arko.common.errors import InvalidArgument, MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.common.redact import is_secret_name
-from arko.master.discovery import Catalog
-from arko.master.policy import job_policy
-from arko.master.registry import Registry
+from arko.master.jobs.policy import job_policy
+from arko.master.slaves.discovery import Catalog
+from arko.master.slaves.registry import Registry
 
 _F = FieldDescriptor
 _INT32 = (-(2**31), 2**31 - 1)

@@ -13,7 +13,7 @@ import structlog
 
 from arko.common.auth import tokens_match
 
-log = structlog.get_logger("arko.master.auth")
+log = structlog.get_logger("arko.master.api.auth")
 
 
 async def _deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:

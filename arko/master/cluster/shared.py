@@ -22,7 +22,7 @@ place is freed, when job records were written (so a job's watchers on another
 master read them without waiting for a poll), and when a job running
 elsewhere is to be cancelled.
 
-This module and :mod:`arko.master.store` are the only ones that know SQL;
+This module and :mod:`arko.master.store.database` are the only ones that know SQL;
 this one speaks PostgreSQL only, on its own asyncpg connections, because
 advisory locks and LISTEN belong to one session, which a pool does not give.
 It also writes each job's first record before the job is sent
@@ -43,10 +43,10 @@ import asyncpg
 import structlog
 
 from arko.common.errors import Unavailable
-from arko.master.db_errors import postgres_startup_error
-from arko.master.store import JobRow, job_upsert, pg_options, shown_url
+from arko.master.store.database import JobRow, job_upsert, pg_options, shown_url
+from arko.master.store.errors import postgres_startup_error
 
-log = structlog.get_logger("arko.master.fleet")
+log = structlog.get_logger("arko.master.cluster.shared")
 
 SAVED = "arko_saved"
 SLOTS = "arko_slots"

@@ -8,8 +8,8 @@ import grpc
 
 from arko.common.errors import ArkoError
 from arko.master.admin import Admin, slave_status
-from arko.master.servicers import abort
-from arko.master.slaves import Slave
+from arko.master.api.servicers import abort
+from arko.master.slaves.slave import Slave
 from arko.v1 import admin_pb2, admin_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]

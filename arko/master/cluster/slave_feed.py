@@ -12,7 +12,7 @@ forgotten), it reads the whole table again.
 
 from __future__ import annotations
 
-from arko.master.store import PostgresStore, SlaveRow
+from arko.master.store.database import PostgresStore, SlaveRow
 
 
 class SlaveFeed:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from arko.master.http.schema import SchemaBuilder, runnable_methods
-from arko.master.registry import Registry
+from arko.master.api.http.schema import SchemaBuilder, runnable_methods
+from arko.master.slaves.registry import Registry
 
 OPENAPI_VERSION = "3.0.3"
 _REFS = "#/components/schemas/"

@@ -6,7 +6,7 @@ bytes, so the master holds no generated code of any slave service. Unary and
 server-streaming methods are both called; each message the slave sends is
 handed to the caller's ``on_message`` as it arrives, so a stream is relayed
 with gRPC's flow control end to end and never gathered here. Records, events
-and logs are the job service's business (:mod:`arko.master.runs`).
+and logs are the job service's business (:mod:`arko.master.jobs.service`).
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
 from arko.common.methods import MethodName, parse_method_name
 from arko.common.redact import NO_SECRETS, Secrets
-from arko.master.params import build_request
-from arko.master.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
-from arko.master.registry import Registry
-from arko.master.scheduler import Scheduler
-from arko.master.slaves import Slave
+from arko.master.jobs.params import build_request
+from arko.master.jobs.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
+from arko.master.jobs.scheduler import Scheduler
+from arko.master.slaves.registry import Registry
+from arko.master.slaves.slave import Slave
 
 if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.fleet import Fleet
+    from arko.master.cluster.shared import Fleet
 
-log = structlog.get_logger("arko.master.executor")
+log = structlog.get_logger("arko.master.jobs.executor")
 
 
 class Unimplemented(ArkoError):
