@@ -2,7 +2,7 @@
 live slave, a cap, a rate limit, and down reasons that do not scan ports.
 
 Every daemon is real and on loopback; a non-loopback peer is tested on the
-servicer's decision in tests/unit/test_admission.py.
+servicer's decision in tests/unit/master/slaves/test_admission.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from google.protobuf import wrappers_pb2
 from arko.common.errors import InvalidArgument
 from arko.master.jobs.params import FALSE_WORDS, TRUE_WORDS, build_request
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 README = " ".join((ROOT / "README.md").read_text().split())
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from arko.sdk.protoc import INCLUDE, protoc_args
 from arko.slave.builtin.stepspec import StepSpec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_protos_are_the_sources() -> None:

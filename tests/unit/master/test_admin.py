@@ -17,7 +17,7 @@ from arko.master.admin import Admin
 from arko.master.slaves.discovery import Catalog, comments_of
 from arko.v1 import admin_pb2
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def _catalog(tmp_path: Path, source_info: bool) -> Catalog:
