@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from arko.common.settings import load_settings
 from arko.master.settings import MasterSettings
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SqliteStore
 
@@ -63,7 +64,7 @@ def forget(path: Path, forget_after: float) -> list[int]:
     """Load a registry on ``path``, forget, and return the ports it still knows."""
 
     async def body(store: SqliteStore) -> list[int]:
-        registry = Registry(store, probe_timeout=1, forget_after=forget_after)
+        registry = Registry(store, Prober(1), forget_after=forget_after)
         await registry.load()
         await registry.forget_long_down()
         return [s.port for s in registry.slaves()]
@@ -98,7 +99,7 @@ def test_forgotten_slave_no_longer_offers_its_methods(tmp_path: Path) -> None:
     fleet_of_three(path)
 
     async def body(store: SqliteStore) -> list[int]:
-        registry = Registry(store, probe_timeout=1, forget_after=DAY)
+        registry = Registry(store, Prober(1), forget_after=DAY)
         await registry.load()
         await registry.forget_long_down()
         return [s.port for s in registry.offering("MyPipeline.Run")]

@@ -15,6 +15,7 @@ import grpc
 
 from arko.common.interceptors import around
 from arko.common.server import create_server
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import STATUS_LIVE, SqliteStore
 from arko.slave.guard import REFLECTION_PREFIX
@@ -57,7 +58,7 @@ def test_a_refusing_slave_stays_pending_whatever_reflection_says(tmp_path: Path)
         store = await SqliteStore.open(tmp_path / "arko.db")
         try:
             await store.upsert_slave("127.0.0.1", built.port, STATUS_LIVE)
-            registry = Registry(store, probe_timeout=5)
+            registry = Registry(store, Prober(5))
             await registry.load()
             (slave,) = registry.slaves()
             assert slave.pending  # restored: unsettled until probed or registered
