@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from arko.common.settings import load_settings
 from arko.master.settings import MasterSettings
 from arko.master.slaves.probe import Prober
@@ -161,3 +163,27 @@ def test_upgrade_takes_a_down_slave_as_down_since_its_last_change(tmp_path: Path
         conn.execute("PRAGMA user_version = 2")
         conn.commit()
     assert forget(path, DAY) == [1]
+
+
+@pytest.mark.parametrize("path", ["removed", "forgotten", "dropped"])
+def test_every_way_out_leaves_the_method_index(tmp_path: Path, path: str) -> None:
+    """Removed by an operator, forgotten, or gone from the shared database: the
+    slave leaves the slave list and every method's list alike."""
+    db = tmp_path / "arko.db"
+    fleet_of_three(db)
+
+    async def body(store: SqliteStore) -> tuple[list[int], list[int]]:
+        registry = Registry(store, Prober(1), forget_after=DAY, shared=path == "dropped")
+        await registry.load()
+        if path == "removed":
+            await registry.remove("127.0.0.1:2")
+        elif path == "forgotten":
+            await registry.forget_long_down()
+        else:
+            rows = [r for r in await store.list_slaves() if r.port != 2]
+            registry.sync(rows, frozenset())
+        return [s.port for s in registry.slaves()], [
+            s.port for s in registry.offering("MyPipeline.Run")
+        ]
+
+    assert with_store(db, body) == ([1, 3], [3])
