@@ -447,7 +447,7 @@ class Registry:
         self._log_change(gone[-1])
 
     async def probe(self, slave: Slave, force_log: bool = False) -> None:
-        """Check health and re-read reflection; save and log any change."""
+        """Have the prober check the slave now; record, save and log any change."""
         async with slave.probe_lock:
             if self._slaves.get((slave.host, slave.port)) is not slave:
                 return  # forgotten while this probe waited for the lock
