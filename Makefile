@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples setup.py)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots
+.PHONY: help venv proto fmt lint test test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots docs docs-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ lint: $(STAMP) ## ruff and mypy.
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint ui-test chromium ## Install, lint, run the whole test suite, then test-postgres.
+test: $(STAMP) lint docs-check ui-test chromium ## Install, lint, run the whole test suite, then test-postgres.
 	ARKO_TEST_MASTER_DB=sqlite $(PY) -m pytest
 	$(MAKE) --no-print-directory test-postgres
 
@@ -79,8 +79,16 @@ ui-test: ui ## The web UI's unit tests (Vitest).
 chromium: ## Install Debian's chromium for the browser tests when it is missing.
 	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
 
-screenshots: $(STAMP) ui chromium ## Retake the README's screenshots (docs/ui-*.png).
+screenshots: $(STAMP) ui chromium ## Retake the web UI screenshots of the manual (docs/ui-*.png).
 	ARKO_SCREENSHOTS=docs $(PY) -m pytest -q tests/integration/test_web_ui.py
+
+# The manual (docs/, mkdocs.yml): strict, so a broken link or anchor fails.
+docs: $(STAMP) ## Build the manual (docs/) into site/.
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Not --quiet: it hides the warnings that --strict counts, and the build passes.
+docs-check: $(STAMP) ## Build the manual into a scratch folder: fails on a broken link or anchor.
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && $(VENV)/bin/mkdocs build --strict --site-dir "$$out"
 
 bench-capacity: $(STAMP) ## Capacity tracking's cost vs main, and the queue's hand-off time.
 	$(PY) -m bench.capacity $(BENCH_ARGS)

@@ -1,7 +1,7 @@
-"""The README's code blocks, read as a user reads them, for tests that run them as written.
+"""The code blocks of the README and the manual (docs/), read as a user reads them.
 
-Tests take their commands from here rather than copying them, so a README
-that tells users something that does not work fails a test.
+Tests take their commands from here rather than copying them, so a page that
+tells users something that does not work fails a test.
 """
 
 from __future__ import annotations
@@ -11,23 +11,33 @@ import shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+README = "README.md"
 _HEADING = re.compile(r"^(#+) (.*)$", re.MULTILINE)
+_FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
-def section(title: str) -> str:
-    """The text under the heading ``title``, up to the next heading of its level or above.
+def read(page: str = README) -> str:
+    """The page ``page``, a path from the repository's root (``docs/jobs.md``), as written."""
+    return (ROOT / page).read_text()
+
+
+def section(title: str, page: str = README) -> str:
+    """The text under ``title`` in ``page``, up to the next heading of its level or above.
 
     Raises:
-        AssertionError: the README has no such heading.
+        AssertionError: the page has no such heading.
     """
-    text = README.read_text()
-    headings = list(_HEADING.finditer(text))
+    whole = read(page)
+    # A shell comment in a code block starts with "# " too: it is no heading.
+    fenced = [m.span() for m in _FENCED.finditer(whole)]
+    headings = [
+        h for h in _HEADING.finditer(whole) if not any(a <= h.start() < b for a, b in fenced)
+    ]
     found = next((h for h in headings if h[2] == title), None)
-    assert found, f"the README has no section {title!r}"
+    assert found, f"{page} has no section {title!r}"
     level = len(found[1])
     ends = (h.start() for h in headings if h.start() > found.start() and len(h[1]) <= level)
-    return text[found.end() : next(ends, len(text))]
+    return whole[found.end() : next(ends, len(whole))]
 
 
 def blocks(text: str, lang: str = "sh") -> list[str]:

@@ -92,7 +92,7 @@ def test_a_failure_line_names_the_code_once(master: Daemon) -> None:
 
 
 def test_an_enum_field_takes_a_declared_number(master: Daemon) -> None:
-    """level=2 runs with HIGH, as the README says; an undeclared number is refused naming it."""
+    """level=2 runs with HIGH, as the manual says; an undeclared number is refused naming it."""
     done = arko(master.address, "run", ECHO, "level=2")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["level"] == "HIGH"

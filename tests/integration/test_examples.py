@@ -1,6 +1,6 @@
-"""The README's "Writing your own pipeline", done as a user would: examples/hello_pipeline.
+"""The manual's "Writing your own pipeline", done as a user would: examples/hello_pipeline.
 
-The guide's commands are read from the README and run as written, addresses aside."""
+The guide's commands are read from docs/pipelines.md and run as written, addresses aside."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ EXAMPLE = readme.ROOT / "examples" / "hello_pipeline"
 BIN = Path(sys.executable).parent
 # What a checkout does not hold: the code arko-protoc generates (.gitignore'd) and caches.
 UNCOMMITTED = shutil.ignore_patterns("*_pb2*", "__pycache__")
-# The master the README's commands call: the one of "Running it by hand".
-README_MASTER = "127.0.0.1:10001"
+# The master the guide's commands call: the one of "Running it by hand".
+GUIDE_MASTER = "127.0.0.1:10001"
 
 
 @pytest.fixture
@@ -69,19 +69,19 @@ def test_generated_code_carries_the_job_policy(example: Path) -> None:
     assert done.stdout.split() == ["hello.v1", "60", "1"], done.stderr
 
 
-def _readme_slave(fleet: Fleet, cwd: Path, argv: list[str]) -> Daemon:
-    """The README's ``arko-slave`` command, run from ``cwd`` by the installed script.
+def _guide_slave(fleet: Fleet, cwd: Path, argv: list[str]) -> Daemon:
+    """The guide's ``arko-slave`` command, run from ``cwd`` by the installed script.
 
-    Its own port, which the README must give (the slave of "Running it by
+    Its own port, which the guide must give (the slave of "Running it by
     hand" holds the default one), becomes a free one.
     """
     args = argv[1:]
-    assert "--port" in args, f"the README's slave takes the default port: {shlex.join(argv)}"
+    assert "--port" in args, f"the guide's slave takes the default port: {shlex.join(argv)}"
     at = args.index("--port")
     assert int(args[at + 1]) != SlaveSettings.model_fields["port"].default, shlex.join(argv)
     del args[at : at + 2]
     port = free_port()
-    log = fleet.workdir / f"readme-slave-{port}.log"
+    log = fleet.workdir / f"guide-slave-{port}.log"
     daemon = Daemon("slave", port, args, log, cwd=cwd, program=[str(BIN / argv[0])])
     fleet.daemons.append(daemon)
     daemon.start().wait_serving()
@@ -89,8 +89,8 @@ def _readme_slave(fleet: Fleet, cwd: Path, argv: list[str]) -> Daemon:
     return daemon
 
 
-def test_readme_sdk_guide_runs_as_written(fleet: Fleet, tmp_path: Path) -> None:
-    """Step 5's commands, read from the README, work in a fresh checkout of the example.
+def test_manual_sdk_guide_runs_as_written(fleet: Fleet, tmp_path: Path) -> None:
+    """Step 5's commands, read from the manual, work in a fresh checkout of the example.
 
     arko-protoc makes the code, which a checkout lacks; the installed
     arko-slave serves the plug-in from the example's folder; grpcurl runs the
@@ -98,16 +98,16 @@ def test_readme_sdk_guide_runs_as_written(fleet: Fleet, tmp_path: Path) -> None:
     """
     checkout = tmp_path / "checkout"
     shutil.copytree(EXAMPLE, checkout / "examples" / "hello_pipeline", ignore=UNCOMMITTED)
-    step5 = readme.section("Writing your own pipeline").partition("**5.")[2]
+    step5 = readme.section("Writing your own pipeline", "docs/pipelines.md").partition("**5.")[2]
     master = fleet.master()
     cwd, outputs = checkout, []
     for block in readme.blocks(step5):
         for argv in readme.commands(block):
-            argv = [a.replace(README_MASTER, master.address) for a in argv]
+            argv = [a.replace(GUIDE_MASTER, master.address) for a in argv]
             if argv[0] == "cd":
                 cwd = cwd / argv[1]
             elif argv[0] == "arko-slave":
-                _readme_slave(fleet, cwd, argv)
+                _guide_slave(fleet, cwd, argv)
             elif argv[0] == "grpcurl":
                 outputs.append(_jobs_run(argv, cwd))
             else:

@@ -181,7 +181,7 @@ def test_not_found_suggests_the_method_meant(
         assert f"no registered slave exposes {asked}; did you mean {meant}" in details
 
 
-def test_job_id_comes_in_the_trailers_as_the_readme_says(fleet: Fleet, grpcurl: str) -> None:
+def test_job_id_comes_in_the_trailers_as_documented(fleet: Fleet, grpcurl: str) -> None:
     """grpcurl -v shows arko-job-id among the response trailers, not the headers."""
     master = fleet.master()
     fleet.slave(master, "--run_delay", "0")
@@ -194,8 +194,8 @@ def test_job_id_comes_in_the_trailers_as_the_readme_says(fleet: Fleet, grpcurl: 
     assert f"arko-job-id: {job_id}" in trailers
 
 
-def test_readme_slave_status_transcript_is_what_grpcurl_prints(fleet: Fleet, grpcurl: str) -> None:
-    """The README's grpcurl calls to a protected slave's Slave/Status, run as written.
+def test_manual_slave_status_transcript_is_what_grpcurl_prints(fleet: Fleet, grpcurl: str) -> None:
+    """The manual's grpcurl calls to a protected slave's Slave/Status, run as written.
 
     The slave registered with a join token, as a fleet's are. Without the
     proto, grpcurl finds no such service (reflection hides it from strangers);
@@ -207,9 +207,9 @@ def test_readme_slave_status_transcript_is_what_grpcurl_prints(fleet: Fleet, grp
     }
     master = fleet.master(env=env)
     slave = fleet.slave(master, env=env)
-    section = readme.section("Capacity, queue and job policy")
+    section = readme.section("Capacity, queue and job policy", "docs/jobs.md")
     shown_calls = [b for b in readme.blocks(section, lang="") if "arko.v1.Slave/Status" in b]
-    assert len(shown_calls) == 1, "the README shows no grpcurl call to Slave/Status"
+    assert len(shown_calls) == 1, "docs/jobs.md shows no grpcurl call to Slave/Status"
     runs = readme.transcript(shown_calls[0])
     assert len(runs) == 2
     for argv, shown in runs:
@@ -222,7 +222,7 @@ def test_readme_slave_status_transcript_is_what_grpcurl_prints(fleet: Fleet, grp
         assert (done.stdout + done.stderr).strip() == shown
 
     anyone = re.search(r"With `--mode rpc` anyone can call it, with no proto:\s+`([^`]*)`", section)
-    assert anyone, "the README does not show the call to an rpc-mode slave"
+    assert anyone, "docs/jobs.md does not show the call to an rpc-mode slave"
     rpc = fleet.slave(None)
     argv = [a.replace("127.0.0.1:10002", rpc.address) for a in shlex.split(anyone[1])]
     done = subprocess.run([grpcurl, *argv[1:]], capture_output=True, text=True, timeout=60)

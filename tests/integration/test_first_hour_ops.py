@@ -1,10 +1,9 @@
-"""Issue 8, running a fleet: the README's certificate recipe, the auth the master
+"""Issue 8, running a fleet: the manual's certificate recipe, the auth the master
 says it enforces, and slaves forgotten after staying down too long."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,17 +12,15 @@ import grpc
 import pytest
 
 from arko.testing import Fleet
+from tests import readme
 from tests.pki import CertificateAuthority
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _readme_block(containing: str) -> str:
-    """The README's ``sh`` code block that contains ``containing``."""
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    found = [b for b in blocks if containing in b]
-    assert found, f"the README has no sh block with {containing!r}"
-    return str(found[0])
+def _security_block(containing: str) -> str:
+    """The ``sh`` code block of docs/security.md that contains ``containing``."""
+    found = [b for b in readme.blocks(readme.read("docs/security.md")) if containing in b]
+    assert found, f"docs/security.md has no sh block with {containing!r}"
+    return found[0]
 
 
 def _tls_flags(folder: Path, name: str) -> list[str]:
@@ -38,10 +35,10 @@ def _tls_flags(folder: Path, name: str) -> list[str]:
     ]
 
 
-def test_readme_certificate_recipe_makes_a_working_mutual_tls_fleet(
+def test_manual_certificate_recipe_makes_a_working_mutual_tls_fleet(
     fleet: Fleet, grpcurl: str, tmp_path: Path
 ) -> None:
-    """The README's openssl commands, run as written, give certificates that work.
+    """The manual's openssl commands, run as written, give certificates that work.
 
     The slave only obeys a caller named arko-master, so the job's success also
     proves the master's certificate carries that name.
@@ -50,7 +47,7 @@ def test_readme_certificate_recipe_makes_a_working_mutual_tls_fleet(
         pytest.skip("openssl is not installed")
     certs = tmp_path / "certs"
     certs.mkdir()
-    recipe = _readme_block("openssl req -x509")
+    recipe = _security_block("openssl req -x509")
     made = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", recipe],
         cwd=certs,

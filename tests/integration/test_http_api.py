@@ -13,11 +13,11 @@ import pytest
 import requests
 
 from arko.testing import Fleet, free_port
+from tests import readme
 from tests.integration.web import Web, sse, start_web
 from tests.pki import CertificateAuthority
 
 RUN = "/api/v1/run"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -217,15 +217,15 @@ def test_https_with_mutual_tls(fleet: Fleet, tmp_path: Path) -> None:
         requests.get(f"http://127.0.0.1:{port}/api/v1/slaves", timeout=30)
 
 
-def test_readme_webhook_example_works_with_curl(fleet: Fleet) -> None:
-    """The README's curl webhook call, run as written (address and token filled in)."""
+def test_manual_webhook_example_works_with_curl(fleet: Fleet) -> None:
+    """The manual's curl webhook call, run as written (address and token filled in)."""
     curl = shutil.which("curl")
-    assert curl, "curl is missing: the README's webhook example needs it"
+    assert curl, "curl is missing: the manual's webhook example needs it"
     web = start_web(fleet, env={"ARKO_MASTER_CLIENT_TOKEN": "tok-123456"})
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    blocks = readme.blocks(readme.read("docs/web-ui.md"))
     block = next(b for b in blocks if "/api/v1/run/MyPipeline.DryRun?wait=true" in b)
     command = re.search(r"^curl .*?[^\\]$", block, re.MULTILINE | re.DOTALL)
-    assert command, "no curl command in the README's webhook block"
+    assert command, "no curl command in the manual's webhook block"
     script = command.group(0).replace("http://127.0.0.1:8080", web.url)
     result = subprocess.run(
         ["bash", "-c", script],

@@ -191,7 +191,7 @@ def test_a_job_started_on_one_master_is_watched_live_from_another(
     assert on_b.get(job_id).state == jobs_pb2.SUCCEEDED
     listed = on_b.stub.List(jobs_pb2.ListJobsRequest(page_size=10), timeout=10).jobs
     assert job_id in [j.id for j in listed]
-    # grpcurl takes a dns:/// target too (README "Several masters").
+    # grpcurl takes a dns:/// target too (docs/several-masters.md, "Clients").
     got = subprocess.run(
         [
             grpcurl,
@@ -381,17 +381,17 @@ def test_a_master_cut_off_from_the_database_stops_pinging_then_comes_back(
     assert client.run(SLEEP, seconds=0).state == jobs_pb2.SUCCEEDED
 
 
-def test_readme_snippet_registers_a_slave_with_every_master(
+def test_manual_snippet_registers_a_slave_with_every_master(
     postgres_url: str, fleet: Fleet, tmp_path: Path, clients: dict[str, Jobs]
 ) -> None:
-    """The README's commands, with the variables it exports, make a fleet that works.
+    """The manual's commands, with the variables they export, make a fleet that works.
 
     Its ``...`` token becomes one of the test's and its database and
     addresses the test's own; the plug-in it names is a user's module
     serving the example pipeline. Every daemon gets every exported variable,
     as one shell that ran the ``export`` lines would give them.
     """
-    snippet = readme.blocks(readme.section("Several masters"), lang="")[0]
+    snippet = readme.blocks(readme.read("docs/several-masters.md"), lang="")[0]
     env: dict[str, str] = {}
     masters: list[Daemon] = []
     project = tmp_path / "project"

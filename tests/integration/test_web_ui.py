@@ -3,7 +3,7 @@
 The UI must be built (``make ui``) and ``/usr/bin/chromium`` installed
 (``make test`` does both); a missing one fails these tests, it never skips
 them. With ``ARKO_SCREENSHOTS=docs`` the screenshots go to ``docs/`` for the
-README; otherwise to the test's temporary folder.
+manual's web UI page; otherwise to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: docs/ when asked for (the README shows them), else tmp."""
+    """Where screenshots go: docs/ when asked for (the manual shows them), else tmp."""
     return ROOT / "docs" if os.environ.get("ARKO_SCREENSHOTS") == "docs" else tmp_path
 
 

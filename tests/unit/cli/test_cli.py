@@ -84,7 +84,7 @@ def test_wrong_values_are_usage_errors_naming_the_field(pair: str, says: str) ->
 
 
 def test_an_enum_takes_a_name_or_a_number() -> None:
-    """``tier=1`` is sent as the number (the master checks it is declared), as the README says."""
+    """``tier=1`` is sent as the number (the master checks it is declared), as the manual says."""
     _, args = build_request(METHOD, ["tier=1"])
     assert args == {"tier": 1}
     _, args = build_request(METHOD, ["tier=SILVER"])
