@@ -47,6 +47,7 @@ from typing import Any
 
 from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.scheduler import FirstLiveScheduler
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import STATUS_LIVE, SlaveRow
 from arko.testing import Daemon, Fleet
@@ -208,7 +209,7 @@ class _OneSlave:
 
 async def bookkeeping(capacity: int, jobs: int = 100_000) -> float:
     """Microseconds per job of take + give_back, on a slave of ``capacity``."""
-    registry = Registry(_OneSlave(), probe_timeout=1)  # type: ignore[arg-type]
+    registry = Registry(_OneSlave(), Prober(1))  # type: ignore[arg-type]
     await registry.load()
     slave = registry.slaves()[0]
     slave.pending, slave.capacity = False, capacity

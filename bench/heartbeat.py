@@ -22,6 +22,7 @@ from typing import Any
 
 from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.settings import MasterSettings
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import PostgresStore, open_store
 from arko.testing import create_postgres_database, drop_postgres_database
@@ -43,7 +44,9 @@ async def _measure(db: str, slaves: int, repeats: int, feed: bool) -> dict[str, 
         if feed:
             assert isinstance(store, PostgresStore)
             reader = SlaveFeed(store).read
-        registry = Registry(store, 5.0, join_token="bench-token", name="bench0", shared=True)
+        registry = Registry(
+            store, Prober(5.0), join_token="bench-token", name="bench0", shared=True
+        )
         registry.sync(await reader(), frozenset())  # the first beat adds them all
         reads, syncs, cpus = [], [], []
         for _ in range(repeats):

@@ -40,11 +40,6 @@ class Copyable(Protocol):
         ...
 
 
-def slave_status(slave: Slave) -> str:
-    """LIVE, DOWN, or PENDING (restored, neither probed nor registered since)."""
-    return "PENDING" if slave.pending else "LIVE" if slave.live else "DOWN"
-
-
 def _type_name(field: descriptor.FieldDescriptor) -> str:
     if field.type == descriptor.FieldDescriptor.TYPE_ENUM:
         return "enum"

@@ -35,6 +35,7 @@ from arko.master.jobs.service import JobService
 from arko.master.metrics import MasterMetrics
 from arko.master.settings import MasterSettings
 from arko.master.slaves.admission import RateLimit
+from arko.master.slaves.probe import Pinger, Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.database import (
@@ -191,9 +192,7 @@ class Master(Lifecycle):
             raise StartupError(f"cannot use job journal {self._journal_dir()}: {exc}") from None
         self._registry = Registry(
             self._store,
-            s.ping_timeout,
-            lambda address: open_channel(address, tls, CHANNEL_OPTIONS),
-            s.ping_concurrency,
+            Prober(s.ping_timeout, lambda address: open_channel(address, tls, CHANNEL_OPTIONS)),
             s.forget_after,
             join_token,
             name,
@@ -277,7 +276,8 @@ class Master(Lifecycle):
         for service, _ in services:
             await built.health.set(service, _SERVING)
         await built.health.set("", _SERVING)
-        self._pinger = asyncio.create_task(self._ping_loop(), name="ping-loop")
+        pinger = Pinger(self._registry, s.ping_interval, s.ping_concurrency)
+        self._pinger = asyncio.create_task(pinger.run(), name="ping-loop")
         if self._fleet is not None:
             self._beater = asyncio.create_task(self._beat_loop(), name="heartbeat")
         if s.http_port:
@@ -357,15 +357,6 @@ class Master(Lifecycle):
         jobs.on_finished = lambda live: metrics.job_finished(live.job, live.outputs)
         host = self.settings.listen_host
         self._stop_metrics = serve_metrics(metrics.registry, host, self.settings.metrics_port)
-
-    async def _ping_loop(self) -> None:
-        assert self._registry is not None
-        while True:
-            try:
-                await self._registry.ping_all()
-            except Exception as exc:  # the database is away: the next sweep tries again
-                log.warning("ping_sweep_failed", error=str(exc))
-            await asyncio.sleep(self.settings.ping_interval)
 
     async def _before_drain(self) -> None:
         await cancel_task(self._pinger)

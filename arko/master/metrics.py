@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from arko.common.errors import InvalidArgument, MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.master.jobs.records import Job
-from arko.master.slaves.slave import Slave
+from arko.master.slaves.slave import Slave, SlaveState
 
 # Jobs last from milliseconds (DryRun) to an hour (a deploy).
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -48,12 +48,11 @@ class _SlavesByStatus(Collector):
         family = GaugeMetricFamily(
             "arko_slaves", "Slaves the master knows, by status", None, ["status"]
         )
-        counts = {"live": 0, "down": 0, "pending": 0}
+        counts = dict.fromkeys(SlaveState, 0)
         for slave in self._registry.slaves():
-            status = "pending" if slave.pending else "live" if slave.live else "down"
-            counts[status] += 1
-        for status, count in counts.items():
-            family.add_metric([status], count)
+            counts[slave.state] += 1
+        for state, count in counts.items():
+            family.add_metric([state.value], count)
         yield family
 
 

@@ -23,6 +23,7 @@ from arko.master.jobs.live import LiveJobs
 from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.scheduler import FirstLiveScheduler
 from arko.master.jobs.service import JobService
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.database import DatabaseStore, open_store
@@ -54,7 +55,7 @@ class Parts:
 
     def __init__(self, store: DatabaseStore, tmp: Path, scheduler: Any) -> None:
         self.store = store
-        self.registry = Registry(store, probe_timeout=2)
+        self.registry = Registry(store, Prober(2))
         live = LiveJobs()
         self.recorder = JobRecorder(store, tmp / "journal", on_saved=live.saved)
         executor = Executor(self.registry, scheduler, connect_timeout=5)

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from arko.common.errors import ArkoError
-from arko.master.admin import Admin, slave_status
+from arko.master.admin import Admin
 from arko.master.api.servicers import abort
 from arko.master.slaves.slave import Slave
 from arko.v1 import admin_pb2, admin_pb2_grpc
@@ -19,7 +19,7 @@ def slave_message(slave: Slave) -> admin_pb2.SlaveInfo:
     """A slave as ListSlaves shows it."""
     info = admin_pb2.SlaveInfo(
         address=slave.address,
-        status=slave_status(slave),
+        status=slave.state.name,
         reason=slave.reason,
         methods=slave.methods,
         capacity=slave.capacity,

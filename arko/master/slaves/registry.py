@@ -1,10 +1,12 @@
-"""The master's list of slaves: registration, probing and the ping loop.
+"""The master's list of slaves: the index jobs read, registration, forgetting,
+and the notices that something changed.
 
 Memory holds the truth the scheduler reads (no database on the job path); the
 store is written whenever a slave's liveness or methods change, so a restarted
-master knows every slave it knew. A slave down for longer than
-``forget_after`` is forgotten at the end of a ping sweep; should it come back,
-it registers again like a new one.
+master knows every slave it knew. The calls to slaves are the prober's
+(:mod:`arko.master.slaves.probe`); the registry records what they find. A
+slave down for longer than ``forget_after`` is forgotten at the end of a ping
+sweep; should it come back, it registers again like a new one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.common.auth import call_secret
 from arko.common.errors import (
@@ -33,11 +34,10 @@ from arko.common.errors import (
     ResourceExhausted,
 )
 from arko.common.methods import method_not_found
-from arko.master.slaves.discovery import Catalog, DiscoveryError, discover
-from arko.master.slaves.probe import apply_status, read_status
-from arko.master.slaves.slave import Dialer, Slave, plaintext
+from arko.master.slaves.discovery import Catalog
+from arko.master.slaves.probe import Finding, Prober, apply_status, shown_reason
+from arko.master.slaves.slave import Slave
 from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
-from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics
@@ -49,21 +49,7 @@ FLEET_LOG_LIMIT = 100
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
 # Derived call secrets kept (one per live nonce; 64 bytes of hex and a nonce each).
 _SECRETS_KEPT = 65536
-NOT_SERVING = "health check answers NOT_SERVING"
-UNREACHABLE = "not reachable as a gRPC slave (the master's log says why)"
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-def shown_reason(detail: str | None) -> str | None:
-    """What callers of Admin/ListSlaves learn of why a slave is down.
-
-    The probe's own words tell a closed port from a silent one and from a
-    server that does not speak gRPC: anyone allowed to register could scan
-    ports with them. Callers get one reason; the master's log has the detail.
-    """
-    if detail is None or detail == NOT_SERVING:
-        return detail
-    return UNREACHABLE
 
 
 class SlaveNotFound(ArkoError):
@@ -107,9 +93,7 @@ class Registry:
     def __init__(
         self,
         store: Store,
-        probe_timeout: float,
-        dial: Dialer = plaintext,
-        max_concurrent_probes: int = 500,
+        prober: Prober,
         forget_after: float = 0,
         join_token: str | None = None,
         name: str = "",
@@ -138,14 +122,10 @@ class Registry:
         # read before that change must not undo it.
         self._recent: set[tuple[str, int]] = set()
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
-        self._probe_timeout = probe_timeout
-        self._dial = dial
+        self._prober = prober
         self._slaves: dict[tuple[str, int], Slave] = {}
         self._ordered: list[Slave] = []
         self._by_method: dict[str, list[Slave]] = {}
-        # Bounds the channels a sweep holds at once (memory at fleet scale);
-        # refused ports answer at once, so only hanging slaves queue behind it.
-        self._probe_slots = asyncio.Semaphore(max_concurrent_probes)
         self._changed = asyncio.Event()
         # Told whenever a slave may have changed (the job queue serves its waiters).
         self.on_change: Callable[[], None] | None = None
@@ -163,7 +143,7 @@ class Registry:
         log.info("slaves_loaded", count=len(self._slaves))
 
     def _restored(self, row: SlaveRow) -> Slave:
-        slave = Slave.from_row(row, self._dial)
+        slave = Slave.from_row(row, self._prober.dial)
         slave.secret = self._derived_secret(row.call_nonce)
         slave.owned = not self._shared  # until a heartbeat grants its lease
         return slave
@@ -190,6 +170,18 @@ class Registry:
         for method in set(new) - set(old):
             offering = self._by_method.setdefault(method, [])
             bisect.insort(offering, slave, key=lambda s: s.id)
+
+    def _unindex(self, *gone: Slave) -> None:
+        """Take ``gone`` out of every structure jobs read, in one pass over the order.
+
+        Every removal (asked for, forgotten, or dropped by another master)
+        comes here, so none leaves a slave behind in the method index.
+        """
+        for slave in gone:
+            del self._slaves[(slave.host, slave.port)]
+            self._index(slave, slave.methods, ())
+        dropped = set(gone)
+        self._ordered = [s for s in self._ordered if s not in dropped]
 
     def _set_catalog(self, slave: Slave, catalog: Catalog | None) -> None:
         if catalog is not slave.catalog:
@@ -329,17 +321,8 @@ class Registry:
                 slave; which one is the master's log's business, not the caller's).
         """
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        channel = self._dial(address)
-        try:
-            reply = await slave_pb2_grpc.SlaveStub(channel).ConfirmRegistration(
-                slave_pb2.ConfirmRegistrationRequest(nonce=proof), timeout=self._probe_timeout
-            )
-            confirmed, why = reply.confirmed, "it sent no registration with this nonce"
-        except grpc.aio.AioRpcError as exc:
-            confirmed, why = False, f"{exc.code().name}: {exc.details()}"
-        finally:
-            await channel.close()
-        if not confirmed:
+        why = await self._prober.confirms(address, proof)
+        if why is not None:
             log.warning("registration_unconfirmed", slave=address, reason=why)
             raise PermissionDenied(
                 f"the slave at {address} did not confirm this registration: a registration "
@@ -358,13 +341,7 @@ class Registry:
         """
         if not slave.live or secret == slave.secret:
             return False
-        try:
-            async with asyncio.timeout(self._probe_timeout):
-                with slave.lease() as channel:
-                    await read_status(channel, self._probe_timeout, slave.metadata)
-        except (TimeoutError, grpc.aio.AioRpcError):
-            return False
-        return True
+        return await self._prober.answers(slave)
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return after the next probe or registration settles a slave, or ``timeout``."""
@@ -377,23 +354,6 @@ class Registry:
         self._changed = asyncio.Event()
         if self.on_change is not None:
             self.on_change()
-
-    async def ping_all(self) -> None:
-        """Probe every slave concurrently, then forget the long-dead ones.
-
-        The sweep takes about one timeout.
-        """
-        started, cpu = time.monotonic(), time.process_time()
-        slaves = [s for s in self._ordered if s.owned]
-        await asyncio.gather(*(self._bounded_probe(s) for s in slaves))
-        await self.forget_long_down()
-        log.debug(
-            "ping_sweep_done",
-            slaves=len(slaves),
-            live=sum(s.live for s in slaves),
-            seconds=round(time.monotonic() - started, 4),
-            cpu_seconds=round(time.process_time() - cpu, 4),
-        )
 
     def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
         """Take in what the shared store says: slaves other masters registered,
@@ -454,15 +414,9 @@ class Registry:
 
     def _drop(self, slave: Slave) -> None:
         """Forget ``slave`` in memory (another master removed or forgot it)."""
-        del self._slaves[(slave.host, slave.port)]
-        self._index(slave, slave.methods, ())
-        self._ordered = [s for s in self._ordered if s is not slave]
+        self._unindex(slave)
         slave.reset_channel()
         log.info("slave_dropped", slave=slave.address, reason="gone from the shared database")
-
-    async def _bounded_probe(self, slave: Slave) -> None:
-        async with self._probe_slots:
-            await self.probe(slave)
 
     async def forget_long_down(self) -> None:
         """Drop every slave down for longer than ``forget_after`` seconds, from memory and store.
@@ -479,12 +433,9 @@ class Registry:
         if not gone:
             return
         for slave in gone:
-            del self._slaves[(slave.host, slave.port)]
             self._recent.add((slave.host, slave.port))
-            self._index(slave, slave.methods, ())
-        ids = {s.id for s in gone}
-        self._ordered = [s for s in self._ordered if s.id not in ids]
-        await self._store.delete_down_slaves(sorted(ids))
+        self._unindex(*gone)
+        await self._store.delete_down_slaves(sorted(s.id for s in gone))
         for slave in gone:
             await slave.close()
             log.info(
@@ -496,13 +447,15 @@ class Registry:
         self._log_change(gone[-1])
 
     async def probe(self, slave: Slave, force_log: bool = False) -> None:
-        """Check health and re-read reflection; save and log any change."""
+        """Have the prober check the slave now; record, save and log any change."""
         async with slave.probe_lock:
             if self._slaves.get((slave.host, slave.port)) is not slave:
                 return  # forgotten while this probe waited for the lock
             before = (slave.status, slave.methods, slave.labels, slave.capacity)
             probed = time.monotonic()
-            detail, code = await self._check(slave)
+            found = await self._prober.check(slave)
+            self._take(slave, found)
+            detail, code = found.detail, found.code
             reason = shown_reason(detail)
             if self.metrics is not None:
                 self.metrics.probed(time.monotonic() - probed, reason is None)
@@ -541,6 +494,15 @@ class Registry:
                 self.methods_version += 1  # descriptors of live slaves come first
             self._notify()
 
+    def _take(self, slave: Slave, found: Finding) -> None:
+        """Keep the catalog, status and methods a probe read (the index follows)."""
+        if found.catalog_lost:
+            self._set_catalog(slave, None)
+        elif found.catalog is not None:
+            self._set_catalog(slave, found.catalog)  # the same object when nothing changed
+            apply_status(slave, found.status)
+            self._set_methods(slave, found.catalog.methods)
+
     async def mark_down(self, slave: Slave, reason: str) -> None:
         """Record that a job could not reach ``slave``; the next ping may revive it."""
         async with slave.probe_lock:
@@ -554,54 +516,6 @@ class Registry:
                 await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_change(slave)
             self._notify()
-
-    async def _check(self, slave: Slave) -> tuple[str | None, grpc.StatusCode | None]:
-        """(None, None) when the slave is healthy and its catalog fresh, else why not.
-
-        The code is the slave's own status code when it answered with one.
-        """
-        try:
-            async with asyncio.timeout(self._probe_timeout):
-                with slave.lease() as channel:
-                    serving = await self._health(slave, channel)
-                    if serving is False:
-                        return NOT_SERVING, None
-                    # Status first: a slave refusing this master says so
-                    # plainly on a unary call, while a refused reflection
-                    # stream may reach an asyncio client as INTERNAL
-                    # (grpc/grpc#36066), which reads as a broken slave.
-                    status = await read_status(channel, self._probe_timeout, slave.metadata)
-                    known = slave.catalog
-                    hint = known.protocol if known else None
-                    catalog = await discover(
-                        channel, self._probe_timeout, hint, slave.metadata, known
-                    )
-        except TimeoutError:
-            return f"no answer within {self._probe_timeout:g}s", None
-        except grpc.aio.AioRpcError as exc:
-            return f"{exc.code().name}: {exc.details()}", exc.code()
-        except DiscoveryError as exc:
-            self._set_catalog(slave, None)
-            return f"reflection failed: {exc.message}", None
-        self._set_catalog(slave, catalog)  # the same object when nothing changed
-        apply_status(slave, status)
-        self._set_methods(slave, catalog.methods)
-        return None, None
-
-    async def _health(self, slave: Slave, channel: grpc.aio.Channel) -> bool | None:
-        """True/False from ``grpc.health.v1``; None when the slave has no health service."""
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = await stub.Check(
-                health_pb2.HealthCheckRequest(),
-                timeout=self._probe_timeout,
-                metadata=slave.metadata,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                return None  # e.g. the original Go slave: judge by reflection alone
-            raise
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     def _log_change(self, slave: Slave) -> None:
         """Log the slave list with methods; past a size, only the slave that changed.
@@ -639,11 +553,10 @@ class Registry:
         if slave is None:
             raise SlaveNotFound(f"no slave {address.strip()[:300]!r}: see Admin/ListSlaves")
         async with slave.probe_lock:
-            if self._slaves.pop((slave.host, slave.port), None) is None:
+            if self._slaves.get((slave.host, slave.port)) is not slave:
                 raise SlaveNotFound(f"slave {slave.address} was removed meanwhile")
             self._recent.add((slave.host, slave.port))
-            self._index(slave, slave.methods, ())
-            self._ordered = [s for s in self._ordered if s is not slave]
+            self._unindex(slave)
             await self._store.delete_slave(slave.id)
             slave.reset_channel()
         log.info("slave_removed", slave=slave.address)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -38,6 +39,19 @@ Dialer = Callable[[str], grpc.aio.Channel]
 def plaintext(address: str) -> grpc.aio.Channel:
     """The default dialer: a plaintext channel with arko's options."""
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+class SlaveState(enum.StrEnum):
+    """The word operators read for a slave, everywhere it is shown.
+
+    The HTTP API and the metrics' ``status`` label use the value;
+    ``Admin/ListSlaves`` (and so the CLI) the upper-case name. Members are in
+    the order the metrics list them.
+    """
+
+    LIVE = "live"
+    DOWN = "down"
+    PENDING = "pending"  # restored from the store, neither probed nor registered since
 
 
 @dataclass(eq=False, slots=True)
@@ -121,6 +135,13 @@ class Slave:
     def live(self) -> bool:
         """Whether the last probe (or registration) found it answering."""
         return self.status == STATUS_LIVE and not self.pending
+
+    @property
+    def state(self) -> SlaveState:
+        """Live, down, or pending: what operators are told (``status`` is the store's 0/1)."""
+        if self.pending:
+            return SlaveState.PENDING
+        return SlaveState.LIVE if self.live else SlaveState.DOWN
 
     @property
     def full(self) -> bool:

@@ -79,10 +79,9 @@ def job_json(row: JobRow) -> dict[str, Any]:
 
 def slave_json(slave: Slave) -> dict[str, Any]:
     """One slave as the API and the UI show it."""
-    status = "live" if slave.live else "pending" if slave.pending else "down"
     return {
         "address": slave.address,
-        "status": status,
+        "status": slave.state.value,
         "methods": list(slave.methods),
         "capacity": slave.capacity,
         "running": slave.running,

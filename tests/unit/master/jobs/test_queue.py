@@ -10,6 +10,7 @@ import pytest
 from arko.common.errors import NoLiveSlave
 from arko.master.jobs.queue import JobQueue, NoMatchingSlave, QueueTimeout
 from arko.master.jobs.scheduler import FirstLiveScheduler, LeastLoadedScheduler, Scheduler
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.database import STATUS_LIVE, SlaveRow
@@ -35,7 +36,7 @@ async def _fleet(
     rows = [
         SlaveRow(n + 1, "127.0.0.1", n + 1, STATUS_LIVE, (RUN,)) for n in range(len(capacities))
     ]
-    registry = Registry(FakeStore(rows), probe_timeout=1)  # type: ignore[arg-type]
+    registry = Registry(FakeStore(rows), Prober(1))  # type: ignore[arg-type]
     await registry.load()
     slaves = list(registry.slaves())
     for slave, capacity in zip(slaves, capacities, strict=True):

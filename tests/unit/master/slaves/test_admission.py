@@ -13,6 +13,7 @@ from arko.common.errors import PermissionDenied, ResourceExhausted
 from arko.gen import register_pb2
 from arko.master.api.servicers import RegisterServicer
 from arko.master.slaves.admission import PEERS_KEPT, RateLimit, check_protected, is_loopback_peer
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import SqliteStore
 
@@ -72,7 +73,7 @@ def test_the_servicer_refuses_a_remote_peer_before_storing_anything(tmp_path: Pa
     async def scenario() -> tuple[_Context, int]:
         store = await SqliteStore.open(tmp_path / "arko.db")
         try:
-            servicer = RegisterServicer(Registry(store, probe_timeout=1), None, protected=True)
+            servicer = RegisterServicer(Registry(store, Prober(1)), None, protected=True)
             context = _Context("ipv4:192.0.2.7:40000")
             config = register_pb2.SlaveConfig(host="127.0.0.1", port=1)
             with pytest.raises(RuntimeError, match="aborted"):

@@ -10,8 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from arko.common.settings import load_settings
 from arko.master.settings import MasterSettings
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SqliteStore
 
@@ -63,7 +66,7 @@ def forget(path: Path, forget_after: float) -> list[int]:
     """Load a registry on ``path``, forget, and return the ports it still knows."""
 
     async def body(store: SqliteStore) -> list[int]:
-        registry = Registry(store, probe_timeout=1, forget_after=forget_after)
+        registry = Registry(store, Prober(1), forget_after=forget_after)
         await registry.load()
         await registry.forget_long_down()
         return [s.port for s in registry.slaves()]
@@ -98,7 +101,7 @@ def test_forgotten_slave_no_longer_offers_its_methods(tmp_path: Path) -> None:
     fleet_of_three(path)
 
     async def body(store: SqliteStore) -> list[int]:
-        registry = Registry(store, probe_timeout=1, forget_after=DAY)
+        registry = Registry(store, Prober(1), forget_after=DAY)
         await registry.load()
         await registry.forget_long_down()
         return [s.port for s in registry.offering("MyPipeline.Run")]
@@ -160,3 +163,27 @@ def test_upgrade_takes_a_down_slave_as_down_since_its_last_change(tmp_path: Path
         conn.execute("PRAGMA user_version = 2")
         conn.commit()
     assert forget(path, DAY) == [1]
+
+
+@pytest.mark.parametrize("path", ["removed", "forgotten", "dropped"])
+def test_every_way_out_leaves_the_method_index(tmp_path: Path, path: str) -> None:
+    """Removed by an operator, forgotten, or gone from the shared database: the
+    slave leaves the slave list and every method's list alike."""
+    db = tmp_path / "arko.db"
+    fleet_of_three(db)
+
+    async def body(store: SqliteStore) -> tuple[list[int], list[int]]:
+        registry = Registry(store, Prober(1), forget_after=DAY, shared=path == "dropped")
+        await registry.load()
+        if path == "removed":
+            await registry.remove("127.0.0.1:2")
+        elif path == "forgotten":
+            await registry.forget_long_down()
+        else:
+            rows = [r for r in await store.list_slaves() if r.port != 2]
+            registry.sync(rows, frozenset())
+        return [s.port for s in registry.slaves()], [
+            s.port for s in registry.offering("MyPipeline.Run")
+        ]
+
+    assert with_store(db, body) == ([1, 3], [3])

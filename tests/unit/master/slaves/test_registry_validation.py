@@ -9,6 +9,7 @@ import pytest
 
 from arko.common.errors import InvalidArgument
 from arko.master.api.servicers import peer_host
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import MAX_SECRET, Registry, validate_address
 from arko.master.store.database import SlaveRow, SqliteStore
 
@@ -133,7 +134,7 @@ def test_bad_call_secrets_and_nonces_are_refused_before_storing(
     async def scenario() -> list[SlaveRow]:
         store = await SqliteStore.open(tmp_path / "arko.db")
         try:
-            registry = Registry(store, probe_timeout=1)
+            registry = Registry(store, Prober(1))
             with pytest.raises(InvalidArgument, match=f"call_{field} .*{why}"):
                 await registry.register("127.0.0.1", 1, **{field: value})
             return await store.list_slaves()

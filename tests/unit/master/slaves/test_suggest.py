@@ -12,6 +12,7 @@ import pytest
 from arko.common.errors import MethodNotFound
 from arko.common.methods import closest_methods, method_not_found
 from arko.master.jobs.scheduler import FirstLiveScheduler
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.database import STATUS_LIVE, SlaveRow
 
@@ -104,7 +105,7 @@ def test_registry_offering_an_unknown_method_suggests_from_the_whole_fleet() -> 
     ]
 
     async def scenario() -> MethodNotFound:
-        registry = Registry(FakeStore(rows), probe_timeout=1)  # type: ignore[arg-type]
+        registry = Registry(FakeStore(rows), Prober(1))  # type: ignore[arg-type]
         await registry.load()
         assert [s.port for s in registry.offering("acme.ci.Build.Compile")] == [2]
         with pytest.raises(MethodNotFound) as caught:

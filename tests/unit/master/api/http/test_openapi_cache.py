@@ -14,6 +14,7 @@ from arko.common.server import create_server
 from arko.gen import pipeline_pb2
 from arko.gen.pipeline_pb2_grpc import MyPipelineServicer, add_MyPipelineServicer_to_server
 from arko.master.api.http import openapi
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.database import SqliteStore
@@ -63,7 +64,7 @@ def test_methods_version_moves_with_the_fleet_not_with_each_probe(tmp_path: Path
         )
         await built.server.start()
         store = await SqliteStore.open(tmp_path / "arko.db")
-        registry = Registry(store, probe_timeout=5)
+        registry = Registry(store, Prober(5))
         versions = [registry.methods_version]
         try:
             slave = await registry.register("127.0.0.1", built.port)
