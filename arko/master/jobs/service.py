@@ -3,8 +3,10 @@
 It accepts a job, runs it through the executor while turning what happens into
 the job's record (:mod:`arko.master.jobs.records`) and its events
 (:mod:`arko.master.jobs.live`), answers for any job (in flight here, or from the
-store), lets anyone follow a job's events, and cancels jobs. Adapters convert
-their wire format to these calls and map ``ArkoError`` to their status codes.
+store), lets anyone follow a job's events, and cancels jobs. Every adapter
+hands a job in the same way, as a :class:`Submission` to :meth:`JobService.submit`;
+adapters only convert their wire format to these calls and map ``ArkoError``
+to their status codes.
 """
 
 from __future__ import annotations
