@@ -8,9 +8,10 @@ call arrived with, ``sleep_cancelled`` that its handler was cancelled).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -31,11 +32,17 @@ SHORT = 2.0
 
 
 class Jobs:
-    """A blocking arko.v1.Jobs client, closed by the ``jobs`` fixture."""
+    """A blocking arko.v1.Jobs client; its channel closes with the ``with`` block."""
 
     def __init__(self, master: Daemon) -> None:
         self.channel = grpc.insecure_channel(master.address)
         self.stub = jobs_pb2_grpc.JobsStub(self.channel)
+
+    def __enter__(self) -> Jobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.close()
 
     def run(self, request: jobs_pb2.RunRequest, timeout: float = 60) -> Iterator[jobs_pb2.JobEvent]:
         return self.stub.Run(request, timeout=timeout)  # type: ignore[no-any-return]
@@ -56,17 +63,10 @@ class Jobs:
 
 
 @pytest.fixture
-def jobs() -> Iterator[type[Jobs]]:
-    made: list[Jobs] = []
-
-    class _Tracked(Jobs):
-        def __init__(self, master: Daemon) -> None:
-            super().__init__(master)
-            made.append(self)
-
-    yield _Tracked
-    for client in made:
-        client.channel.close()
+def jobs() -> Iterator[Callable[[Daemon], Jobs]]:
+    """Makes Jobs clients, all closed at the end of the test."""
+    with contextlib.ExitStack() as clients:
+        yield lambda master: clients.enter_context(Jobs(master))
 
 
 def _http_master(fleet: Fleet) -> tuple[Daemon, str]:
@@ -91,7 +91,7 @@ def _assert_slave_call_ended_early(slave: Daemon) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", ["call_deadline", "timeout_field"])
 def test_a_jobs_run_callers_deadline_reaches_the_slave(
-    fleet: Fleet, toolbox_env: dict[str, str], jobs: type[Jobs], how: str
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[[Daemon], Jobs], how: str
 ) -> None:
     """Jobs/Run's gRPC deadline, or RunRequest.timeout, is the slave call's deadline.
 
@@ -145,7 +145,7 @@ def test_http_cancel_stops_the_slaves_call(
 
 
 def test_watchers_following_a_running_job_get_every_line_in_order(
-    fleet: Fleet, jobs: type[Jobs]
+    fleet: Fleet, jobs: Callable[[Daemon], Jobs]
 ) -> None:
     """Watch from the start, and from seq 0 once 150 lines went by: 400 lines each, in order."""
     master = fleet.master()
@@ -189,7 +189,7 @@ def _register(master: Daemon, slave: Daemon) -> None:
 
 @pytest.mark.parametrize("path", ["jobs_run", "jobs_run_detached", "http_wait", "http_detached"])
 def test_a_slave_refusing_as_full_sends_the_job_elsewhere_on_every_path(
-    fleet: Fleet, toolbox_env: dict[str, str], jobs: type[Jobs], path: str
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[[Daemon], Jobs], path: str
 ) -> None:
     """Another master keeps slave a busy: this master's job, refused by a, runs on b.
 

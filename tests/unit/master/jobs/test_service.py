@@ -20,6 +20,7 @@ from arko.master.jobs.service import (
     CALLER_GONE,
     JobCancelled,
     JobService,
+    Outcome,
     OutputTooLarge,
     Submission,
 )
@@ -77,8 +78,7 @@ class FakeExecutor:
         timeout: float | None,
         on_start: OnStart,
         on_message: OnMessage,
-        log_context: Any = None,
-        on_queued: Any = None,
+        *_: Any,
     ) -> bool:
         self.check(job)
         self.calls.append((job, timeout))
@@ -121,6 +121,13 @@ class Parts:
     async def __aenter__(self) -> Parts:
         await self.recorder.recover()
         return self
+
+    async def start_held(self, submission: Submission) -> tuple[str, asyncio.Task[Outcome] | None]:
+        """Submit a job to a holding slave; once it holds it, the id and an attached run's task."""
+        job = self.jobs.submit(submission)
+        running = None if submission.detach else asyncio.create_task(job.run())
+        await self.executor.started.wait()
+        return job.id, running
 
     async def __aexit__(self, *exc: object) -> None:
         await self.jobs.stop(1)
@@ -304,24 +311,26 @@ def test_a_detached_job_runs_on_its_own_and_cannot_be_run_again(tmp_path: Path) 
     run(scenario())
 
 
+def held(tmp_path: Path) -> Parts:
+    """Parts whose slave sends nothing and holds every call until it is cancelled."""
+    return Parts(tmp_path, FakeExecutor(hold=asyncio.Event()))
+
+
 def test_cancel_stops_the_slaves_call_and_answers_the_caller_cancelled(tmp_path: Path) -> None:
     """Cancel reaches the executor's call; the caller gets JobCancelled; the record says who."""
 
     async def scenario() -> None:
-        executor = FakeExecutor(replies("first"), hold=asyncio.Event())
-        async with Parts(tmp_path, executor) as parts:
-            job = parts.jobs.submit(Submission(RUN))
-            running = asyncio.create_task(job.run())
-            await executor.started.wait()
-            row = await parts.jobs.cancel(job.id, "alice")
-            assert executor.cancelled
+        async with held(tmp_path) as parts:
+            job_id, running = await parts.start_held(Submission(RUN))
+            row = await parts.jobs.cancel(job_id, "alice")
+            assert parts.executor.cancelled
             assert (row.state, row.cancelled_by, row.error_code) == (
                 "cancelled",
                 "alice",
                 "CANCELLED",
             )
             with pytest.raises(JobCancelled):
-                await running
+                await running  # type: ignore[misc]
 
     run(scenario())
 
@@ -330,12 +339,11 @@ def test_cancel_stops_a_detached_job(tmp_path: Path) -> None:
     """A detached job has no caller: Cancel still ends the slave's call and the record."""
 
     async def scenario() -> None:
-        executor = FakeExecutor(hold=asyncio.Event())
-        async with Parts(tmp_path, executor) as parts:
-            job = parts.jobs.submit(Submission(RUN, detach=True))
-            await executor.started.wait()
-            row = await parts.jobs.cancel(job.id, "bob")
-            assert executor.cancelled and (row.state, row.cancelled_by) == ("cancelled", "bob")
+        async with held(tmp_path) as parts:
+            job_id, _ = await parts.start_held(Submission(RUN, detach=True))
+            row = await parts.jobs.cancel(job_id, "bob")
+            assert parts.executor.cancelled
+            assert (row.state, row.cancelled_by) == ("cancelled", "bob")
 
     run(scenario())
 
@@ -344,16 +352,14 @@ def test_a_caller_that_goes_away_cancels_its_job(tmp_path: Path) -> None:
     """Cancelling the adapter's task (the caller left) cancels the call and records why."""
 
     async def scenario() -> None:
-        executor = FakeExecutor(hold=asyncio.Event())
-        async with Parts(tmp_path, executor) as parts:
-            job = parts.jobs.submit(Submission(RUN))
-            running = asyncio.create_task(job.run())
-            await executor.started.wait()
+        async with held(tmp_path) as parts:
+            job_id, running = await parts.start_held(Submission(RUN))
+            assert running is not None
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await running
-            row = await parts.jobs.get(job.id)
-            assert executor.cancelled
+            row = await parts.jobs.get(job_id)
+            assert parts.executor.cancelled
             assert (row.state, row.cancelled_by) == ("cancelled", CALLER_GONE)
 
     run(scenario())
@@ -363,13 +369,11 @@ def test_stopping_interrupts_a_detached_job_past_the_grace(tmp_path: Path) -> No
     """stop() lets detached jobs run for the grace, then records them interrupted."""
 
     async def scenario() -> None:
-        executor = FakeExecutor(hold=asyncio.Event())
-        async with Parts(tmp_path, executor) as parts:
-            job = parts.jobs.submit(Submission(RUN, detach=True))
-            await executor.started.wait()
+        async with held(tmp_path) as parts:
+            job_id, _ = await parts.start_held(Submission(RUN, detach=True))
             await parts.jobs.stop(0)
-            row = await parts.jobs.get(job.id)
-            assert executor.cancelled
+            row = await parts.jobs.get(job_id)
+            assert parts.executor.cancelled
             assert (row.state, row.error_code) == ("interrupted", "ABORTED")
 
     run(scenario())
