@@ -258,13 +258,16 @@ class JobService:
                 that is not positive, or (``refuse_early``) a bad name or size.
         """
         _check_timeout(submission)
-        try:
-            self._executor.check(JobInput(submission.method, submission.params, submission.args))
-        except ArkoError:
-            if submission.refuse_early:
-                raise
-            # Run it attached: it fails at once, with a record and a status.
-            submission = replace(submission, detach=False)
+        # An attached job that may fail on record is checked as it runs
+        # (Executor.execute): checking here too would cost every Jobs/Run twice.
+        if submission.refuse_early or submission.detach:
+            try:
+                self.check(submission)
+            except ArkoError:
+                if submission.refuse_early:
+                    raise
+                # Run it attached: it fails at once, with a record and a status.
+                submission = replace(submission, detach=False)
         live = self._accept(submission)
         submitted = Submitted(live, submission, self._run)
         if submission.detach:
