@@ -239,8 +239,8 @@ class Master(Lifecycle):
         register = RegisterServicer(
             self._registry, join_token, protected, RateLimit(s.register_rate_limit)
         )
-        execution = ExecutionServicer(self._jobs, s.job_timeout)
-        jobs = JobsServicer(self._jobs, s.job_timeout)
+        execution = ExecutionServicer(self._jobs)
+        jobs = JobsServicer(self._jobs)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
         interceptors = (

@@ -22,7 +22,7 @@ from arko.master.jobs.executor import Executor
 from arko.master.jobs.live import LiveJobs
 from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.scheduler import FirstLiveScheduler
-from arko.master.jobs.service import JobService
+from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
@@ -64,12 +64,12 @@ class Parts:
 
     async def run(self, method: str) -> tuple[str, str, str]:
         """Run a job with no parameters: (its id, its state, the reply's JSON)."""
-        live = self.jobs.accept(method, {})
+        job = self.jobs.submit(Submission(method, timeout=10))
         try:
-            outcome = await self.jobs.run(live, {}, None, 10)
+            outcome = await job.run()
         finally:
-            self.job_id = live.id
-        return live.id, live.job.state, outcome.messages[0].SerializeToString().decode()
+            self.job_id = job.id
+        return job.id, job.live.job.state, outcome.messages[0].SerializeToString().decode()
 
 
 def _run(coro: Any) -> Any:

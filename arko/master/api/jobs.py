@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.api.servicers import JOB_ID_HEADER, abort
 from arko.master.jobs.live import FINISHED, Event
-from arko.master.jobs.service import JobService
+from arko.master.jobs.service import JobService, Submission
 from arko.master.store.database import JobRow
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -83,33 +83,29 @@ def event_message(job_id: str, event: Event) -> jobs_pb2.JobEvent:
 class JobsServicer(jobs_pb2_grpc.JobsServicer):
     """``arko.v1.Jobs``: run, read back, follow and cancel jobs."""
 
-    def __init__(self, jobs: JobService, default_timeout: float | None) -> None:
+    def __init__(self, jobs: JobService) -> None:
         self._jobs = jobs
-        self._default_timeout = default_timeout
 
     async def Run(self, request: jobs_pb2.RunRequest, context: Context) -> None:
-        params = dict(request.params)
-        args = json_format.MessageToDict(request.args) if request.HasField("args") else None
-        asked = (
-            request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
+        has_timeout = request.HasField("timeout")
+        submission = Submission(
+            request.method,
+            dict(request.params),
+            args=json_format.MessageToDict(request.args) if request.HasField("args") else None,
+            labels=dict(request.labels),
+            timeout=request.timeout.ToTimedelta().total_seconds() if has_timeout else None,
+            deadline=context.time_remaining(),
+            detach=request.detach,
+            refuse_early=False,  # a bad name or size is a job that fails, on record
         )
-        if asked is not None and asked <= 0:
-            await abort(context, InvalidArgument(f"timeout must be positive, not {asked:g}s"))
-        remaining = context.time_remaining()
-        bounds = [t for t in (asked, remaining) if t is not None]
-        timeout = min(bounds) if bounds else self._default_timeout
-        detach = request.detach
-        if detach:
-            try:
-                self._jobs.precheck(request.method, params, args)
-            except ArkoError:
-                detach = False  # run it here: it fails at once, with a record and a status
-        live = self._jobs.accept(request.method, params, args, detach)
-        trailer = ((JOB_ID_HEADER, live.id),)
-        if detach:
-            self._jobs.start_detached(live, params, args, dict(request.labels), asked)
+        try:
+            job = self._jobs.submit(submission)
+        except ArkoError as exc:
+            await abort(context, exc)
+        trailer = ((JOB_ID_HEADER, job.id),)
+        if job.submission.detach:
             context.set_trailing_metadata(trailer)
-            await context.write(event_message(live.id, live.since(0)[0]))
+            await context.write(event_message(job.id, job.live.since(0)[0]))
             return
 
         events: asyncio.Queue[Event] = asyncio.Queue(WRITE_AHEAD)
@@ -117,8 +113,8 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         async def write() -> None:
             # FINISHED is always the last event of a job that ends with an answer.
             while (event := await events.get()).kind != FINISHED:
-                await context.write(event_message(live.id, event))
-            await context.write(event_message(live.id, event))
+                await context.write(event_message(job.id, event))
+            await context.write(event_message(job.id, event))
 
         error: ArkoError | None = None
         # A writer that fails (the caller went away) cancels the job with it;
@@ -126,9 +122,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         async with asyncio.TaskGroup() as group:
             group.create_task(write())
             try:
-                await self._jobs.run(
-                    live, params, args, timeout, sink=events.put, labels=dict(request.labels)
-                )
+                await job.run(events.put)
             except ArkoError as exc:
                 error = exc
         if error is not None:

@@ -1,6 +1,6 @@
 """gRPC servicers of the master: proto in, domain call, proto out.
 
-All logic lives in ``Registry`` and ``Executor``; here ``ArkoError`` becomes a
+All logic lives in ``Registry`` and ``JobService``; here ``ArkoError`` becomes a
 status code in one place and nothing else happens.
 """
 
@@ -18,7 +18,7 @@ from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.jobs.executor import render_reply
-from arko.master.jobs.service import JobService
+from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.admission import RateLimit, check_protected, peer_address
 from arko.master.slaves.registry import Registry
 
@@ -90,33 +90,31 @@ class RegisterServicer(register_pb2_grpc.RegisterServicer):
 class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
     """``Execution.ExecuteJob``: clients run a method on the fleet, the original way."""
 
-    def __init__(self, jobs: JobService, default_timeout: float | None) -> None:
+    def __init__(self, jobs: JobService) -> None:
         self._jobs = jobs
-        self._default_timeout = default_timeout
 
     async def ExecuteJob(
         self, request: execution_pb2.JobParams, context: grpc.aio.ServicerContext[Any, Any]
     ) -> execution_pb2.JobStatus:
-        remaining = context.time_remaining()
-        timeout = remaining if remaining is not None else self._default_timeout
-        params = dict(request.params)
+        submission = Submission(
+            request.method, dict(request.params), deadline=context.time_remaining(), collect=True
+        )
         try:
-            # Before the record: a malformed name or oversized parameters are
-            # the caller's mistake, refused at the door, not a job to list.
-            self._jobs.precheck(request.method, params, None)
+            # A malformed name or oversized parameters are the caller's
+            # mistake, refused at the door, not a job to list.
+            job = self._jobs.submit(submission)
         except ArkoError as exc:
             await abort(context, exc)
-        live = self._jobs.accept(request.method, params)
         # Trailing, not initial, metadata: it rides with the status, where an
         # early send_initial_metadata cost a tenth of the master's CPU per job.
-        trailer = ((JOB_ID_HEADER, live.id),)
+        trailer = ((JOB_ID_HEADER, job.id),)
         try:
-            outcome = await self._jobs.run(live, params, None, timeout, collect=True)
+            outcome = await job.run()
         except ArkoError as exc:
             await abort(context, exc, trailer)  # the job service logged and recorded it
         except Exception as exc:
             # Only when recording the failure failed too (say, a full disk).
-            log.exception("job_unrecorded", job_id=live.id, method=request.method)
+            log.exception("job_unrecorded", job_id=job.id, method=request.method)
             await abort(context, InternalError(f"{type(exc).__name__}: {exc}"), trailer)
         context.set_trailing_metadata(trailer)
         if outcome.streaming:
@@ -124,7 +122,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         else:
             body = render_reply(outcome.messages[0])
         message = f"{request.method.strip()} done: Job finished with status OK: {body}"
-        return execution_pb2.JobStatus(message=message, job_id=live.id)
+        return execution_pb2.JobStatus(message=message, job_id=job.id)
 
 
 def _as_dict(message: Message) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 It accepts a job, runs it through the executor while turning what happens into
 the job's record (:mod:`arko.master.jobs.records`) and its events
 (:mod:`arko.master.jobs.live`), answers for any job (in flight here, or from the
-store), lets anyone follow a job's events, and cancels jobs. Adapters convert
-their wire format to these calls and map ``ArkoError`` to their status codes.
+store), lets anyone follow a job's events, and cancels jobs. Every adapter
+hands a job in the same way, as a :class:`Submission` to :meth:`JobService.submit`;
+adapters only convert their wire format to these calls and map ``ArkoError``
+to their status codes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -59,6 +61,72 @@ class Outcome:
 
     messages: list[Message]
     streaming: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One job as an adapter hands it in (gRPC, HTTP; triggers and child jobs later).
+
+    Attributes:
+        method: ``Service.Method``, as the caller spelled it.
+        params: The string parameters as the caller sent them (secrets in clear).
+        args: The typed arguments (a JSON object), or None.
+        labels: The slave must carry every one of these labels.
+        timeout: Seconds the job itself allows; None for the master's ``job_timeout``.
+        deadline: Seconds the waiting caller allows (its gRPC deadline); a
+            detached job outlives its caller and ignores it.
+        detach: Run in the background: the caller leaves with the job's id.
+        collect: Hand back every message (else only the last one); past
+            ``max_output_bytes`` of their JSON the job fails.
+        refuse_early: A bad name or size is refused with no record (False:
+            it is a job that fails at once, on record, like any other).
+    """
+
+    method: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    args: Mapping[str, Any] | None = None
+    labels: Mapping[str, str] | None = None
+    timeout: float | None = None
+    deadline: float | None = None
+    detach: bool = False
+    collect: bool = False
+    refuse_early: bool = True
+
+
+Runner = Callable[[LiveJob, Submission, Sink | None], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """An accepted job: its live view, and for an attached job the run to await."""
+
+    live: LiveJob
+    submission: Submission
+    _runner: Runner
+
+    @property
+    def id(self) -> str:
+        """The job's id, known to the caller before any slave is asked."""
+        return self.live.id
+
+    async def run(self, sink: Sink | None = None) -> Outcome:
+        """Run the attached job to its end in this task; return the slave's messages.
+
+        Every event from ACCEPTED to FINISHED is awaited in ``sink`` (when
+        given) before the next message is read, so a slow caller slows the
+        slave through gRPC flow control.
+
+        Raises:
+            ArkoError: the job failed; ``code`` is the status to answer with.
+        """
+        if self.submission.detach:
+            raise RuntimeError(f"job {self.id} is detached: it runs on its own")
+        return await self._runner(self.live, self.submission, sink)
+
+
+def _check_timeout(submission: Submission) -> None:
+    if submission.timeout is not None and submission.timeout <= 0:
+        raise InvalidArgument(f"timeout must be positive, not {submission.timeout:g}s")
 
 
 class JobNotFound(ArkoError):
@@ -165,68 +233,73 @@ class JobService:
 
     # -- running -----------------------------------------------------------
 
-    def accept(
-        self,
-        method: str,
-        params: Mapping[str, str],
-        args: Mapping[str, Any] | None = None,
-        detach: bool = False,
-    ) -> LiveJob:
-        """A new job with its id and ACCEPTED event; nothing is sent to a slave yet."""
-        job = self._recorder.begin(method, params, args, detach)
-        live = LiveJob(job, self._recorder.output, self._max_output)
-        self._live.add(live)
-        live.add(ACCEPTED, record=job.row())
-        if detach:
-            self._recorder.accepted(job)
-        return live
+    def check(self, submission: Submission) -> None:
+        """Refuse at once what would fail before reaching a slave (timeout, size, name).
 
-    def precheck(self, method: str, params: Mapping[str, str], args: Any) -> None:
-        """Refuse at once what would fail before reaching a slave (size, name).
+        :meth:`submit` checks too; this is for an adapter that vets a
+        submission further in between (the HTTP API reads the method's
+        descriptor).
 
         Raises:
             ArkoError: TooLarge or InvalidArgument.
         """
-        self._executor.check(JobInput(method, params, args))
+        _check_timeout(submission)
+        self._executor.check(JobInput(submission.method, submission.params, submission.args))
 
-    def start_detached(
-        self,
-        live: LiveJob,
-        params: Mapping[str, str],
-        args: Any,
-        labels: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        """Run an accepted job in the background; it ends on its own, by Cancel or at
-        ``timeout`` seconds (default ``job_timeout``)."""
-        timeout = self._job_timeout if timeout is None else timeout
-        task = asyncio.create_task(
-            self._run_detached(live, params, args, labels, timeout), name=f"job-{live.id}"
+    def submit(self, submission: Submission) -> Submitted:
+        """Accept a job: the one way in for every adapter.
+
+        Nothing is sent to a slave here. A detached job then runs in the
+        background and ends on its own, by :meth:`cancel` or at its timeout;
+        an attached one runs when its adapter awaits :meth:`Submitted.run`.
+
+        Raises:
+            ArkoError: the submission is refused with no record: a timeout
+                that is not positive, or (``refuse_early``) a bad name or size.
+        """
+        _check_timeout(submission)
+        # An attached job that may fail on record is checked as it runs
+        # (Executor.execute): checking here too would cost every Jobs/Run twice.
+        if submission.refuse_early or submission.detach:
+            try:
+                self.check(submission)
+            except ArkoError:
+                if submission.refuse_early:
+                    raise
+                # Run it attached: it fails at once, with a record and a status.
+                submission = replace(submission, detach=False)
+        live = self._accept(submission)
+        submitted = Submitted(live, submission, self._run)
+        if submission.detach:
+            task = asyncio.create_task(self._run_detached(submitted), name=f"job-{live.id}")
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+        return submitted
+
+    def _accept(self, submission: Submission) -> LiveJob:
+        """A new job with its id and ACCEPTED event."""
+        job = self._recorder.begin(
+            submission.method, submission.params, submission.args, submission.detach
         )
-        self._detached.add(task)
-        task.add_done_callback(self._detached.discard)
+        live = LiveJob(job, self._recorder.output, self._max_output)
+        self._live.add(live)
+        live.add(ACCEPTED, record=job.row())
+        if submission.detach:
+            self._recorder.accepted(job)
+        return live
 
-    async def _run_detached(
-        self,
-        live: LiveJob,
-        params: Mapping[str, str],
-        args: Any,
-        labels: Mapping[str, str] | None,
-        timeout: float | None,
-    ) -> None:
-        with contextlib.suppress(ArkoError):  # recorded and logged by run()
-            await self.run(live, params, args, timeout, labels=labels)
+    def _timeout(self, submission: Submission) -> float | None:
+        """Seconds the slave gets: the job's timeout or, while a caller waits, its
+        deadline, whichever ends first; with neither, ``job_timeout``."""
+        deadline = None if submission.detach else submission.deadline
+        bounds = [t for t in (submission.timeout, deadline) if t is not None]
+        return min(bounds) if bounds else self._job_timeout
 
-    async def run(
-        self,
-        live: LiveJob,
-        params: Mapping[str, str],
-        args: Mapping[str, Any] | None,
-        timeout: float | None,
-        sink: Sink | None = None,
-        collect: bool = False,
-        labels: Mapping[str, str] | None = None,
-    ) -> Outcome:
+    async def _run_detached(self, submitted: Submitted) -> None:
+        with contextlib.suppress(ArkoError):  # recorded and logged by _run()
+            await self._run(submitted.live, submitted.submission, None)
+
+    async def _run(self, live: LiveJob, submission: Submission, sink: Sink | None) -> Outcome:
         """Run an accepted job to its end in this task; return the slave's messages.
 
         Each event is added to the live job and, when ``sink`` is given,
@@ -235,19 +308,10 @@ class JobService:
         and one ``job_finished`` line is logged; an exception that is not an
         ``ArkoError`` is a bug, recorded and raised as ``InternalError``.
 
-        Args:
-            live: From :meth:`accept`.
-            params: The string parameters as the caller sent them (secrets in clear).
-            args: The typed arguments as the caller sent them.
-            timeout: Seconds the slave gets, None for none.
-            sink: Awaited with every event from ACCEPTED to FINISHED.
-            collect: Return every message (else only the last one); their JSON
-                may total ``max_output_bytes``, past which the job fails.
-            labels: The slave must carry every one of these labels.
-
         Raises:
             ArkoError: the job failed; ``code`` is the status to answer with.
         """
+        collect = submission.collect
         job = live.job
         live.task = asyncio.current_task()
         started = time.monotonic()
@@ -294,8 +358,10 @@ class JobService:
             if sink is not None:
                 await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
             streaming = await self._executor.execute(
-                JobInput(job.method, params, args, labels, job.secrets),
-                timeout,
+                JobInput(
+                    job.method, submission.params, submission.args, submission.labels, job.secrets
+                ),
+                self._timeout(submission),
                 on_start,
                 on_message,
                 {"job_id": job.id},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -28,7 +29,7 @@ from arko.master.api.http.schema import describe_method, locate
 from arko.master.api.jobs import event_message, job_message
 from arko.master.jobs.executor import Unimplemented
 from arko.master.jobs.params import build_request
-from arko.master.jobs.service import JobService
+from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.database import JobRow
@@ -139,7 +140,6 @@ class Api:
     Args:
         jobs: The job core.
         registry: The slaves and their catalogs.
-        job_timeout: Deadline of jobs started over HTTP.
         client_token: The bearer token callers must present (None: open).
         patience: Seconds a request waits for a slave offering its method to
             register again after a restart (as a job waits for it).
@@ -149,14 +149,12 @@ class Api:
         self,
         jobs: JobService,
         registry: Registry,
-        job_timeout: float | None,
         client_token: str | None,
         patience: float = 0.0,
     ) -> None:
         self._jobs = jobs
         self._registry = registry
         self._patience = patience
-        self._timeout = job_timeout
         self._token = client_token
         self._openapi = OpenApiCache(registry, client_token is not None)
 
@@ -314,31 +312,31 @@ class Api:
     ) -> web.Response:
         """Check the request against the method's descriptor, then run it (or start it)."""
         wait = _flag(request, "wait")
-        self._jobs.precheck(method, params, args)
+        submission = Submission(method, params, args, detach=not wait)
+        self._jobs.check(submission)
         found = await locate(self._registry, method, self._patience)
         if found.method.client_streaming:
             raise Unimplemented(f"{found.name} takes a stream of requests; arko cannot run it")
         # The same conversion the executor makes, done now so a bad field is a
         # 400 naming it and no job record is made for it.
         build_request(found.catalog.message_class(found.method.input_type), params, args)
-        live = self._jobs.accept(found.name, params, args, detach=not wait)
+        job = self._jobs.submit(replace(submission, method=found.name))
         if not wait:
-            self._jobs.start_detached(live, params, args)
             urls = {
-                "job": f"{API}/jobs/{live.id}",
-                "events": f"{API}/jobs/{live.id}/events",
-                "cancel": f"{API}/jobs/{live.id}/cancel",
-                "page": f"/jobs/{live.id}",
+                "job": f"{API}/jobs/{job.id}",
+                "events": f"{API}/jobs/{job.id}/events",
+                "cancel": f"{API}/jobs/{job.id}/cancel",
+                "page": f"/jobs/{job.id}",
             }
             return web.json_response(
-                {"id": live.id, "state": live.job.state.upper(), "urls": urls},
+                {"id": job.id, "state": job.live.job.state.upper(), "urls": urls},
                 status=202,
                 headers={"Location": urls["job"]},
             )
         # The record says how it ended; the caller asked for the job, not a status.
         with contextlib.suppress(ArkoError):
-            await self._jobs.run(live, params, args, self._timeout)
-        return web.json_response(job_json(live.job.row()))
+            await job.run()
+        return web.json_response(job_json(job.live.job.row()))
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/v1/jobs/{id}/events``: Server-Sent Events, stored ones first, then live.

@@ -109,9 +109,7 @@ def create_app(
     guard = HostGuard(settings.listen_host, settings.http_allowed_hosts)
     app.middlewares.extend([last_resort, guard.middleware])
     app.on_response_prepare.append(add_security_headers)
-    Api(jobs, registry, settings.job_timeout, client_token, settings.connect_timeout).add_routes(
-        app
-    )
+    Api(jobs, registry, client_token, settings.connect_timeout).add_routes(app)
     _ui_routes(app, built_ui_dir(settings))
     return app
 
