@@ -19,6 +19,7 @@ from arko.master.jobs.executor import Executor, JobInput, Limits, TooLarge
 from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.scheduler import FirstLiveScheduler
 from arko.master.slaves.discovery import Catalog
+from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.database import STATUS_LIVE, SlaveRow
@@ -136,8 +137,7 @@ async def fleet(
     by_address = {f"127.0.0.1:{7000 + n}": c for n, c in enumerate(channels)}
     registry = Registry(
         FakeStore(rows),  # type: ignore[arg-type]
-        probe_timeout=1,
-        dial=lambda address: by_address[address],  # type: ignore[arg-type,return-value]
+        Prober(1, dial=lambda address: by_address[address]),  # type: ignore[arg-type,return-value]
     )
     await registry.load()
     slaves = list(registry.slaves())
