@@ -18,7 +18,7 @@ from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.api.servicers import JOB_ID_HEADER, abort
 from arko.master.jobs.live import FINISHED, Event
 from arko.master.jobs.service import JobService
-from arko.master.store.database import JobRow
+from arko.master.store.rows import JobRow
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master.api.jobs")

@@ -36,7 +36,7 @@ from arko.common.methods import method_not_found
 from arko.master.slaves.discovery import Catalog, DiscoveryError, discover
 from arko.master.slaves.probe import apply_status, read_status
 from arko.master.slaves.slave import Dialer, Slave, plaintext
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 from arko.v1 import slave_pb2, slave_pb2_grpc
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from arko.master.jobs.params import build_request
 from arko.master.jobs.service import JobService
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import JobRow
+from arko.master.store.rows import JobRow
 
 log = structlog.get_logger("arko.master.api.http")
 

@@ -12,8 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from arko.common.errors import Unavailable
-from arko.master.jobs.records import INTERRUPTED_REASON, REFUSED_FILE, JobRecorder
-from arko.master.store.database import EventRow, JobRow, RecordRefused
+from arko.master.jobs.records import REFUSED_FILE, JobRecorder
+from arko.master.jobs.state import INTERRUPTED_REASON
+from arko.master.store.rows import EventRow, JobRow, RecordRefused
 
 
 class FakeStore:

@@ -14,7 +14,7 @@ from arko.gen import register_pb2
 from arko.master.api.servicers import RegisterServicer
 from arko.master.slaves.admission import PEERS_KEPT, RateLimit, check_protected, is_loopback_peer
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import SqliteStore
+from arko.master.store.sql import SqliteStore
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import grpc
 from arko.common.interceptors import around
 from arko.common.server import create_server
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import STATUS_LIVE, SqliteStore
+from arko.master.store.rows import STATUS_LIVE
+from arko.master.store.sql import SqliteStore
 from arko.slave.guard import REFLECTION_PREFIX
 from arko.v1 import slave_pb2
 from arko.v1.slave_pb2_grpc import SlaveServicer, add_SlaveServicer_to_server

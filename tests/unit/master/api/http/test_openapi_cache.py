@@ -16,7 +16,7 @@ from arko.gen.pipeline_pb2_grpc import MyPipelineServicer, add_MyPipelineService
 from arko.master.api.http import openapi
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import SqliteStore
+from arko.master.store.sql import SqliteStore
 
 PIPELINE = pipeline_pb2.DESCRIPTOR.services_by_name["MyPipeline"].full_name
 

@@ -1,4 +1,4 @@
-"""Tests of arko.master.store.database on real databases.
+"""Tests of arko.master.store.sql on real databases.
 
 Behaviour every backend must share runs on a SQLite file and on a fresh
 PostgreSQL database (the ``db`` fixture); what only SQLite has (files, WAL,
@@ -22,21 +22,23 @@ import pytest
 
 from arko.common.errors import StartupError
 from arko.master.store import migrations
-from arko.master.store.database import (
+from arko.master.store.migrations import LATEST
+from arko.master.store.rows import (
     STATUS_DOWN,
     STATUS_LIVE,
-    BackupUnsupported,
-    DatabaseStore,
     EventRow,
     JobRow,
-    PostgresStore,
     RecordRefused,
     SlaveRow,
+)
+from arko.master.store.sql import (
+    BackupUnsupported,
+    DatabaseStore,
+    PostgresStore,
     SqliteStore,
     is_postgres,
     open_store,
 )
-from arko.master.store.migrations import LATEST
 
 T = TypeVar("T")
 
