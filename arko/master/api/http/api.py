@@ -25,7 +25,7 @@ from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.api.http.openapi import OpenApiCache
 from arko.master.api.http.schema import describe_method, locate
-from arko.master.api.jobs import event_message, job_message
+from arko.master.api.messages import event_message, job_message
 from arko.master.jobs.executor import Unimplemented
 from arko.master.jobs.params import build_request
 from arko.master.jobs.service import JobService
