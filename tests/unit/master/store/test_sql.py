@@ -27,6 +27,7 @@ from arko.master.store.rows import (
     STATUS_DOWN,
     STATUS_LIVE,
     EventRow,
+    JobFilter,
     JobRow,
     RecordRefused,
     SlaveRow,
@@ -39,6 +40,7 @@ from arko.master.store.sql import (
     is_postgres,
     open_store,
 )
+from tests.unit.master.job_rows import every_field_set
 
 T = TypeVar("T")
 
@@ -296,6 +298,17 @@ def test_saved_jobs_read_back_equal(db: str) -> None:
         return await store.get_job("j1")
 
     assert with_store(db, body) == done
+
+
+def test_a_record_with_every_field_set_reads_back_equal(db: str) -> None:
+    """Every field of a job record is written and read back, by both databases."""
+    row = every_field_set()
+
+    async def body(store: DatabaseStore) -> list[JobRow | None]:
+        await store.save_jobs([row])
+        return [await store.get_job(row.id), *await store.list_jobs(JobFilter())]
+
+    assert with_store(db, body) == [row, row]
 
 
 def test_nul_characters_are_kept_as_replacement_characters(db: str) -> None:
