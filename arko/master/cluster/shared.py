@@ -22,7 +22,7 @@ place is freed, when job records were written (so a job's watchers on another
 master read them without waiting for a poll), and when a job running
 elsewhere is to be cancelled.
 
-This module and :mod:`arko.master.store.sql` are the only ones that know SQL;
+Only this module and :mod:`arko.master.store` (its stores and migrations) know SQL;
 this one speaks PostgreSQL only, on its own asyncpg connections, because
 advisory locks and LISTEN belong to one session, which a pool does not give.
 It also writes each job's first record before the job is sent

@@ -1,11 +1,11 @@
-"""The ``Store`` on SQL: SQLite (the default) or PostgreSQL, and nothing else knows SQL.
+"""The ``Store`` in SQL, on SQLite (the default) or PostgreSQL.
 
 :class:`SqliteStore` keeps a file beside the master (aiosqlite); :class:`PostgresStore`
 uses a database the team already runs (asyncpg), which several masters may
 share. Both run on peewee 4's asyncio layer (``playhouse.pwasyncio``) with the
 same models (:mod:`arko.master.store.models`), queries and migrations
 (:mod:`arko.master.store.migrations`), so the event loop never waits on the
-database; :mod:`arko.master.cluster.shared` adds the few statements only
+database. :mod:`arko.master.cluster.shared` holds the few statements only
 several masters need. Rows go in and come back as the plain dataclasses of
 :mod:`arko.master.store.rows`; job records are written with hand-built
 multi-row statements, since peewee's per-row SQL generation cost more than the

@@ -3,9 +3,9 @@
 Jobs go through :class:`arko.master.jobs.service.JobService` (as ``arko.v1.Jobs``
 does), slaves and methods come from :class:`arko.master.slaves.registry.Registry`,
 and records and events are rendered with the same protobuf messages as on the
-wire (``arko.v1.Job``, ``arko.v1.JobEvent``) in the protobuf JSON mapping, so
-a job reads the same over gRPC and HTTP. ``ArkoError`` becomes an HTTP status
-in one place (:func:`http_status`).
+wire (``arko.v1.Job``, ``arko.v1.JobEvent``, from :mod:`arko.master.api.messages`)
+in the protobuf JSON mapping, so a job reads the same over gRPC and HTTP.
+``ArkoError`` becomes an HTTP status in one place (:func:`http_status`).
 """
 
 from __future__ import annotations
