@@ -49,7 +49,7 @@ from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.scheduler import FirstLiveScheduler
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import STATUS_LIVE, SlaveRow
+from arko.master.store.rows import STATUS_LIVE, SlaveRow
 from arko.testing import Daemon, Fleet
 from bench.stats import paired_ratio, percentile
 

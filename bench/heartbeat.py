@@ -24,7 +24,7 @@ from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.settings import MasterSettings
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import PostgresStore, open_store
+from arko.master.store.sql import PostgresStore, open_store
 from arko.testing import create_postgres_database, drop_postgres_database
 from bench.config import BenchConfig
 

@@ -38,14 +38,8 @@ from arko.master.slaves.admission import RateLimit
 from arko.master.slaves.probe import Pinger, Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import CHANNEL_OPTIONS
-from arko.master.store.database import (
-    PostgresStore,
-    SqliteStore,
-    is_postgres,
-    open_store,
-    shown_url,
-)
 from arko.master.store.lock import HeldLock
+from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only

@@ -17,13 +17,13 @@ from prometheus_client.registry import Collector
 from arko.common.errors import InvalidArgument, MethodNotFound
 from arko.common.methods import parse_method_name
 from arko.master.jobs.records import Job
+from arko.master.jobs.state import FINAL, JobState
 from arko.master.slaves.slave import Slave, SlaveState
 
 # Jobs last from milliseconds (DryRun) to an hour (a deploy).
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 PING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 UNKNOWN_METHOD = "(unknown)"
-OUTCOMES = ("succeeded", "failed", "cancelled", "interrupted")
 
 
 class SlaveList(Protocol):
@@ -137,7 +137,7 @@ class MasterMetrics:
 
     def job_finished(self, job: Job, messages: int) -> None:
         """Count a job that reached its final state, with the messages it relayed."""
-        outcome = job.state if job.state in OUTCOMES else "failed"
+        outcome = job.state if job.state in FINAL else JobState.FAILED
         jobs, wait, duration = self._children(self._label(job), outcome)
         jobs.inc()
         if job.started_at is not None:

@@ -26,7 +26,7 @@ from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import DatabaseStore, open_store
+from arko.master.store.sql import DatabaseStore, open_store
 from arko.slave.mypipeline import MyPipeline
 from arko.testing import LOOPBACK, free_port
 

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.gen import execution_pb2, execution_pb2_grpc
-from arko.master.jobs.records import INTERRUPTED_REASON
+from arko.master.jobs.state import INTERRUPTED_REASON
 from arko.testing import Daemon, Fleet, wait_until
 
 FAST_PING = ("--ping_interval", "0.3", "--ping_timeout", "1")

@@ -1,13 +1,13 @@
 """``arko.v1.Jobs``: proto in, a call on the job service, proto out.
 
-All logic lives in :class:`arko.master.jobs.service.JobService`; here records and
-events become messages, and ``ArkoError`` becomes a status code.
+All logic lives in :class:`arko.master.jobs.service.JobService`; here requests
+become its calls, records and events become messages (:mod:`arko.master.api.messages`),
+and ``ArkoError`` becomes a status code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import grpc
@@ -15,10 +15,11 @@ import structlog
 from google.protobuf import json_format
 
 from arko.common.errors import ArkoError, InvalidArgument
+from arko.master.api.messages import event_message, job_message
 from arko.master.api.servicers import JOB_ID_HEADER, abort
 from arko.master.jobs.live import FINISHED, Event
 from arko.master.jobs.service import JobService, Submission
-from arko.master.store.database import JobRow
+from arko.master.jobs.state import wire_name
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master.api.jobs")
@@ -30,54 +31,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # doubles a stream's rate over one-at-a-time relaying; past this many, the
 # relay waits for the caller, and gRPC flow control then holds the slave back.
 WRITE_AHEAD = 64
-
-
-def state_name(state: int) -> str:
-    """The store's name of a wire state (``SUCCEEDED`` -> ``succeeded``)."""
-    return jobs_pb2.JobState.Name(state).lower()
-
-
-def job_message(row: JobRow) -> jobs_pb2.Job:
-    """A record as the wire carries it."""
-    job = jobs_pb2.Job(
-        id=row.id,
-        method=row.method,
-        params=row.params,
-        state=row.state.upper(),
-        slave=row.slave,
-        code=row.error_code or ("OK" if row.state == "succeeded" else ""),
-        error=row.error,
-        result=row.result,
-        cancelled_by=row.cancelled_by,
-        detached=row.detached,
-        output_bytes=row.output_bytes,
-        output_truncated=row.output_truncated,
-    )
-    if row.args:
-        job.args.update(row.args)
-    for name in ("created_at", "started_at", "ended_at"):
-        stamp: dt.datetime | None = getattr(row, name)
-        if stamp is not None:
-            getattr(job, name).FromDatetime(stamp.replace(tzinfo=stamp.tzinfo or dt.UTC))
-    return job
-
-
-def event_message(job_id: str, event: Event) -> jobs_pb2.JobEvent:
-    """An event as the wire carries it."""
-    message = jobs_pb2.JobEvent(
-        job_id=job_id,
-        seq=event.seq,
-        kind=event.kind,
-        state=event.state.upper(),
-    )
-    message.time.FromNanoseconds(int(event.time * 1e9))
-    if event.kind == "OUTPUT":
-        message.output = event.data
-    elif event.data:
-        message.note = event.data
-    if event.record is not None:
-        message.job.CopyFrom(job_message(event.record))
-    return message
 
 
 class JobsServicer(jobs_pb2_grpc.JobsServicer):
@@ -139,7 +92,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         self, request: jobs_pb2.ListJobsRequest, context: Context
     ) -> jobs_pb2.ListJobsResponse:
         try:
-            states = tuple(state_name(s) for s in request.states)
+            states = tuple(wire_name(s) for s in request.states)
             rows, token = await self._jobs.list(
                 request.method, states, request.page_size, request.page_token
             )

@@ -22,7 +22,7 @@ place is freed, when job records were written (so a job's watchers on another
 master read them without waiting for a poll), and when a job running
 elsewhere is to be cancelled.
 
-This module and :mod:`arko.master.store.database` are the only ones that know SQL;
+Only this module and :mod:`arko.master.store` (its stores and migrations) know SQL;
 this one speaks PostgreSQL only, on its own asyncpg connections, because
 advisory locks and LISTEN belong to one session, which a pool does not give.
 It also writes each job's first record before the job is sent
@@ -43,8 +43,10 @@ import asyncpg
 import structlog
 
 from arko.common.errors import Unavailable
-from arko.master.store.database import JobRow, job_upsert, pg_options, shown_url
+from arko.master.jobs.state import UNFINISHED, JobState
 from arko.master.store.errors import postgres_startup_error
+from arko.master.store.rows import JobRow
+from arko.master.store.sql import job_upsert, pg_options, shown_url
 
 log = structlog.get_logger("arko.master.cluster.shared")
 
@@ -230,11 +232,12 @@ class Fleet:
         """Interrupt the dead masters' unfinished jobs and free their leases."""
         reason = TAKEN_OVER.format(by=self.name)
         rows = await conn.fetch(
-            "UPDATE \"job\" SET state = 'interrupted', error_code = 'ABORTED', "
-            "error = $2, ended_at = now() "
-            "WHERE master = ANY($1::text[]) AND state IN ('queued', 'running') RETURNING id",
+            "UPDATE \"job\" SET state = $3, error_code = 'ABORTED', error = $2, ended_at = now() "
+            "WHERE master = ANY($1::text[]) AND state = ANY($4::text[]) RETURNING id",
             list(dead),
             reason,
+            JobState.INTERRUPTED,
+            sorted(UNFINISHED),
         )
         await conn.execute(
             "UPDATE \"slave\" SET owner = '', lease_until = NULL WHERE owner = ANY($1::text[])",

@@ -12,7 +12,8 @@ forgotten), it reads the whole table again.
 
 from __future__ import annotations
 
-from arko.master.store.database import PostgresStore, SlaveRow
+from arko.master.store.rows import SlaveRow
+from arko.master.store.sql import PostgresStore
 
 
 class SlaveFeed:

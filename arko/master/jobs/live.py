@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from arko.master.jobs.records import Job
-from arko.master.store.database import JobRow
+from arko.master.jobs.state import JobState
+from arko.master.store.rows import JobRow
 
 ACCEPTED = "ACCEPTED"
 STARTED = "STARTED"
@@ -57,7 +58,7 @@ class Event:
     seq: int
     kind: str
     time: float
-    state: str
+    state: JobState
     data: str = ""
     record: JobRow | None = None
 
@@ -84,7 +85,7 @@ class LiveJob:
         self._watching = 0
         self.task: asyncio.Task[object] | None = None
         self.cancel_requested = ""
-        self.cancel_state = "cancelled"
+        self.cancel_state = JobState.CANCELLED
         self.outputs = 0  # OUTPUT events added, kept or not (messages relayed)
 
     @property
@@ -186,12 +187,12 @@ class LiveJob:
                 finally:
                     self._watching -= 1
 
-    def cancel(self, by: str, state: str = "cancelled") -> bool:
+    def cancel(self, by: str, state: JobState = JobState.CANCELLED) -> bool:
         """Ask the job to stop; False when it has already ended.
 
         Args:
             by: Who asked (kept in the record's ``cancelled_by``).
-            state: "cancelled", or "interrupted" when the master is stopping.
+            state: CANCELLED, or INTERRUPTED when the master is stopping.
         """
         if self.job.finished or self.task is None or self.task.done():
             return False

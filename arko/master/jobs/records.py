@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import operator
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,35 +35,18 @@ from google.protobuf.message import Message
 from arko.common.errors import Unavailable
 from arko.common.lifecycle import cancel_task
 from arko.common.redact import Secrets, redact_mapping
-from arko.master.store.database import EventRow, JobRow, RecordRefused, Store
+from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
+from arko.master.store.rows import JOB_FIELDS, JOB_TIMES, EventRow, JobRow, RecordRefused, Store
 
 log = structlog.get_logger("arko.master.jobs.records")
 
 MAX_STORED_TEXT = 64 * 1024
-INTERRUPTED_REASON = "the master stopped while the job was in flight"
 # Beside the journal: records the database refused, one JSON line per write.
 REFUSED_FILE = "refused.jsonl"
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
-_TIMES = ("created_at", "started_at", "ended_at")
 # Every field of a job line that is not ``id`` or ``state``, for whole lines.
-_WHOLE = (
-    "method",
-    "params",
-    "args",
-    "slave",
-    "result",
-    "error_code",
-    "error",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "cancelled_by",
-    "detached",
-    "output_bytes",
-    "output_truncated",
-    "last_seq",
-    "master",
-)
+_WHOLE = tuple(name for name in JOB_FIELDS if name not in ("id", "state"))
+_GET_FIELDS = operator.attrgetter(*JOB_FIELDS)
+_TIME_AT = tuple(JOB_FIELDS.index(name) for name in JOB_TIMES)
 
 
 def _stamp(seconds: float | None) -> dt.datetime | None:
@@ -72,28 +56,9 @@ def _stamp(seconds: float | None) -> dt.datetime | None:
 class Job:
     """A job in flight: its record as it stands, and the secret values never to store."""
 
-    __slots__ = (
-        "args",
-        "cancelled_by",
-        "created_at",
-        "detached",
-        "ended_at",
-        "error",
-        "error_code",
-        "id",
-        "journal_seq",
-        "last_seq",
-        "master",
-        "method",
-        "output_bytes",
-        "output_truncated",
-        "params",
-        "result",
-        "secrets",
-        "slave",
-        "started_at",
-        "state",
-    )
+    # A JobRow's fields (times as Unix seconds while in flight), and what
+    # only a job in flight has.
+    __slots__ = (*JOB_FIELDS, "journal_seq", "secrets")
 
     def __init__(
         self,
@@ -112,7 +77,7 @@ class Job:
         self.args = args or {}
         self.secrets = secrets
         self.detached = detached
-        self.state = "queued"
+        self.state = JobState.QUEUED
         self.slave = ""
         self.result = ""
         self.error_code = ""
@@ -132,7 +97,7 @@ class Job:
     @property
     def finished(self) -> bool:
         """Whether the job reached a final state."""
-        return self.state in FINAL_STATES
+        return self.state in FINAL
 
     def hide_secrets(self, text: str) -> str:
         """``text`` as anyone but the caller may see it: secret values replaced."""
@@ -148,26 +113,10 @@ class Job:
 
     def row(self) -> JobRow:
         """The record as the store keeps it."""
-        return JobRow(
-            id=self.id,
-            method=self.method,
-            params=self.params,
-            state=self.state,
-            slave=self.slave,
-            result=self.result,
-            error_code=self.error_code,
-            error=self.error,
-            created_at=_stamp(self.created_at),
-            started_at=_stamp(self.started_at),
-            ended_at=_stamp(self.ended_at),
-            args=self.args,
-            cancelled_by=self.cancelled_by,
-            detached=self.detached,
-            output_bytes=self.output_bytes,
-            output_truncated=self.output_truncated,
-            last_seq=self.last_seq,
-            master=self.master,
-        )
+        values = list(_GET_FIELDS(self))
+        for i in _TIME_AT:
+            values[i] = _stamp(values[i])
+        return JobRow(*values)
 
 
 class JobRecorder:
@@ -237,8 +186,9 @@ class JobRecorder:
         for fields in latest.values():
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 values: dict[str, Any] = {
-                    k: _stamp(v) if k in _TIMES else v for k, v in fields.items()
+                    k: _stamp(v) if k in JOB_TIMES else v for k, v in fields.items()
                 }
+                values["state"] = JobState(values["state"])
                 rows.append(JobRow(**values))
         if rows or events:
             await self._save(rows, list(events.values()))
@@ -342,7 +292,7 @@ class JobRecorder:
 
     def running(self, job: Job, slave: str) -> None:
         """Journal that the job is being sent to ``slave``."""
-        job.state, job.slave, job.started_at = "running", slave, time.time()
+        job.state, job.slave, job.started_at = JobState.RUNNING, slave, time.time()
         self._put(job, {"slave": slave, "started_at": job.started_at})
 
     def output(self, job: Job, seq: int, kind: str, data: str) -> None:
@@ -358,7 +308,7 @@ class JobRecorder:
 
     def succeeded(self, job: Job, result: str, last_seq: int = 0) -> None:
         """Journal the job's success with the slave's (last) reply."""
-        job.state, job.result, job.ended_at = "succeeded", job.scrub(result), time.time()
+        job.state, job.result, job.ended_at = JobState.SUCCEEDED, job.scrub(result), time.time()
         job.last_seq = last_seq
         self._put(
             job,
@@ -377,7 +327,7 @@ class JobRecorder:
         code: str,
         error: str,
         last_seq: int = 0,
-        state: str = "failed",
+        state: JobState = JobState.FAILED,
         cancelled_by: str = "",
     ) -> None:
         """Journal the job's failure (or cancellation) with its status code and message."""

@@ -36,8 +36,9 @@ from arko.master.jobs.live import (
     LiveJob,
     LiveJobs,
 )
-from arko.master.jobs.records import FINAL_STATES, JobRecorder
-from arko.master.store.database import JobFilter, JobRow, Store
+from arko.master.jobs.records import JobRecorder
+from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
+from arko.master.store.rows import JobFilter, JobRow, Store
 
 if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
     from arko.master.cluster.shared import Fleet
@@ -46,9 +47,8 @@ log = structlog.get_logger("arko.master.jobs.service")
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
-STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 CALLER_GONE = "caller went away"
-STOPPING = "the master stopped while the job was in flight"
+_STATE_WORDS = frozenset(state.value for state in JobState)
 _EVENTS_PAGE = 500
 _FOLLOW_POLL = 1.0  # seconds between two reads of a job another master runs
 
@@ -187,12 +187,12 @@ def _accepted(row: JobRow) -> Event:
         id=row.id,
         method=row.method,
         params=row.params,
-        state="queued",
+        state=JobState.QUEUED,
         args=row.args,
         created_at=row.created_at,
         detached=row.detached,
     )
-    return Event(0, ACCEPTED, created, "queued", record=record)
+    return Event(0, ACCEPTED, created, JobState.QUEUED, record=record)
 
 
 class JobService:
@@ -395,23 +395,25 @@ class JobService:
         job, task = live.job, asyncio.current_task()
         if live.cancel_requested:
             state, by = live.cancel_state, live.cancel_requested
-            code = "CANCELLED" if state == "cancelled" else "ABORTED"
-            reason = f"cancelled by {by}" if state == "cancelled" else STOPPING
+            code = "CANCELLED" if state == JobState.CANCELLED else "ABORTED"
+            reason = f"cancelled by {by}" if state == JobState.CANCELLED else INTERRUPTED_REASON
             self._recorder.failed(job, code, reason, live.next_seq, state, by)
             if task is not None and task.uncancel() == 0:
-                if state == "cancelled":
+                if state == JobState.CANCELLED:
                     return JobCancelled(f"job {job.id} was {reason}")
                 return JobInterrupted(f"job {job.id}: {reason}")
             return None
         if self._stopping:
-            self._recorder.failed(job, "ABORTED", STOPPING, live.next_seq, "interrupted")
+            self._recorder.failed(
+                job, "ABORTED", INTERRUPTED_REASON, live.next_seq, JobState.INTERRUPTED
+            )
         else:
             self._recorder.failed(
                 job,
                 "CANCELLED",
                 "the caller cancelled or went away",
                 live.next_seq,
-                "cancelled",
+                JobState.CANCELLED,
                 CALLER_GONE,
             )
         return None
@@ -460,15 +462,16 @@ class JobService:
         Raises:
             InvalidArgument: a bad state, page size or token.
         """
-        unknown = [s for s in states if s not in STATES]
+        unknown = [s for s in states if s not in _STATE_WORDS]
         if unknown:
-            raise InvalidArgument(f"unknown job states {unknown}: use {', '.join(STATES)}")
+            raise InvalidArgument(f"unknown job states {unknown}: use {', '.join(JobState)}")
         if page_size < 0 or page_size > MAX_PAGE:
             raise InvalidArgument(f"page_size {page_size} is outside 0..{MAX_PAGE}")
         limit = page_size or DEFAULT_PAGE
         after = _parse_token(token) if token else None
         await self._recorder.flush()  # so jobs of the last second are listed too
-        rows = await self._store.list_jobs(JobFilter(method.strip(), states, limit + 1, after))
+        wanted = tuple(JobState(s) for s in states)
+        rows = await self._store.list_jobs(JobFilter(method.strip(), wanted, limit + 1, after))
         more = len(rows) > limit
         return rows[:limit], _page_token(rows[limit - 1]) if more else ""
 
@@ -508,16 +511,16 @@ class JobService:
             if not started and row.started_at is not None:
                 started, seen = True, 1
                 if from_seq <= 1:
-                    yield Event(1, STARTED, row.started_at.timestamp(), "running", row.slave)
-            if started or row.state in FINAL_STATES:
+                    yield Event(1, STARTED, row.started_at.timestamp(), JobState.RUNNING, row.slave)
+            if started or row.state in FINAL:
                 while True:
                     page = await self._store.list_events(row.id, seq, _EVENTS_PAGE)
                     for kept in page:
-                        yield Event(kept.seq, kept.kind, kept.time, "running", kept.data)
+                        yield Event(kept.seq, kept.kind, kept.time, JobState.RUNNING, kept.data)
                         seen, seq = kept.seq, kept.seq + 1
                     if len(page) < _EVENTS_PAGE:
                         break
-            if row.state in FINAL_STATES:
+            if row.state in FINAL:
                 last = max(row.last_seq, seen + 1, from_seq)
                 ended = row.ended_at.timestamp() if row.ended_at else 0.0
                 yield Event(last, FINISHED, ended, row.state, record=row)
@@ -545,7 +548,7 @@ class JobService:
         live = self._live.get(job_id)
         if live is None:
             row = await self.get(job_id)
-            if self._fleet is None or row.state in FINAL_STATES:
+            if self._fleet is None or row.state in FINAL:
                 return row
             # Running on another master: ask it, and follow the record to its end.
             await self._fleet.ask_cancel(job_id, by)
@@ -578,6 +581,6 @@ class JobService:
         await asyncio.wait(set(self._detached), timeout=grace)
         for live in self._live.running():
             if live.task in self._detached:
-                live.cancel("the master stopping", "interrupted")
+                live.cancel("the master stopping", JobState.INTERRUPTED)
         if self._detached:
             await asyncio.wait(set(self._detached), timeout=5)

@@ -37,7 +37,7 @@ from arko.common.methods import method_not_found
 from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import Finding, Prober, apply_status, shown_reason
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 
 if TYPE_CHECKING:
     from arko.master.metrics import MasterMetrics

@@ -23,7 +23,7 @@ import grpc
 
 from arko.common.auth import MASTER_HEADER, SECRET_HEADER
 from arko.master.slaves.discovery import Catalog
-from arko.master.store.database import STATUS_LIVE, SlaveRow
+from arko.master.store.rows import STATUS_LIVE, SlaveRow
 
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),

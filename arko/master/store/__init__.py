@@ -1,6 +1,7 @@
 """Where the master keeps what must survive it: SQLite or PostgreSQL.
 
-``database`` holds the ``Store`` protocol, its rows and the two SQL stores;
-``models`` and ``migrations`` the schema; ``errors`` says why a database cannot
-be used; ``lock`` and ``private_files`` guard the files on disk.
+``rows`` holds the ``Store`` protocol and the plain rows it takes and gives;
+``sql`` the two SQL stores; ``models`` and ``migrations`` the schema;
+``errors`` says why a database cannot be used; ``lock`` and ``private_files``
+guard the files on disk.
 """

@@ -1,6 +1,6 @@
 """peewee models of the master's database, at the newest schema version.
 
-Only :mod:`arko.master.store.database` and :mod:`arko.master.store.migrations` use them; the
+Only :mod:`arko.master.store.sql` and :mod:`arko.master.store.migrations` use them; the
 database is bound at run time, never here.
 """
 

@@ -3,9 +3,9 @@
 Jobs go through :class:`arko.master.jobs.service.JobService` (as ``arko.v1.Jobs``
 does), slaves and methods come from :class:`arko.master.slaves.registry.Registry`,
 and records and events are rendered with the same protobuf messages as on the
-wire (``arko.v1.Job``, ``arko.v1.JobEvent``) in the protobuf JSON mapping, so
-a job reads the same over gRPC and HTTP. ``ArkoError`` becomes an HTTP status
-in one place (:func:`http_status`).
+wire (``arko.v1.Job``, ``arko.v1.JobEvent``, from :mod:`arko.master.api.messages`)
+in the protobuf JSON mapping, so a job reads the same over gRPC and HTTP.
+``ArkoError`` becomes an HTTP status in one place (:func:`http_status`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from arko.common.auth import tokens_match
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.api.http.openapi import OpenApiCache
 from arko.master.api.http.schema import describe_method, locate
-from arko.master.api.jobs import event_message, job_message
+from arko.master.api.messages import event_message, job_message
 from arko.master.jobs.executor import Unimplemented
 from arko.master.jobs.params import build_request
 from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import JobRow
+from arko.master.store.rows import JobRow
 
 log = structlog.get_logger("arko.master.api.http")
 

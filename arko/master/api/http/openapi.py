@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from arko.master.api.http.schema import SchemaBuilder, runnable_methods
+from arko.master.jobs.state import JobState
 from arko.master.slaves.registry import Registry
 
 OPENAPI_VERSION = "3.0.3"
@@ -22,7 +23,7 @@ _REFS = "#/components/schemas/"
 # Names of the fixed schemas; a proto message would need the package
 # ``arko.http`` to collide with them.
 _JOB, _ERROR, _ACCEPTED = "arko.http.Job", "arko.http.Error", "arko.http.Accepted"
-_STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"]
+_STATES = [state.upper() for state in JobState]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -146,7 +147,7 @@ def _fixed_paths() -> dict[str, Any]:
                     {
                         "name": "state",
                         "in": "query",
-                        "schema": {"type": "string", "enum": [s.lower() for s in _STATES]},
+                        "schema": {"type": "string", "enum": [state.value for state in JobState]},
                     },
                     {
                         "name": "page_size",

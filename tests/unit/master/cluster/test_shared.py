@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 
 from arko.common.errors import Unavailable
 from arko.master.cluster.shared import Fleet
-from arko.master.store.database import STATUS_LIVE, JobRow, PostgresStore, open_store
+from arko.master.store.rows import STATUS_LIVE, JobRow
+from arko.master.store.sql import PostgresStore, open_store
 from tests.postgres import fresh_database
 
 Make = Callable[..., Fleet]

@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from arko.master.cluster.slave_feed import SlaveFeed
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, PostgresStore, open_store
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE
+from arko.master.store.sql import PostgresStore, open_store
 from tests.postgres import fresh_database
 
 

@@ -22,7 +22,7 @@ from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import STATUS_LIVE, SlaveRow
+from arko.master.store.rows import STATUS_LIVE, SlaveRow
 
 RUN = "MyPipeline.Run"
 STREAM = "MyPipelineLogs.Stream"

@@ -13,7 +13,7 @@ from arko.master.jobs.scheduler import FirstLiveScheduler, LeastLoadedScheduler,
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import STATUS_LIVE, SlaveRow
+from arko.master.store.rows import STATUS_LIVE, SlaveRow
 from arko.slave.capacity import parse_labels
 
 RUN = "MyPipeline.Run"

@@ -12,8 +12,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from arko.common.errors import Unavailable
-from arko.master.jobs.records import INTERRUPTED_REASON, REFUSED_FILE, JobRecorder
-from arko.master.store.database import EventRow, JobRow, RecordRefused
+from arko.common.redact import Secrets
+from arko.master.jobs.records import REFUSED_FILE, Job, JobRecorder
+from arko.master.jobs.state import INTERRUPTED_REASON
+from arko.master.store.rows import JOB_FIELDS, JOB_TIMES, EventRow, JobRow, RecordRefused
+from tests.unit.master.job_rows import every_field_set
 
 
 class FakeStore:
@@ -138,6 +141,24 @@ def test_crash_journal_is_replayed_and_unfinished_jobs_interrupted(tmp_path: Pat
     assert store.jobs[done_id].state == "succeeded"
     assert store.jobs[cut_id].state == "interrupted"
     assert store.jobs[cut_id].error == INTERRUPTED_REASON
+
+
+def test_a_record_round_trips_through_a_job_in_flight_and_the_journal(tmp_path: Path) -> None:
+    """row -> Job -> row keeps every field, and so does the journal a crash leaves."""
+    row = every_field_set()
+    job = Job(row.id, row.method, row.params, Secrets.of({}, {}))
+    for name in JOB_FIELDS:
+        value = getattr(row, name)
+        setattr(job, name, value.timestamp() if name in JOB_TIMES else value)
+    assert job.row() == row
+
+    async def crashed_run() -> None:
+        rec = JobRecorder(FakeStore(), tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        rec.accepted(job)  # no close(): the process "dies" here
+
+    run(crashed_run())
+    assert restarted(tmp_path).jobs == {row.id: row}
 
 
 def test_secret_values_never_reach_the_journal_or_store(tmp_path: Path) -> None:

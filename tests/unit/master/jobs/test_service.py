@@ -24,7 +24,7 @@ from arko.master.jobs.service import (
     OutputTooLarge,
     Submission,
 )
-from arko.master.store.database import EventRow, JobRow
+from arko.master.store.rows import EventRow, JobRow
 
 RUN = "MyPipeline.Run"
 SLAVE = "127.0.0.1:7001"

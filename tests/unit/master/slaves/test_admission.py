@@ -15,7 +15,7 @@ from arko.master.api.servicers import RegisterServicer
 from arko.master.slaves.admission import PEERS_KEPT, RateLimit, check_protected, is_loopback_peer
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import SqliteStore
+from arko.master.store.sql import SqliteStore
 
 
 @pytest.mark.parametrize(

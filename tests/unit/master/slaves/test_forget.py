@@ -16,7 +16,8 @@ from arko.common.settings import load_settings
 from arko.master.settings import MasterSettings
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SqliteStore
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE
+from arko.master.store.sql import SqliteStore
 
 T = TypeVar("T")
 DAY = 86400.0

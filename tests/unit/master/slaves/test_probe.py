@@ -26,7 +26,8 @@ from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import NOT_SERVING, UNREACHABLE, Finding, Pinger, Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave, SlaveState
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE, SlaveRow, SqliteStore
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE, SlaveRow
+from arko.master.store.sql import SqliteStore
 from arko.slave.guard import REFLECTION_PREFIX
 from arko.v1 import slave_pb2
 from arko.v1.slave_pb2_grpc import SlaveServicer, add_SlaveServicer_to_server

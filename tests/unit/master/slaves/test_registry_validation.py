@@ -11,7 +11,8 @@ from arko.common.errors import InvalidArgument
 from arko.master.api.servicers import peer_host
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import MAX_SECRET, Registry, validate_address
-from arko.master.store.database import SlaveRow, SqliteStore
+from arko.master.store.rows import SlaveRow
+from arko.master.store.sql import SqliteStore
 
 
 @pytest.mark.parametrize(

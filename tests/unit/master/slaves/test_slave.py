@@ -10,7 +10,7 @@ from arko.master.api.admin import slave_message
 from arko.master.api.http.api import slave_json
 from arko.master.metrics import MasterMetrics
 from arko.master.slaves.slave import Slave, SlaveState
-from arko.master.store.database import STATUS_DOWN, STATUS_LIVE
+from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE
 
 
 class OneSlave:

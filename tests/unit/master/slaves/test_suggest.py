@@ -14,7 +14,7 @@ from arko.common.methods import closest_methods, method_not_found
 from arko.master.jobs.scheduler import FirstLiveScheduler
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
-from arko.master.store.database import STATUS_LIVE, SlaveRow
+from arko.master.store.rows import STATUS_LIVE, SlaveRow
 
 KNOWN = (
     "MyPipeline.Run",

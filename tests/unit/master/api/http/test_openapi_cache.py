@@ -17,7 +17,7 @@ from arko.master.api.http import openapi
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-from arko.master.store.database import SqliteStore
+from arko.master.store.sql import SqliteStore
 
 PIPELINE = pipeline_pb2.DESCRIPTOR.services_by_name["MyPipeline"].full_name
 

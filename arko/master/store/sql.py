@@ -1,12 +1,15 @@
-"""Persistence of slaves and job records, behind a small ``Store`` protocol.
+"""The ``Store`` in SQL, on SQLite (the default) or PostgreSQL.
 
-Only this module knows SQL. It uses peewee 4's asyncio layer
-(``playhouse.pwasyncio``) on SQLite (aiosqlite, the default: a file beside
-the master) or PostgreSQL (asyncpg, for a database the team already runs):
-the same models, queries and migrations serve both, and the event loop never
-waits on the database. Rows come back as plain dataclasses. SQLite runs in WAL
-mode with a busy timeout; the schema carries a version that
-:mod:`arko.master.store.migrations` upgrades.
+:class:`SqliteStore` keeps a file beside the master (aiosqlite); :class:`PostgresStore`
+uses a database the team already runs (asyncpg), which several masters may
+share. Both run on peewee 4's asyncio layer (``playhouse.pwasyncio``) with the
+same models (:mod:`arko.master.store.models`), queries and migrations
+(:mod:`arko.master.store.migrations`), so the event loop never waits on the
+database. :mod:`arko.master.cluster.shared` holds the few statements only
+several masters need. Rows go in and come back as the plain dataclasses of
+:mod:`arko.master.store.rows`; job records are written with hand-built
+multi-row statements, since peewee's per-row SQL generation cost more than the
+write. SQLite runs in WAL mode with a busy timeout.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import re
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, get_origin
 
 import grpc
 import peewee
@@ -29,36 +33,45 @@ import structlog
 from playhouse.pwasyncio import AsyncDatabaseMixin, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
 from arko.common.errors import ArkoError, InternalError, StartupError
+from arko.master.jobs.state import UNFINISHED, JobState
 from arko.master.store import migrations
 from arko.master.store.errors import postgres_startup_error, sqlite_startup_error
 from arko.master.store.models import JobEventModel, JobModel, MasterModel, SlaveModel
 from arko.master.store.private_files import make_private
-
-log = structlog.get_logger("arko.master.store.database")
-
-STATUS_DOWN = 0
-STATUS_LIVE = 1
-PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
-_JOB_COLUMNS = (
-    "id",
-    "method",
-    "params",
-    "state",
-    "slave",
-    "result",
-    "error_code",
-    "error",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "args",
-    "cancelled_by",
-    "detached",
-    "output_bytes",
-    "output_truncated",
-    "last_seq",
-    "master",
+from arko.master.store.rows import (
+    JOB_FIELDS,
+    JOB_TYPES,
+    STATUS_DOWN,
+    STATUS_LIVE,
+    EventRow,
+    JobFilter,
+    JobRow,
+    RecordRefused,
+    SlaveRow,
+    now,
 )
+
+log = structlog.get_logger("arko.master.store.sql")
+
+PRAGMAS = {"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"}
+# A job's columns are JobRow's fields, in order; dicts are stored as JSON text.
+_JOB_GET = attrgetter(*JOB_FIELDS)
+_JOB_JSON = tuple(i for i, name in enumerate(JOB_FIELDS) if get_origin(JOB_TYPES[name]) is dict)
+
+
+def _column_reader(name: str) -> Callable[[Any], Any] | None:
+    """What turns a job column, as the database gives it back, into the
+    field's value (None: it is already)."""
+    kind: Callable[[Any], Any] = JOB_TYPES[name]
+    if get_origin(kind) is dict:
+        return json.loads
+    if kind in (JobState, bool):  # SQLite gives booleans back as integers
+        return kind
+    return None
+
+
+_JOB_READ = tuple(_column_reader(name) for name in JOB_FIELDS)
+_JOB_MODEL_COLUMNS = tuple(getattr(JobModel, name) for name in JOB_FIELDS)
 _EVENT_COLUMNS = ("job_id", "seq", "kind", "time", "data")
 _CHUNK = 256  # rows a statement: 4,352 variables at most, under SQLite's limit
 
@@ -78,7 +91,7 @@ def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], row
 def job_upsert(rows: Sequence[JobRow]) -> tuple[str, list[Any]]:
     """One PostgreSQL statement (``$n`` parameters) inserting or replacing job records,
     and its parameters: for a connection of its own (see :mod:`arko.master.cluster.shared`)."""
-    sql = _upsert_sql("job", _JOB_COLUMNS, ("id",), len(rows))
+    sql = _upsert_sql("job", JOB_FIELDS, ("id",), len(rows))
     count = 0
 
     def number(_: Any) -> str:
@@ -116,139 +129,6 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 PG_FIELD_TYPES = {"DATETIME": "TIMESTAMPTZ", "FLOAT": "DOUBLE PRECISION"}
 
 
-@dataclass(frozen=True, slots=True)
-class SlaveRow:
-    """A stored slave. ``id`` grows with registration order, which the scheduler uses."""
-
-    id: int
-    host: str
-    port: int
-    status: int
-    methods: tuple[str, ...]
-    call_nonce: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    capacity: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """A stored job record; secret-looking parameter values are already redacted."""
-
-    id: str
-    method: str
-    params: dict[str, str]
-    state: str
-    slave: str = ""
-    result: str = ""
-    error_code: str = ""
-    error: str = ""
-    created_at: dt.datetime | None = None
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    args: dict[str, Any] = field(default_factory=dict)
-    cancelled_by: str = ""
-    detached: bool = False
-    output_bytes: int = 0
-    output_truncated: bool = False
-    last_seq: int = 0
-    master: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One kept event of a job's output (``OUTPUT`` or ``TRUNCATED``)."""
-
-    job_id: str
-    seq: int
-    kind: str
-    time: float
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Which jobs a listing returns, newest first, from after ``after`` (a page key)."""
-
-    method: str = ""
-    states: tuple[str, ...] = ()
-    limit: int = 50
-    after: tuple[dt.datetime, str] | None = None
-
-
-class Store(Protocol):
-    """What the registry and the job recorder need from persistence."""
-
-    async def list_slaves(self) -> list[SlaveRow]:
-        """Every stored slave, in registration order."""
-        ...
-
-    async def upsert_slave(
-        self, host: str, port: int, status: int, call_nonce: str = ""
-    ) -> SlaveRow:
-        """Insert the slave or, if (host, port) exists, update it; one row either way.
-
-        A non-empty ``call_nonce`` replaces the stored one (the slave restarted).
-        """
-        ...
-
-    async def update_slave(
-        self,
-        slave_id: int,
-        status: int,
-        methods: tuple[str, ...],
-        last_error: str = "",
-        labels: Mapping[str, str] | None = None,
-        capacity: int | None = None,
-    ) -> None:
-        """Save a slave's liveness, method list and why it is down (and, when
-        given, the labels and capacity it reported)."""
-        ...
-
-    async def down_since(self, cutoff: dt.datetime) -> dict[int, dt.datetime]:
-        """Slaves down since before ``cutoff``: id -> when they went down."""
-        ...
-
-    async def delete_down_slaves(self, ids: Sequence[int]) -> None:
-        """Delete those of ``ids`` that are still down (one that came back stays)."""
-        ...
-
-    async def delete_slave(self, slave_id: int) -> None:
-        """Delete one slave, whatever its status (an operator forgets it)."""
-        ...
-
-    async def save_jobs(self, jobs: Sequence[JobRow], events: Sequence[EventRow] = ()) -> None:
-        """Insert or replace job records and their events, all in one transaction.
-
-        Raises:
-            RecordRefused: the database refused what a record holds (the
-                others of the batch are not written either).
-        """
-        ...
-
-    async def list_jobs(self, query: JobFilter) -> list[JobRow]:
-        """Jobs matching ``query``, newest first (created_at, then id, descending)."""
-        ...
-
-    async def list_events(self, job_id: str, from_seq: int, limit: int) -> list[EventRow]:
-        """A job's kept events with ``seq >= from_seq``, in order, at most ``limit``."""
-        ...
-
-    async def interrupt_unfinished(self, reason: str, master: str | None = None) -> int:
-        """Mark queued/running jobs interrupted (after a crash); return how many.
-
-        With ``master``, only the jobs that master was running.
-        """
-        ...
-
-    async def get_job(self, job_id: str) -> JobRow | None:
-        """One job record, or None."""
-        ...
-
-    async def close(self) -> None:
-        """Release the database."""
-        ...
-
-
 def _on_disk(path: str) -> bool:
     """Whether ``path`` names a plain file (not ``:memory:`` nor a ``file:`` URI)."""
     return path not in ("", ":memory:") and not path.startswith("file:")
@@ -266,11 +146,6 @@ def _check_file(path: str) -> None:
         conn.execute("PRAGMA schema_version").fetchone()
     finally:
         conn.close()
-
-
-def now() -> dt.datetime:
-    """The current UTC time, as stored."""
-    return dt.datetime.now(dt.UTC)
 
 
 def _down_since(status: int) -> Any:
@@ -303,27 +178,12 @@ def _slave_row(model: Any) -> SlaveRow:
     )
 
 
-def _job_row(model: Any) -> JobRow:
-    return JobRow(
-        id=model.id,
-        method=model.method,
-        params=json.loads(model.params),
-        state=model.state,
-        slave=model.slave,
-        result=model.result,
-        error_code=model.error_code,
-        error=model.error,
-        created_at=model.created_at,
-        started_at=model.started_at,
-        ended_at=model.ended_at,
-        args=json.loads(model.args),
-        cancelled_by=model.cancelled_by,
-        detached=bool(model.detached),
-        output_bytes=model.output_bytes,
-        output_truncated=bool(model.output_truncated),
-        last_seq=model.last_seq,
-        master=model.master,
-    )
+def _job_rows(rows: Iterable[tuple[Any, ...]]) -> list[JobRow]:
+    """JobRows from tuples of the job columns, in order."""
+    read = _JOB_READ
+    return [
+        JobRow(*[v if f is None else f(v) for f, v in zip(read, row, strict=True)]) for row in rows
+    ]
 
 
 # PostgreSQL text cannot hold NUL (U+0000), which a caller's method name or a
@@ -338,33 +198,15 @@ def _storable(text: str) -> str:
     return text.replace(_NUL, _NUL_STANDIN) if _NUL in text else text
 
 
-def _storable_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+def _storable_values(values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_storable(v) if isinstance(v, str) else v for v in values)
 
 
 def _job_values(j: JobRow) -> tuple[Any, ...]:
-    return _storable_values(
-        (
-            j.id,
-            j.method,
-            json.dumps(j.params),
-            j.state,
-            j.slave,
-            j.result,
-            j.error_code,
-            j.error,
-            j.created_at,
-            j.started_at,
-            j.ended_at,
-            json.dumps(j.args),
-            j.cancelled_by,
-            j.detached,
-            j.output_bytes,
-            j.output_truncated,
-            j.last_seq,
-            j.master,
-        )
-    )
+    values = list(_JOB_GET(j))
+    for i in _JOB_JSON:
+        values[i] = json.dumps(values[i])
+    return _storable_values(values)
 
 
 def _event_values(e: EventRow) -> tuple[Any, ...]:
@@ -451,11 +293,6 @@ class BackupUnsupported(ArkoError):
     """The database cannot be copied by the master (it is not a SQLite file)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class RecordRefused(Exception):
-    """The database refused a record for what it holds: writing it again will
-    not help, unlike after an outage."""
 
 
 class DatabaseStore:
@@ -585,7 +422,7 @@ class DatabaseStore:
             return
         try:
             async with self._db.atomic():
-                await self._upsert("job", _JOB_COLUMNS, ("id",), [_job_values(j) for j in jobs])
+                await self._upsert("job", JOB_FIELDS, ("id",), [_job_values(j) for j in jobs])
                 await self._upsert(
                     "job_event",
                     _EVENT_COLUMNS,
@@ -608,7 +445,7 @@ class DatabaseStore:
             await self._db.aexecute_sql(sql, params)
 
     async def list_jobs(self, query: JobFilter) -> list[JobRow]:
-        select = JobModel.select()
+        select = JobModel.select(*_JOB_MODEL_COLUMNS)
         if query.method:
             select = select.where(JobModel.method == query.method)
         if query.states:
@@ -620,8 +457,7 @@ class DatabaseStore:
                 | ((JobModel.created_at == stamp) & (JobModel.id < job_id))
             )
         select = select.order_by(JobModel.created_at.desc(), JobModel.id.desc())
-        rows = await self._db.list(select.limit(query.limit))
-        return [_job_row(r) for r in rows]
+        return _job_rows(await self._db.list(select.limit(query.limit).tuples()))
 
     async def list_events(self, job_id: str, from_seq: int, limit: int) -> list[EventRow]:
         rows = await self._db.list(
@@ -633,19 +469,20 @@ class DatabaseStore:
         return [EventRow(r.job_id, r.seq, r.kind, r.time, r.data) for r in rows]
 
     async def interrupt_unfinished(self, reason: str, master: str | None = None) -> int:
-        unfinished = JobModel.state.in_(["queued", "running"])
+        unfinished = JobModel.state.in_(sorted(UNFINISHED))
         if master is not None:
             unfinished &= JobModel.master == master
         count: int = await self._db.aexecute(
             JobModel.update(
-                state="interrupted", error_code="ABORTED", error=reason, ended_at=now()
+                state=JobState.INTERRUPTED, error_code="ABORTED", error=reason, ended_at=now()
             ).where(unfinished)
         )
         return count
 
     async def get_job(self, job_id: str) -> JobRow | None:
-        rows = await self._db.list(JobModel.select().where(JobModel.id == job_id))
-        return _job_row(rows[0]) if rows else None
+        select = JobModel.select(*_JOB_MODEL_COLUMNS).where(JobModel.id == job_id)
+        rows = _job_rows(await self._db.list(select.tuples()))
+        return rows[0] if rows else None
 
     async def close(self) -> None:
         await self._db.close_pool()

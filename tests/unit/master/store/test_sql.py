@@ -1,4 +1,4 @@
-"""Tests of arko.master.store.database on real databases.
+"""Tests of arko.master.store.sql on real databases.
 
 Behaviour every backend must share runs on a SQLite file and on a fresh
 PostgreSQL database (the ``db`` fixture); what only SQLite has (files, WAL,
@@ -22,21 +22,25 @@ import pytest
 
 from arko.common.errors import StartupError
 from arko.master.store import migrations
-from arko.master.store.database import (
+from arko.master.store.migrations import LATEST
+from arko.master.store.rows import (
     STATUS_DOWN,
     STATUS_LIVE,
-    BackupUnsupported,
-    DatabaseStore,
     EventRow,
+    JobFilter,
     JobRow,
-    PostgresStore,
     RecordRefused,
     SlaveRow,
+)
+from arko.master.store.sql import (
+    BackupUnsupported,
+    DatabaseStore,
+    PostgresStore,
     SqliteStore,
     is_postgres,
     open_store,
 )
-from arko.master.store.migrations import LATEST
+from tests.unit.master.job_rows import every_field_set
 
 T = TypeVar("T")
 
@@ -294,6 +298,17 @@ def test_saved_jobs_read_back_equal(db: str) -> None:
         return await store.get_job("j1")
 
     assert with_store(db, body) == done
+
+
+def test_a_record_with_every_field_set_reads_back_equal(db: str) -> None:
+    """Every field of a job record is written and read back, by both databases."""
+    row = every_field_set()
+
+    async def body(store: DatabaseStore) -> list[JobRow | None]:
+        await store.save_jobs([row])
+        return [await store.get_job(row.id), *await store.list_jobs(JobFilter())]
+
+    assert with_store(db, body) == [row, row]
 
 
 def test_nul_characters_are_kept_as_replacement_characters(db: str) -> None:
