@@ -264,15 +264,12 @@ class Master(Lifecycle):
             await built.health.set(service, _SERVING)
         await built.health.set("", _SERVING)
         pinger = Pinger(self._registry, s.ping_interval, s.ping_concurrency)
-        self._loops = asyncio.create_task(
-            self._run_loops(
-                {
-                    "ping-loop": pinger.run(),
-                    "heartbeat": coordinator.keep_in_step(self._registry),
-                }
-            ),
-            name="master-loops",
-        )
+        registry = self._registry
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "ping-loop": pinger.run,
+            "heartbeat": lambda: coordinator.keep_in_step(registry),
+        }
+        self._loops = asyncio.create_task(self._run_loops(loops), name="master-loops")
         if s.http_port:
             app = create_app(self._jobs, self._registry, s, client_token)
             self._http = HttpServer(app, s)
@@ -345,7 +342,7 @@ class Master(Lifecycle):
         host = self.settings.listen_host
         self._stop_metrics = serve_metrics(metrics.registry, host, self.settings.metrics_port)
 
-    async def _run_loops(self, loops: dict[str, Coroutine[Any, Any, None]]) -> None:
+    async def _run_loops(self, loops: dict[str, Callable[[], Coroutine[Any, Any, None]]]) -> None:
         """Run the master's loops in one task group until stopped or one fails.
 
         A loop that fails is logged as ``master_loop_failed``; the group then
@@ -359,9 +356,9 @@ class Master(Lifecycle):
         except* Exception:
             pass  # each failure was logged by _loop
 
-    async def _loop(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
+    async def _loop(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         try:
-            await loop
+            await loop()
         except Exception as exc:
             log.error("master_loop_failed", loop=name, error=repr(exc), exc_info=True)
             self._give_up(1)
