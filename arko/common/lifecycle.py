@@ -39,6 +39,7 @@ class Lifecycle:
         self._grace = grace
         self._built: BuiltServer | None = None
         self._stopped = asyncio.Event()
+        self._ended = asyncio.Event()  # stopped, or cannot go on
         self._stopping = False
 
     async def start(self) -> None:
@@ -52,8 +53,14 @@ class Lifecycle:
         """Close what the daemon holds, once no call runs any more."""
 
     async def wait(self) -> None:
-        """Return once :meth:`stop` has finished."""
-        await self._stopped.wait()
+        """Return once :meth:`stop` has finished, or once the daemon cannot go on
+        (:meth:`_give_up`): whoever waits then stops it, in its own task."""
+        await self._ended.wait()
+
+    def _give_up(self, exit_code: int) -> None:
+        """The daemon cannot go on: end :meth:`wait`, so it is stopped and exits ``exit_code``."""
+        self.exit_code = exit_code
+        self._ended.set()
 
     async def stop(self) -> None:
         """Drain within the grace period and close; idempotent."""
@@ -69,6 +76,7 @@ class Lifecycle:
         await self._after_drain()
         log.info(f"{self.kind}_stopped")
         self._stopped.set()
+        self._ended.set()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -1,14 +1,22 @@
-"""The master daemon: store, registry, job records, executor and server, run together."""
+"""The master daemon: store, registry, job records, executor and server, run together.
+
+Wiring only. Each part is given its collaborators as constructor arguments,
+built in dependency order: the coordinator (the other masters, or
+:data:`~arko.master.cluster.coordination.ALONE`), the job recorder, the
+registry, the job queue, the executor, the job service, then the servers.
+The master's long-running loops run in one :class:`asyncio.TaskGroup`: should
+one fail, the master logs ``master_loop_failed`` and stops with exit status 1
+rather than run on half alive.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import structlog
 from grpc_health.v1 import health_pb2
@@ -25,9 +33,10 @@ from arko.master.api.auth import ClientTokenInterceptor
 from arko.master.api.http.server import HttpServer, create_app
 from arko.master.api.jobs import JobsServicer
 from arko.master.api.servicers import ExecutionServicer, RegisterServicer
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.jobs.executor import Executor, Limits
-from arko.master.jobs.live import LiveJobs
+from arko.master.jobs.live import LiveJob, LiveJobs
 from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
@@ -41,9 +50,6 @@ from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.lock import HeldLock
 from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
-
-if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.cluster.shared import Fleet
 
 log = structlog.get_logger("arko.master")
 
@@ -74,15 +80,12 @@ class Master(Lifecycle):
         self._store: SqliteStore | PostgresStore | None = None
         self._registry: Registry | None = None
         self._recorder: JobRecorder | None = None
-        self._pinger: asyncio.Task[None] | None = None
+        self._loops: asyncio.Task[None] | None = None
         self._jobs: JobService | None = None
         self._jobs_stopped: asyncio.Task[None] | None = None
         self._http: HttpServer | None = None
         self._http_stopped: asyncio.Task[None] | None = None
-        self._fleet: Fleet | None = None
-        self._slave_feed: SlaveFeed | None = None
-        self._beater: asyncio.Task[None] | None = None
-        self._notices: set[asyncio.Task[None]] = set()
+        self._coordinator: Coordinator = ALONE
         self._locks: list[HeldLock] = []
 
         self._stop_metrics: Callable[[], None] | None = None
@@ -116,8 +119,7 @@ class Master(Lifecycle):
         server and the ping loop would outlive the event loop and print
         tracebacks after the one ``startup_failed`` line.
         """
-        await cancel_task(self._pinger)
-        await cancel_task(self._beater)
+        await cancel_task(self._loops)
         if self._built is not None:
             await self._built.server.stop(None)
         await self._close_resources()
@@ -162,23 +164,16 @@ class Master(Lifecycle):
         self._store = await open_store(s.db)
         self._lock_journal()
         live = LiveJobs()
-        shared = is_postgres(s.db)
         mutual = tls is not None and tls.mutual
         name = self.name()
-        if shared:
-            from arko.master.cluster.shared import Fleet  # needs asyncpg: PostgreSQL only
-
-            self._fleet = Fleet(s.db, name, f"{socket.gethostname()}:{s.port}", s.master_timeout)
-            await self._fleet.open()
-            assert isinstance(self._store, PostgresStore)
-            self._slave_feed = SlaveFeed(self._store)
+        coordinator = self._coordinator = await self._coordinate(name)
+        metrics = MasterMetrics() if s.metrics_port else None
         self._recorder = JobRecorder(
             self._store,
             self._journal_dir(),
             s.job_flush_interval,
-            on_saved=self._saved(live),
-            master=name if shared else None,
-            commit=self._fleet.commit_jobs if self._fleet is not None else None,
+            on_saved=self._saved(live, coordinator),
+            coordinator=coordinator,
         )
         try:
             await self._recorder.recover()
@@ -190,18 +185,19 @@ class Master(Lifecycle):
             s.forget_after,
             join_token,
             name,
-            shared,
+            coordinator,
             s.max_slaves,
+            metrics,
         )
         await self._registry.load()
-        queue = JobQueue(self._registry, self._scheduler, s.queue_timeout)
+        queue = JobQueue(self._registry, self._scheduler, s.queue_timeout, coordinator)
         executor = Executor(
             self._registry,
             self._scheduler,
             s.connect_timeout,
             Limits(s.max_params, s.max_param_bytes),
             queue,
-            self._fleet,
+            coordinator,
         )
         self._jobs = JobService(
             executor,
@@ -210,14 +206,11 @@ class Master(Lifecycle):
             live,
             s.max_output_bytes,
             s.job_timeout,
-            self._fleet,
+            coordinator,
+            on_finished=self._finished(metrics),
         )
-        if self._fleet is not None:
-            self._fleet.on_cancel = self._jobs.cancel_here
-            self._fleet.on_slot_freed = queue.pump
-            self._registry.claim = self._fleet.claim
-            await self._beat()  # the first leases, before the first ping sweep
-        self._metrics_on(self._registry, self._jobs)
+        await coordinator.join(self._registry)  # the first leases, before the first ping sweep
+        self._serve_metrics(metrics, self._registry)
         admin = AdminServicer(
             Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
         )
@@ -271,9 +264,12 @@ class Master(Lifecycle):
             await built.health.set(service, _SERVING)
         await built.health.set("", _SERVING)
         pinger = Pinger(self._registry, s.ping_interval, s.ping_concurrency)
-        self._pinger = asyncio.create_task(pinger.run(), name="ping-loop")
-        if self._fleet is not None:
-            self._beater = asyncio.create_task(self._beat_loop(), name="heartbeat")
+        registry = self._registry
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "ping-loop": pinger.run,
+            "heartbeat": lambda: coordinator.keep_in_step(registry),
+        }
+        self._loops = asyncio.create_task(self._run_loops(loops), name="master-loops")
         if s.http_port:
             app = create_app(self._jobs, self._registry, s, client_token)
             self._http = HttpServer(app, s)
@@ -282,7 +278,7 @@ class Master(Lifecycle):
             "master_started",
             port=self.port,
             name=name,
-            shared_database=shared,
+            shared_database=not coordinator.alone,
             db=shown_url(s.db),
             tls="mutual" if mutual else bool(tls),
             registration_requires=enforced(
@@ -303,58 +299,73 @@ class Master(Lifecycle):
             return s.name
         return f"{socket.gethostname()}:{s.port or f'pid{os.getpid()}'}"
 
-    def _saved(self, live: LiveJobs) -> Callable[[list[str]], None]:
-        """What the recorder tells once records are written: the live jobs, and the fleet."""
+    async def _coordinate(self, name: str) -> Coordinator:
+        """The other masters on the database: PostgreSQL's, else this master is alone."""
+        s = self.settings
+        if not isinstance(self._store, PostgresStore):
+            return ALONE
+        from arko.master.cluster.postgres import PostgresCoordinator  # asyncpg: PostgreSQL only
+
+        coordinator = PostgresCoordinator(
+            s.db,
+            name,
+            f"{socket.gethostname()}:{s.port}",
+            s.master_timeout,
+            SlaveFeed(self._store),
+            s.heartbeat_interval,
+        )
+        await coordinator.open()
+        return coordinator
+
+    @staticmethod
+    def _saved(live: LiveJobs, coordinator: Coordinator) -> Callable[[list[str]], None]:
+        """What the recorder tells once records are written: the live jobs, and the others."""
 
         def saved(job_ids: list[str]) -> None:
             live.saved(job_ids)
-            if self._fleet is not None and job_ids:
-                task = asyncio.create_task(self._fleet.announce_saved(job_ids))
-                self._notices.add(task)
-                task.add_done_callback(self._notices.discard)
+            coordinator.saved(job_ids)
 
         return saved
 
-    async def _beat(self) -> None:
-        """One heartbeat, then the registry takes in the shared slave list and leases."""
-        assert self._fleet is not None and self._registry is not None
-        assert self._slave_feed is not None
-        try:
-            beat = await self._fleet.beat()
-            rows = await self._slave_feed.read()
-        except Exception as exc:
-            log.warning("heartbeat_failed", error=str(exc))
-            if self._fleet.stale():  # others may hold our leases now: stop pinging
-                self._registry.disown()
-            return
-        self._registry.sync(rows, beat.owned)
-        log.debug("heartbeat", masters=beat.masters, pinging=len(beat.owned))
+    @staticmethod
+    def _finished(metrics: MasterMetrics | None) -> Callable[[LiveJob], None] | None:
+        """What the job service tells of each job that ends: the metrics, when on."""
+        if metrics is None:
+            return None
+        return lambda live: metrics.job_finished(live.job, live.outputs)
 
-    async def _beat_loop(self) -> None:
-        s = self.settings
-        while True:
-            await asyncio.sleep(s.heartbeat_interval)
-            began = time.monotonic()
-            await self._beat()
-            took = time.monotonic() - began
-            if took > s.master_timeout / 3:
-                # Others take this master over past --master_timeout: say so early.
-                log.warning("heartbeat_slow", seconds=round(took, 3), limit=s.master_timeout)
-
-    def _metrics_on(self, registry: Registry, jobs: JobService) -> None:
+    def _serve_metrics(self, metrics: MasterMetrics | None, registry: Registry) -> None:
         """Serve Prometheus metrics on --metrics_port, fed by the registry and jobs."""
-        if not self.settings.metrics_port:
+        if metrics is None:
             return
-        metrics = MasterMetrics()
         metrics.watch_slaves(registry)
-        registry.metrics = metrics
-        jobs.on_finished = lambda live: metrics.job_finished(live.job, live.outputs)
         host = self.settings.listen_host
         self._stop_metrics = serve_metrics(metrics.registry, host, self.settings.metrics_port)
 
+    async def _run_loops(self, loops: dict[str, Callable[[], Coroutine[Any, Any, None]]]) -> None:
+        """Run the master's loops in one task group until stopped or one fails.
+
+        A loop that fails is logged as ``master_loop_failed``; the group then
+        cancels the others, and the master gives up (exit status 1) rather
+        than serve on without, say, its pings or its heartbeats.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, loop in loops.items():
+                    group.create_task(self._loop(name, loop), name=name)
+        except* Exception:
+            pass  # each failure was logged by _loop
+
+    async def _loop(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await loop()
+        except Exception as exc:
+            log.error("master_loop_failed", loop=name, error=repr(exc), exc_info=True)
+            self._give_up(1)
+            raise
+
     async def _before_drain(self) -> None:
-        await cancel_task(self._pinger)
-        await cancel_task(self._beater)
+        await cancel_task(self._loops)
         if self._jobs is not None:
             # Detached jobs get the same grace as calls in flight, side by side.
             self._jobs_stopped = asyncio.create_task(self._jobs.stop(self.settings.grace))
@@ -380,11 +391,9 @@ class Master(Lifecycle):
         if self._recorder is not None:
             await self._recorder.close()
             self._recorder = None
-        if self._fleet is not None:
-            await asyncio.gather(*self._notices, return_exceptions=True)
-            await self._fleet.leave()  # no job of ours is left: others ping at once
-            await self._fleet.close()
-            self._fleet = None
+        # No job of ours is left: others ping at once.
+        await self._coordinator.stop()
+        self._coordinator = ALONE
         if self._store is not None:
             await self._store.close()
             self._store = None

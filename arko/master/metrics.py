@@ -94,14 +94,14 @@ class MasterMetrics:
         self._registrations = Counter(
             "arko_slave_registrations", "Registrations accepted from slaves", registry=r
         )
-        self._fleet: SlaveList | None = None
+        self._slaves: SlaveList | None = None
         # Bounded by the methods the fleet offers (see _label) times four outcomes.
         self._cache: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
 
     def watch_slaves(self, registry: SlaveList) -> None:
         """Report ``arko_slaves{status}`` from ``registry``, and label jobs by its methods."""
         self.registry.register(_SlavesByStatus(registry))
-        self._fleet = registry
+        self._slaves = registry
 
     def _label(self, job: Job) -> str:
         """The job's method by its canonical name, or ``(unknown)`` for one no slave offers.
@@ -114,10 +114,10 @@ class MasterMetrics:
             name = parse_method_name(job.method).dotted
         except InvalidArgument:
             return UNKNOWN_METHOD
-        if job.slave or self._fleet is None:
+        if job.slave or self._slaves is None:
             return name  # a slave ran it, so the fleet offered it
         try:
-            self._fleet.offering(name)
+            self._slaves.offering(name)
         except MethodNotFound:
             return UNKNOWN_METHOD
         return name

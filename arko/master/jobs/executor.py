@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
@@ -26,14 +26,12 @@ from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
 from arko.common.errors import ArkoError, NoLiveSlave, SlaveCallFailed
 from arko.common.methods import MethodName, parse_method_name
 from arko.common.redact import NO_SECRETS, Secrets
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.jobs.params import build_request
 from arko.master.jobs.queue import DEFAULT_QUEUE_TIMEOUT, JobQueue
 from arko.master.jobs.scheduler import Scheduler
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
-
-if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.cluster.shared import Fleet
 
 log = structlog.get_logger("arko.master.jobs.executor")
 
@@ -110,14 +108,14 @@ class Executor:
         connect_timeout: float,
         limits: Limits | None = None,
         queue: JobQueue | None = None,
-        fleet: Fleet | None = None,
+        coordinator: Coordinator = ALONE,
     ) -> None:
         self._registry = registry
         self._connect_timeout = connect_timeout
         self._limits = limits or Limits()
-        self._queue = queue or JobQueue(registry, scheduler, DEFAULT_QUEUE_TIMEOUT)
-        # Several masters: a method's max_concurrency also needs a fleet-wide place.
-        self._fleet = fleet
+        self._queue = queue or JobQueue(registry, scheduler, DEFAULT_QUEUE_TIMEOUT, coordinator)
+        # A method's max_concurrency also needs a place among all masters.
+        self._coordinator = coordinator
 
     def check(self, job: JobInput) -> None:
         """Refuse at once what can be refused without a slave: size and method name.
@@ -199,15 +197,15 @@ class Executor:
                 await self._registry.wait_for_change(self._connect_timeout)
                 continue
             slot = None
-            if self._fleet is not None and policy.max_concurrency:
-                slot = await self._fleet.try_slot(name.dotted, policy.max_concurrency)
+            if policy.max_concurrency:
+                slot = await self._coordinator.try_slot(name.dotted, policy.max_concurrency)
                 if slot is None:  # held by other masters' jobs: wait for a notice
                     self._queue.give_back(slave, name.dotted)
                     left = queued_at + self._queue.timeout - loop.time()
                     if left <= 0:
                         raise self._queue.timed_out(name.dotted)
                     queued()
-                    await self._fleet.wait_for_slot(min(left, 1.0))
+                    await self._coordinator.wait_for_slot(min(left, 1.0))
                     continue
             # A slave we could not even connect to, or that refused the call
             # as full, never saw the job, so trying again cannot run it twice.
@@ -232,8 +230,8 @@ class Executor:
                 self._queue.give_back(slave, name.dotted)
                 raise
             finally:
-                if slot is not None and self._fleet is not None:
-                    await self._fleet.release(slot)
+                if slot is not None:
+                    await self._coordinator.release(slot)
             self._queue.give_back(slave, name.dotted)
             return streaming
 

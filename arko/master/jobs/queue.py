@@ -14,7 +14,7 @@ A waiter whose caller goes away or is cancelled leaves the queue at once.
 The count is this master's: several masters sharing slaves each keep their
 own, and the slave, the authority, refuses what is past its capacity. With
 several masters on one database, the executor also takes a fleet-wide place
-of the method (:mod:`arko.master.cluster.shared`) once this queue has given it one.
+of the method (:mod:`arko.master.cluster.coordination`) once this queue has given it one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import grpc
 import structlog
 
 from arko.common.errors import ArkoError, NoLiveSlave
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.jobs.policy import job_policy
 from arko.master.jobs.scheduler import Scheduler
 from arko.master.slaves.registry import Registry
@@ -80,16 +81,24 @@ class JobQueue:
         registry: The slaves; the queue is told whenever one changes.
         scheduler: Chooses among the slaves that have room.
         queue_timeout: Longest wait in seconds for a place.
+        coordinator: The other masters; the queue is told when one frees a place.
     """
 
-    def __init__(self, registry: Registry, scheduler: Scheduler, queue_timeout: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        scheduler: Scheduler,
+        queue_timeout: float,
+        coordinator: Coordinator = ALONE,
+    ) -> None:
         self._registry = registry
         self._scheduler = scheduler
         self._timeout = queue_timeout
         self._waiters: deque[_Waiter] = deque()
         self._running: dict[str, int] = {}
         self._policies: dict[tuple[bytes, str], JobPolicy] = {}
-        registry.on_change = self.pump
+        registry.changed.subscribe(self.pump)
+        coordinator.on_slot_freed(self.pump)
 
     @property
     def waiting(self) -> int:

@@ -25,7 +25,7 @@ import json
 import operator
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from google.protobuf.message import Message
 from arko.common.errors import Unavailable
 from arko.common.lifecycle import cancel_task
 from arko.common.redact import Secrets, redact_mapping
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
 from arko.master.store.rows import JOB_FIELDS, JOB_TIMES, EventRow, JobRow, RecordRefused, Store
 
@@ -127,12 +128,11 @@ class JobRecorder:
         journal_dir: Folder of the journal files.
         flush_interval: Seconds transitions gather before one database write.
         on_saved: Told the ids of jobs whose records reached the store.
-        master: This master's name when several share the database: jobs
-            carry it, a restart interrupts only its own unfinished jobs, and
-            :meth:`persist` writes a job to the database before it is sent
-            (so another master can answer for it, or take it over). None: the
-            database is this master's alone.
-        commit: How :meth:`persist` writes (default: the store's ``save_jobs``).
+        coordinator: The other masters on the database. Unless alone, jobs
+            carry this master's name, a restart interrupts only its own
+            unfinished jobs, and :meth:`persist` writes a job through the
+            coordinator before it is sent (so another master can answer for
+            it, or take it over).
     """
 
     def __init__(
@@ -141,15 +141,14 @@ class JobRecorder:
         journal_dir: Path,
         flush_interval: float = 1.0,
         on_saved: Callable[[list[str]], None] | None = None,
-        master: str | None = None,
-        commit: Callable[[list[JobRow]], Awaitable[None]] | None = None,
+        coordinator: Coordinator = ALONE,
     ) -> None:
         self._store = store
         self._dir = journal_dir
         self._interval = flush_interval
         self._on_saved = on_saved
-        self._master = master
-        self._commit_rows = commit or store.save_jobs
+        self._master = coordinator.name
+        self._coordinator = coordinator
         # Jobs waiting for :meth:`persist`'s next group commit, and its outcome.
         self._durable: list[Job] = []
         self._committed: asyncio.Future[None] | None = None
@@ -249,11 +248,6 @@ class JobRecorder:
         """Journal a job that may wait or run without a caller: it has a record from now."""
         self._put(job, {})
 
-    @property
-    def shared(self) -> bool:
-        """Whether several masters may share the database (see ``master``)."""
-        return self._master is not None
-
     async def persist(self, job: Job) -> None:
         """Journal the job as accepted and wait until its row is in the database.
 
@@ -263,7 +257,7 @@ class JobRecorder:
         together share one write (group commit), so the cost is one database
         round trip per burst, not per job.
         """
-        if self._master is None:
+        if self._coordinator.alone:
             return
         self.accepted(job)
         self._durable.append(job)
@@ -281,7 +275,7 @@ class JobRecorder:
             batch, done = self._durable, self._committed
             self._durable, self._committed = [], None
             try:
-                await self._commit_rows([job.row() for job in batch])
+                await self._coordinator.commit_jobs([job.row() for job in batch])
             except Exception as exc:
                 log.error("job_commit_failed", error=str(exc), jobs=len(batch))
                 error = Unavailable(f"the job could not be recorded in the database: {exc}")

@@ -19,13 +19,14 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
 from google.protobuf.message import Message
 
 from arko.common.errors import ArkoError, InternalError, InvalidArgument
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.jobs.executor import Executor, JobInput, render_compact
 from arko.master.jobs.live import (
     ACCEPTED,
@@ -39,9 +40,6 @@ from arko.master.jobs.live import (
 from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
 from arko.master.store.rows import JobFilter, JobRow, Store
-
-if TYPE_CHECKING:  # asyncpg, which it needs, comes with the postgres extra only
-    from arko.master.cluster.shared import Fleet
 
 log = structlog.get_logger("arko.master.jobs.service")
 
@@ -205,7 +203,8 @@ class JobService:
         live: Jobs in flight on this master.
         max_output_bytes: Output kept per job (the rest is live only).
         job_timeout: Deadline of a job whose caller set none (and of detached jobs).
-        fleet: The other masters on a shared database, if any.
+        coordinator: The other masters on the database, if any.
+        on_finished: Told of every job that ends here (e.g. metrics).
     """
 
     def __init__(
@@ -216,12 +215,14 @@ class JobService:
         live: LiveJobs,
         max_output_bytes: int,
         job_timeout: float | None,
-        fleet: Fleet | None = None,
+        coordinator: Coordinator = ALONE,
+        on_finished: Callable[[LiveJob], None] | None = None,
     ) -> None:
         self._executor = executor
         # Several masters: jobs running on another one are followed through
         # the store (woken by its notices) and cancelled by asking it.
-        self._fleet = fleet
+        self._coordinator = coordinator
+        coordinator.on_cancel_asked(self.cancel_here)
         self._recorder = recorder
         self._store = store
         self._live = live
@@ -229,7 +230,7 @@ class JobService:
         self._job_timeout = job_timeout
         self._detached: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.on_finished: Callable[[LiveJob], None] | None = None  # e.g. metrics
+        self._on_finished = on_finished
 
     # -- running -----------------------------------------------------------
 
@@ -422,8 +423,8 @@ class JobService:
         """Add the FINISHED event and log the access line: one per job, however it ended."""
         job = live.job
         event = live.add(FINISHED, record=job.row())
-        if self.on_finished is not None:
-            self.on_finished(live)
+        if self._on_finished is not None:
+            self._on_finished(live)
         log.info(
             "job_finished",
             job_id=job.id,
@@ -525,9 +526,9 @@ class JobService:
                 ended = row.ended_at.timestamp() if row.ended_at else 0.0
                 yield Event(last, FINISHED, ended, row.state, record=row)
                 return
-            if self._fleet is None:
+            if self._coordinator.alone:
                 return  # this master's own job, ended by a crash before it was recorded
-            await self._fleet.wait_saved(row.id, _FOLLOW_POLL)
+            await self._coordinator.wait_saved(row.id, _FOLLOW_POLL)
             fresh = await self._store.get_job(row.id)
             if fresh is None:
                 return
@@ -548,10 +549,10 @@ class JobService:
         live = self._live.get(job_id)
         if live is None:
             row = await self.get(job_id)
-            if self._fleet is None or row.state in FINAL:
+            if self._coordinator.alone or row.state in FINAL:
                 return row
             # Running on another master: ask it, and follow the record to its end.
-            await self._fleet.ask_cancel(job_id, by)
+            await self._coordinator.ask_cancel(job_id, by)
             log.info("job_cancel_requested", job_id=job_id, by=by, master=row.master)
             async for event in self._stored(row, row.last_seq + 2):
                 if event.kind == FINISHED and event.record is not None:

@@ -19,7 +19,7 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -34,6 +34,8 @@ from arko.common.errors import (
     ResourceExhausted,
 )
 from arko.common.methods import method_not_found
+from arko.common.notifier import Notifier
+from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import Finding, Prober, apply_status, shown_reason
 from arko.master.slaves.slave import Slave
@@ -88,6 +90,13 @@ class Registry:
     Jobs read two in-memory structures and never the database: the slaves in
     registration order, and an index from method to the slaves offering it
     (also in registration order), updated whenever a slave's methods change.
+    Whoever must know when a slave may have changed (the job queue) subscribes
+    to :attr:`changed`.
+
+    Args:
+        coordinator: The other masters on the database: which slaves this
+            master pings, and the lease of one registering here.
+        metrics: Told of registrations and probes, when metrics are on.
     """
 
     def __init__(
@@ -97,8 +106,9 @@ class Registry:
         forget_after: float = 0,
         join_token: str | None = None,
         name: str = "",
-        shared: bool = False,
+        coordinator: Coordinator = ALONE,
         max_slaves: int = 10000,
+        metrics: MasterMetrics | None = None,
     ) -> None:
         self._store = store
         self._max_slaves = max_slaves
@@ -115,9 +125,7 @@ class Registry:
         self._name = name
         # Several masters share the store: pings go to owned slaves only, and
         # :meth:`sync` brings in what the others registered and saw.
-        self._shared = shared
-        # Several masters: takes the lease of a slave registering here if free.
-        self.claim: Callable[[int], Awaitable[bool]] | None = None
+        self._coordinator = coordinator
         # Addresses registered or removed here since the last sync: a listing
         # read before that change must not undo it.
         self._recent: set[tuple[str, int]] = set()
@@ -128,13 +136,12 @@ class Registry:
         self._by_method: dict[str, list[Slave]] = {}
         self._changed = asyncio.Event()
         # Told whenever a slave may have changed (the job queue serves its waiters).
-        self.on_change: Callable[[], None] | None = None
+        self.changed: Notifier[[]] = Notifier()
         # Grows when the fleet's methods, their descriptors or which slave is
         # live may have changed: what is derived from the catalogs (the HTTP
         # API's /openapi.json) is rebuilt then, not at each probe.
         self.methods_version = 0
-
-        self.metrics: MasterMetrics | None = None  # set by the daemon when metrics are on
+        self._metrics = metrics
 
     async def load(self) -> None:
         """Restore every stored slave; the first ping decides who is live."""
@@ -145,7 +152,7 @@ class Registry:
     def _restored(self, row: SlaveRow) -> Slave:
         slave = Slave.from_row(row, self._prober.dial)
         slave.secret = self._derived_secret(row.call_nonce)
-        slave.owned = not self._shared  # until a heartbeat grants its lease
+        slave.owned = self._coordinator.alone  # else: once a heartbeat grants its lease
         return slave
 
     def _derived_secret(self, nonce: str) -> str:
@@ -305,11 +312,11 @@ class Registry:
         slave.status = STATUS_LIVE
         slave.pending = False
         self._recent.add((host, port))
-        if self.claim is not None and not slave.owned:
-            slave.owned = await self.claim(slave.id)
+        if not slave.owned:
+            slave.owned = await self._coordinator.claim(slave.id)
         log.info("slave_registered", slave=slave.address, id=slave.id)
-        if self.metrics is not None:
-            self.metrics.registered()
+        if self._metrics is not None:
+            self._metrics.registered()
         await self.probe(slave, force_log=True)
         return slave
 
@@ -352,8 +359,7 @@ class Registry:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-        if self.on_change is not None:
-            self.on_change()
+        self.changed()
 
     def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
         """Take in what the shared store says: slaves other masters registered,
@@ -457,8 +463,8 @@ class Registry:
             self._take(slave, found)
             detail, code = found.detail, found.code
             reason = shown_reason(detail)
-            if self.metrics is not None:
-                self.metrics.probed(time.monotonic() - probed, reason is None)
+            if self._metrics is not None:
+                self._metrics.probed(time.monotonic() - probed, reason is None)
             if reason is None:
                 slave.last_seen = time.time()
                 slave.status, slave.pending = STATUS_LIVE, False
@@ -478,7 +484,7 @@ class Registry:
             after = (slave.status, slave.methods, slave.labels, slave.capacity)
             # With several masters, the one pinging the slave speaks for it;
             # any master may tell what it found on a slave that answered.
-            speaks = slave.owned or not self._shared or slave.live
+            speaks = slave.owned or self._coordinator.alone or slave.live
             if (after != before or force_log) and speaks:
                 await self._store.update_slave(
                     slave.id,
@@ -512,7 +518,7 @@ class Registry:
             slave.reason = reason
             slave.reset_channel()
             log.warning("slave_down", slave=slave.address, reason=reason)
-            if slave.owned or not self._shared:  # else its pinging master decides
+            if slave.owned or self._coordinator.alone:  # else its pinging master decides
                 await self._store.update_slave(slave.id, slave.status, slave.methods, reason)
             self._log_change(slave)
             self._notify()

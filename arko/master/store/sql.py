@@ -5,7 +5,7 @@ uses a database the team already runs (asyncpg), which several masters may
 share. Both run on peewee 4's asyncio layer (``playhouse.pwasyncio``) with the
 same models (:mod:`arko.master.store.models`), queries and migrations
 (:mod:`arko.master.store.migrations`), so the event loop never waits on the
-database. :mod:`arko.master.cluster.shared` holds the few statements only
+database. :mod:`arko.master.cluster.postgres` holds the few statements only
 several masters need. Rows go in and come back as the plain dataclasses of
 :mod:`arko.master.store.rows`; job records are written with hand-built
 multi-row statements, since peewee's per-row SQL generation cost more than the
@@ -90,7 +90,7 @@ def _upsert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...], row
 
 def job_upsert(rows: Sequence[JobRow]) -> tuple[str, list[Any]]:
     """One PostgreSQL statement (``$n`` parameters) inserting or replacing job records,
-    and its parameters: for a connection of its own (see :mod:`arko.master.cluster.shared`)."""
+    and its parameters: for a connection of its own (see :mod:`arko.master.cluster.postgres`)."""
     sql = _upsert_sql("job", JOB_FIELDS, ("id",), len(rows))
     count = 0
 

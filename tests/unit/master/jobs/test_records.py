@@ -16,6 +16,7 @@ from arko.common.redact import Secrets
 from arko.master.jobs.records import REFUSED_FILE, Job, JobRecorder
 from arko.master.jobs.state import INTERRUPTED_REASON
 from arko.master.store.rows import JOB_FIELDS, JOB_TIMES, EventRow, JobRow, RecordRefused
+from tests.unit.master.coordinators import NotAlone
 from tests.unit.master.job_rows import every_field_set
 
 
@@ -339,7 +340,7 @@ def test_shared_database_gets_each_job_before_it_is_sent_in_group_commits(
             await asyncio.sleep(0.01)  # a round trip: later jobs gather meanwhile
             await store.save_jobs(rows)
 
-        rec = JobRecorder(store, tmp_path, master="m1", commit=commit)  # type: ignore[arg-type]
+        rec = JobRecorder(store, tmp_path, coordinator=NotAlone("m1", commit))  # type: ignore[arg-type]
         await rec.recover()
         jobs = [rec.begin("MyPipeline.Run", {}) for _ in range(20)]
         await asyncio.gather(*(rec.persist(job) for job in jobs[:10]))

@@ -13,11 +13,13 @@ from typing import TypeVar
 import pytest
 
 from arko.common.settings import load_settings
+from arko.master.cluster.coordination import ALONE
 from arko.master.settings import MasterSettings
 from arko.master.slaves.probe import Prober
 from arko.master.slaves.registry import Registry
 from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE
 from arko.master.store.sql import SqliteStore
+from tests.unit.master.coordinators import NotAlone
 
 T = TypeVar("T")
 DAY = 86400.0
@@ -174,7 +176,8 @@ def test_every_way_out_leaves_the_method_index(tmp_path: Path, path: str) -> Non
     fleet_of_three(db)
 
     async def body(store: SqliteStore) -> tuple[list[int], list[int]]:
-        registry = Registry(store, Prober(1), forget_after=DAY, shared=path == "dropped")
+        coordinator = NotAlone() if path == "dropped" else ALONE
+        registry = Registry(store, Prober(1), forget_after=DAY, coordinator=coordinator)
         await registry.load()
         if path == "removed":
             await registry.remove("127.0.0.1:2")

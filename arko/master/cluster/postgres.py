@@ -1,4 +1,7 @@
-"""Several masters on one PostgreSQL database: heartbeats, ping leases, takeover, fleet slots.
+"""Several masters on one PostgreSQL database: heartbeats, ping leases, takeover, shared slots.
+
+:class:`PostgresCoordinator` is the :class:`~arko.master.cluster.coordination.Coordinator`
+of a master on PostgreSQL.
 
 Every master on a shared database beats every ``heartbeat_interval`` seconds
 (a row in ``master``). Each beat also:
@@ -26,7 +29,7 @@ Only this module and :mod:`arko.master.store` (its stores and migrations) know S
 this one speaks PostgreSQL only, on its own asyncpg connections, because
 advisory locks and LISTEN belong to one session, which a pool does not give.
 It also writes each job's first record before the job is sent
-(:meth:`Fleet.commit_jobs`), on a connection tuned for that one write.
+(:meth:`PostgresCoordinator.commit_jobs`), on a connection tuned for that one write.
 """
 
 from __future__ import annotations
@@ -43,12 +46,15 @@ import asyncpg
 import structlog
 
 from arko.common.errors import Unavailable
+from arko.common.notifier import Notifier
+from arko.master.cluster.coordination import Slaves, Slot
+from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.jobs.state import UNFINISHED, JobState
 from arko.master.store.errors import postgres_startup_error
 from arko.master.store.rows import JobRow
 from arko.master.store.sql import job_upsert, pg_options, shown_url
 
-log = structlog.get_logger("arko.master.cluster.shared")
+log = structlog.get_logger("arko.master.cluster.postgres")
 
 SAVED = "arko_saved"
 SLOTS = "arko_slots"
@@ -80,15 +86,6 @@ class Beat:
     interrupted: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One place of a method's fleet-wide ``max_concurrency``, held until released."""
-
-    method: str
-    key: int
-    index: int
-
-
 def _method_key(method: str) -> int:
     """The method as the first (signed 32-bit) key of an advisory lock."""
     return zlib.crc32(method.encode()) - 2**31
@@ -102,21 +99,35 @@ class _Waiters:
     slots: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class Fleet:
-    """This master's membership of a fleet of masters sharing one PostgreSQL database.
+class PostgresCoordinator:
+    """This master among the masters sharing one PostgreSQL database.
 
     Args:
         url: The ``postgresql://`` URL of the database.
         name: This master's name, unique among the masters of the database.
         address: Where callers reach it (for operators).
         master_timeout: Seconds without a beat after which a master is dead.
+        feed: The shared slave table, read at each beat.
+        heartbeat_interval: Seconds between two beats of :meth:`keep_in_step`.
     """
 
-    def __init__(self, url: str, name: str, address: str, master_timeout: float) -> None:
+    alone = False
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        address: str,
+        master_timeout: float,
+        feed: SlaveFeed,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
         self._url = url
         self.name = name
         self._address = address
         self._timeout = master_timeout
+        self._feed = feed
+        self._interval = heartbeat_interval
         self._beats: Any = None  # asyncpg connection for beats, leases and takeovers
         self._session: Any = None  # asyncpg connection holding locks and listening
         self._session_lock = asyncio.Lock()
@@ -126,8 +137,17 @@ class Fleet:
         self._places_lost = False  # held places the current session has not locked yet
         self._waiters = _Waiters()
         self._last_beat = 0.0
-        self.on_cancel: Callable[[str, str], None] | None = None
-        self.on_slot_freed: Callable[[], None] | None = None
+        self._cancel_asked: Notifier[[str, str]] = Notifier()
+        self._slot_freed: Notifier[[]] = Notifier()
+        self._notices: set[asyncio.Task[None]] = set()  # saved-job notices in flight
+
+    def on_cancel_asked(self, listener: Callable[[str, str], None]) -> None:
+        """Tell ``listener(job_id, by)`` when another master asks to cancel a job."""
+        self._cancel_asked.subscribe(listener)
+
+    def on_slot_freed(self, listener: Callable[[], None]) -> None:
+        """Tell ``listener()`` when any master frees a place of some method."""
+        self._slot_freed.subscribe(listener)
 
     async def open(self) -> None:
         """Connect twice and listen for the other masters' notices.
@@ -195,6 +215,34 @@ class Fleet:
         log.warning("fleet_session_lost", places_held=len(self._held), taken_meanwhile=lost)
 
     # -- heartbeats, takeover and ping leases --------------------------------
+
+    async def join(self, slaves: Slaves) -> None:
+        """One heartbeat: the first leases, before the first ping sweep."""
+        await self._beat_and_sync(slaves)
+
+    async def keep_in_step(self, slaves: Slaves) -> None:
+        """Beat every ``heartbeat_interval`` seconds, for as long as the master runs."""
+        while True:
+            await asyncio.sleep(self._interval)
+            began = time.monotonic()
+            await self._beat_and_sync(slaves)
+            took = time.monotonic() - began
+            if took > self._timeout / 3:
+                # Others take this master over past --master_timeout: say so early.
+                log.warning("heartbeat_slow", seconds=round(took, 3), limit=self._timeout)
+
+    async def _beat_and_sync(self, slaves: Slaves) -> None:
+        """One heartbeat, then ``slaves`` take in the shared slave list and leases."""
+        try:
+            beat = await self.beat()
+            rows = await self._feed.read()
+        except Exception as exc:
+            log.warning("heartbeat_failed", error=str(exc))
+            if self.stale():  # others may hold our leases now: stop pinging
+                slaves.disown()
+            return
+        slaves.sync(rows, beat.owned)
+        log.debug("heartbeat", masters=beat.masters, pinging=len(beat.owned))
 
     async def beat(self) -> Beat:
         """Say this master is alive, take over dead ones, and renew and balance ping leases."""
@@ -388,6 +436,13 @@ class Fleet:
 
     # -- notices between masters --------------------------------------------
 
+    def saved(self, job_ids: list[str]) -> None:
+        """Tell every master, in the background, that these jobs' records were written."""
+        if job_ids:
+            task = asyncio.create_task(self.announce_saved(job_ids))
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+
     async def announce_saved(self, job_ids: list[str]) -> None:
         """Tell every master that these jobs' records (and kept output) were written."""
         if job_ids:
@@ -437,14 +492,19 @@ class Fleet:
         elif channel == SLOTS:
             self._waiters.slots.set()
             self._waiters.slots = asyncio.Event()
-            if self.on_slot_freed is not None:
-                self.on_slot_freed()
-        elif channel == CANCEL and self.on_cancel is not None:
+            self._slot_freed()
+        elif channel == CANCEL:
             job_id, _, by = payload.partition(" ")
-            self.on_cancel(job_id, by)
+            self._cancel_asked(job_id, by)
+
+    async def stop(self) -> None:
+        """Send the notices in flight, leave (others ping at once), close the connections."""
+        await asyncio.gather(*self._notices, return_exceptions=True)
+        await self.leave()
+        await self.close()
 
     async def close(self) -> None:
-        """Close both connections (which frees any place still held)."""
+        """Close the connections (which frees any place still held)."""
         for conn in (self._session, self._beats, self._commits):
             if conn is not None:
                 with contextlib.suppress(Exception):

@@ -1,6 +1,6 @@
-"""The fleet of masters on a real PostgreSQL: leases, takeover, fleet-wide places, notices.
+"""Several masters on a real PostgreSQL: leases, takeover, fleet-wide places, notices.
 
-Several ``Fleet`` objects on one fresh database stand for several masters;
+Several ``PostgresCoordinator`` objects on one fresh database stand for several masters;
 no daemon is started, so each rule is checked on its own and quickly.
 """
 
@@ -15,12 +15,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from arko.common.errors import Unavailable
-from arko.master.cluster.shared import Fleet
+from arko.master.cluster.postgres import PostgresCoordinator
+from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.store.rows import STATUS_LIVE, JobRow
 from arko.master.store.sql import PostgresStore, open_store
 from tests.postgres import fresh_database
 
-Make = Callable[..., Fleet]
+Make = Callable[..., PostgresCoordinator]
 
 
 @pytest.fixture
@@ -34,10 +35,10 @@ def _run(pg: str, body: Callable[[PostgresStore, Make], Awaitable[None]]) -> Non
     async def scenario() -> None:
         store = await open_store(pg)
         assert isinstance(store, PostgresStore)
-        made: list[Fleet] = []
+        made: list[PostgresCoordinator] = []
 
-        def make(name: str, timeout: float = 10.0) -> Fleet:
-            made.append(Fleet(pg, name, f"{name}:1", timeout))
+        def make(name: str, timeout: float = 10.0) -> PostgresCoordinator:
+            made.append(PostgresCoordinator(pg, name, f"{name}:1", timeout, SlaveFeed(store)))
             return made[-1]
 
         try:
@@ -256,7 +257,7 @@ def test_saved_and_cancel_notices_reach_other_masters(pg: str) -> None:
         await a.open()
         await b.open()
         cancels: list[tuple[str, str]] = []
-        a.on_cancel = lambda job, by: cancels.append((job, by))
+        a.on_cancel_asked(lambda job, by: cancels.append((job, by)))
         waiting = asyncio.create_task(b.wait_saved("f" * 32, 5))
         await asyncio.sleep(0.1)
         await a.announce_saved(["e" * 32, "f" * 32])
