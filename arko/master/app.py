@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from grpc_health.v1 import health_pb2
@@ -30,7 +30,6 @@ from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_p
 from arko.master.admin import Admin
 from arko.master.api.admin import AdminServicer
 from arko.master.api.auth import ClientTokenInterceptor
-from arko.master.api.http.server import HttpServer, create_app
 from arko.master.api.jobs import JobsServicer
 from arko.master.api.servicers import ExecutionServicer, RegisterServicer
 from arko.master.cluster.coordination import ALONE, Coordinator
@@ -50,6 +49,9 @@ from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.lock import HeldLock
 from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+
+if TYPE_CHECKING:  # imported at run time only with --http_port (see _start)
+    from arko.master.api.http.server import HttpServer
 
 log = structlog.get_logger("arko.master")
 
@@ -271,6 +273,10 @@ class Master(Lifecycle):
         }
         self._loops = asyncio.create_task(self._run_loops(loops), name="master-loops")
         if s.http_port:
+            # Imported only when asked for: aiohttp is half of the master's
+            # start-up time, which every master without --http_port saves.
+            from arko.master.api.http.server import HttpServer, create_app
+
             app = create_app(self._jobs, self._registry, s, client_token)
             self._http = HttpServer(app, s)
             await self._http.start()

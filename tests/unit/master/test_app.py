@@ -1,4 +1,4 @@
-"""The master's wiring: which coordinator it is given, and what a failing loop does.
+"""The master's wiring: which coordinator it is given, what a failing loop does, what it imports.
 
 A master is started in this process on a SQLite file and an ephemeral port
 on loopback, with no slave: only the wiring is under test.
@@ -7,6 +7,8 @@ on loopback, with no slave: only the wiring is under test.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,10 @@ def test_stop_cancels_the_loops_without_a_failure(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert asyncio.run(scenario()) == 0
     assert not [e for e in logs if e["event"] == "master_loop_failed"]
+
+
+def test_a_master_without_http_does_not_import_aiohttp() -> None:
+    """aiohttp is half of the master's import time: only --http_port pays for it."""
+    probe = "import sys, arko.master.app; print('aiohttp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
