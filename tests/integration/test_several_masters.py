@@ -28,6 +28,10 @@ from arko.testing import Daemon, Fleet, cut_postgres_database, free_port, query,
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 from tests import readme
 
+# Each master here is on a PostgreSQL database of its own (or none), whatever
+# the pass: the PostgreSQL pass would run the very same tests again.
+pytestmark = pytest.mark.one_pass("its masters are on PostgreSQL in the SQLite pass already")
+
 TOKEN = "several-masters-join-token"
 MASTER_ENV = {"ARKO_MASTER_JOIN_TOKEN": TOKEN}
 FAST = (
