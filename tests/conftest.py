@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,49 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if postgres:
                 item.add_marker(pytest.mark.skip(reason=f"{why}: {marker.args[0]}"))
                 break
+    first = {path: rank for rank, path in enumerate(START_FIRST)}
+    # Stable, and the same in every worker (xdist checks that they collected alike).
+    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))
+
+
+# Modules whose tests one pytest-xdist worker runs, one after the other, so
+# that their module fixture is made once: one browser and site, one wheel
+# built and installed. (Not xdist_group marks: xdist groups by renaming node
+# ids, which pytest 9.2 no longer lets a plugin do, so the marks did nothing.)
+ONE_WORKER = {
+    "tests/integration/test_web_ui.py": "web_ui",
+    "tests/integration/test_wheel.py": "wheel",
+}
+# The modules of the longest tests (make test's --durations), started first so
+# that a worker is not left running them alone at the end of a pass. Order
+# only: nothing is selected or left out by it.
+START_FIRST = (
+    "tests/integration/test_dogfood.py",
+    "tests/integration/test_soak.py",
+    "tests/integration/test_several_masters.py",
+    "tests/integration/test_default_host.py",
+    "tests/integration/test_openapi.py",
+    "tests/integration/test_master_restart.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_slave_masters.py",
+    "tests/integration/test_capacity.py",
+    "tests/integration/test_operator.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup``, xdist's scheduler with the ONE_WORKER modules as groups."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Grouped(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            group = ONE_WORKER.get(nodeid.split("::")[0])
+            return f"group:{group}" if group else str(super()._split_scope(nodeid))
+
+    return Grouped(config, log)
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("checkout_build")
+@pytest.mark.one_pass("its subject is the build and deploy steps; the master deployed is on SQLite")
 @pytest.mark.timeout(600)  # builds a wheel and installs it twice with its dependencies
 def test_wheel_then_deploy_twice_keeps_the_database(
     fleet: Fleet, state: Path, tmp_path: Path

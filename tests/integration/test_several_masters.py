@@ -354,7 +354,10 @@ def test_a_restarted_master_interrupts_only_its_own_jobs(
     """B is killed and restarted under the same name while A runs a job: A's job succeeds."""
     a, b = _masters(fleet, postgres_url, 2)
     _slave(fleet, [a, b], toolbox_env, *TOOLBOX)
-    stream = _client(clients, a).start(SLEEP, seconds=4)
+    # The job must outlast B's restart, or there is nothing running for B's
+    # recovery to leave alone: a restart that takes longer than wait_serving's
+    # 15 s fails the test anyway, and on a busy machine it took more than 4 s.
+    stream = _client(clients, a).start(SLEEP, seconds=20)
     job_id = next(stream).job_id
     b.kill()
     again = fleet.master(*FAST, "--name", "m1", port=b.port, db=postgres_url, env=MASTER_ENV)

@@ -24,9 +24,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 UI_INDEX = ROOT / "ui" / "dist" / "index.html"
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
-# One worker runs the module: one browser and one site for all of its tests,
-# not one per pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("web_ui")
 
 
 @pytest.fixture(scope="module")

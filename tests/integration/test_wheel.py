@@ -24,11 +24,8 @@ from arko.testing import free_port, wait_until
 from dogfood.steps import install
 from tests.locks import checkout_build
 
-# One worker builds them one after the other (the module's wheel fixture is built once);
-# the lock keeps the other pass's builds of the same checkout out of the way.
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("checkout_build"),
     pytest.mark.one_pass("builds and installs the checkout; the master in it runs on SQLite"),
 ]
 
