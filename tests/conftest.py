@@ -64,9 +64,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if postgres:
                 item.add_marker(pytest.mark.skip(reason=f"{why}: {marker.args[0]}"))
                 break
-    first = {path: rank for rank, path in enumerate(START_FIRST)}
-    # Stable, and the same in every worker (xdist checks that they collected alike).
-    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))
 
 
 # Modules whose tests one pytest-xdist worker runs, one after the other, so
@@ -77,21 +74,6 @@ ONE_WORKER = {
     "tests/integration/test_web_ui.py": "web_ui",
     "tests/integration/test_wheel.py": "wheel",
 }
-# The modules of the longest tests (make test's --durations), started first so
-# that a worker is not left running them alone at the end of a pass. Order
-# only: nothing is selected or left out by it.
-START_FIRST = (
-    "tests/integration/test_dogfood.py",
-    "tests/integration/test_soak.py",
-    "tests/integration/test_several_masters.py",
-    "tests/integration/test_default_host.py",
-    "tests/integration/test_openapi.py",
-    "tests/integration/test_master_restart.py",
-    "tests/integration/test_faults.py",
-    "tests/integration/test_slave_masters.py",
-    "tests/integration/test_capacity.py",
-    "tests/integration/test_operator.py",
-)
 
 
 @pytest.hookimpl(optionalhook=True)
