@@ -5,9 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples setup.py)
+# pytest-xdist workers per test pass; 1 runs the tests one by one in pytest's own process.
+TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest $(if $(filter 1,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadgroup)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots docs docs-check
+.PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots docs docs-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,18 +35,25 @@ lint: $(STAMP) ## ruff and mypy.
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint docs-check ui-test chromium ## Install, lint, run the whole test suite, then test-postgres.
-	ARKO_TEST_MASTER_DB=sqlite $(PY) -m pytest
-	$(MAKE) --no-print-directory test-postgres
+# The two passes run at the same time, each on TEST_WORKERS workers; each
+# pass's output is printed whole when it ends (--output-sync).
+test: $(STAMP) lint docs-check ui-test chromium ## Lint, check the manual, the UI's tests, then test-sqlite and test-postgres at once.
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+
+test-unit: $(STAMP) ## The unit tests only (tests/unit, no daemons): well under a minute.
+	$(PYTEST) tests/unit
+
+test-sqlite: $(STAMP) ui chromium ## The whole test suite, masters on SQLite, on TEST_WORKERS workers (3).
+	ARKO_TEST_MASTER_DB=sqlite $(PYTEST) --durations=20
 
 # Never skipped quietly: with no PostgreSQL the run stops, saying so, unless
 # ARKO_TEST_POSTGRES=off says the machine has none.
-test-postgres: $(STAMP) ui chromium ## The integration suite again, masters on PostgreSQL (ARKO_TEST_POSTGRES).
+test-postgres: $(STAMP) ui chromium ## The integration suite again, masters on PostgreSQL (ARKO_TEST_POSTGRES), on TEST_WORKERS workers.
 	@if [ "$$ARKO_TEST_POSTGRES" = off ]; then \
 		echo "test-postgres: SKIPPED on purpose (ARKO_TEST_POSTGRES=off)"; \
 	else \
-		echo "ARKO_TEST_MASTER_DB=postgresql $(PY) -m pytest tests/integration"; \
-		ARKO_TEST_MASTER_DB=postgresql $(PY) -m pytest tests/integration; \
+		echo "ARKO_TEST_MASTER_DB=postgresql $(PYTEST) --durations=20 tests/integration"; \
+		ARKO_TEST_MASTER_DB=postgresql $(PYTEST) --durations=20 tests/integration; \
 	fi
 
 demo: $(STAMP) ## Start a master and a slave, run the grpcurl and webhook calls, print the web UI URL.

@@ -3,6 +3,11 @@
 Every daemon gets a free loopback port, JSON logs in a file, and is stopped by
 its own PID. Waiting is always for a condition, bounded by a timeout.
 
+Ports come from a block of :data:`PORT_BLOCK` ports that this process reserves
+for itself (:class:`PortBlock`), so test processes running side by side
+(pytest-xdist workers, the two database passes) never hand out the same port:
+a port picked free by one is not bound a moment later by another's daemon.
+
 A fleet's masters keep their database in the fleet's folder (``arko.db``), or,
 with ``ARKO_TEST_MASTER_DB=postgresql``, in a PostgreSQL database made for the
 fleet on the server ``ARKO_TEST_POSTGRES`` names and dropped when it stops: so
@@ -12,8 +17,10 @@ one test suite checks the master on both.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -21,6 +28,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -167,11 +176,109 @@ def query(db: Path | str, sql: str, *args: object) -> list[tuple[Any, ...]]:
     return _run_apart(fetch())
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+# Below Linux's ephemeral range (32768-60999), so no outgoing connection's
+# local port lands in a block: 48 blocks of 250 ports.
+PORT_RANGE = (20000, 32000)
+PORT_BLOCK = 250
+# The lock files that reserve the blocks, one per block, shared by every
+# process of the machine (whatever checkout it runs from).
+PORT_LOCKS = Path(tempfile.gettempdir()) / "arko-test-ports"
+
+
+class PortBlock:
+    """A block of loopback ports reserved for this process alone, until it exits.
+
+    The reservation is an exclusive ``flock`` on the block's lock file under
+    :data:`PORT_LOCKS`. The kernel drops the lock when the holder's file is
+    closed or its process dies, however it dies: a lock file left behind by a
+    killed process is reclaimed by the next one that asks, with nothing to
+    clean. Daemons started by the holder do not inherit the lock (``Popen``
+    closes other file descriptors), so it ends with the holder.
+    """
+
+    def __init__(
+        self,
+        locks: Path = PORT_LOCKS,
+        first: int = PORT_RANGE[0],
+        end: int = PORT_RANGE[1],
+        size: int = PORT_BLOCK,
+    ) -> None:
+        """Reserve the first block that no other process holds, starting at a random one.
+
+        Raises:
+            RuntimeError: every block is held.
+        """
+        locks.mkdir(parents=True, exist_ok=True)
+        count = (end - first) // size
+        start = int.from_bytes(os.urandom(2), "big") % count
+        for i in [(start + k) % count for k in range(count)]:
+            fd = os.open(locks / f"block-{i}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking
+            self._fd: int | None = fd
+            self.pid = os.getpid()
+            self.index = i
+            self.ports = range(first + i * size, first + (i + 1) * size)
+            self._next = 0
+            self._lock = threading.Lock()
+            return
+        raise RuntimeError(f"all {count} port blocks under {locks} are held by other processes")
+
+    def take(self) -> int:
+        """The block's next port that nothing listens on right now (round and round).
+
+        Raises:
+            RuntimeError: every port of the block is in use.
+        """
+        with self._lock:
+            for _ in self.ports:
+                port = self.ports[self._next]
+                self._next = (self._next + 1) % len(self.ports)
+                if _bindable(port):
+                    return port
+        raise RuntimeError(f"every port of {self.ports} is in use")
+
+    def release(self) -> None:
+        """Give the block back (twice is fine)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+# One block per process, reserved on first use: the reservation belongs to the
+# process (the kernel holds it for the process), not to any one caller.
+_block: PortBlock | None = None
+_block_guard = threading.Lock()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this process's block.
+
+    No other process using this module is handed the same port while this one
+    runs, so a daemon started on it does not race another's.
+    """
+    global _block
+    with _block_guard:
+        # A forked child shares its parent's lock and block; it reserves its own.
+        if _block is None or _block.pid != os.getpid():
+            _block = PortBlock()
+            atexit.register(_block.release)
+        block = _block
+    return block.take()
 
 
 def wait_until(

@@ -3,13 +3,16 @@
 With ``ARKO_TEST_MASTER_DB=postgresql`` every fleet puts its masters on a fresh
 PostgreSQL database (see arko.testing.Fleet), so the same tests check the
 master on both databases. Tests about the SQLite file itself are marked
-``sqlite_only("why")`` and skipped in that pass, the reason shown.
+``sqlite_only("why")`` and skipped in that pass, the reason shown; so are
+tests marked ``one_pass("why")``, which start no master on the pass's
+database and would only repeat what the SQLite pass already ran.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,17 +46,49 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+# Marker name -> how its skip in the PostgreSQL pass is worded.
+_SQLITE_PASS_ONLY = {"sqlite_only": "SQLite only", "one_pass": "run in the SQLite pass"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``sqlite_only`` tests in the PostgreSQL pass, with their reason; demand one."""
+    """Skip ``sqlite_only`` and ``one_pass`` tests in the PostgreSQL pass, with their
+    reason; demand one."""
     postgres = master_db_kind() == "postgresql"
     for item in items:
-        marker = item.get_closest_marker("sqlite_only")
-        if marker is None:
-            continue
-        if len(marker.args) != 1 or not isinstance(marker.args[0], str):
-            raise pytest.UsageError(f"{item.nodeid}: sqlite_only takes one reason, a string")
-        if postgres:
-            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {marker.args[0]}"))
+        for name, why in _SQLITE_PASS_ONLY.items():
+            marker = item.get_closest_marker(name)
+            if marker is None:
+                continue
+            if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+                raise pytest.UsageError(f"{item.nodeid}: {name} takes one reason, a string")
+            if postgres:
+                item.add_marker(pytest.mark.skip(reason=f"{why}: {marker.args[0]}"))
+                break
+
+
+# Modules whose tests one pytest-xdist worker runs, one after the other, so
+# that their module fixture is made once: one browser and site, one wheel
+# built and installed. (Not xdist_group marks: xdist groups by renaming node
+# ids, which pytest 9.2 no longer lets a plugin do, so the marks did nothing.)
+ONE_WORKER = {
+    "tests/integration/test_web_ui.py": "web_ui",
+    "tests/integration/test_wheel.py": "wheel",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup``, xdist's scheduler with the ONE_WORKER modules as groups."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Grouped(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            group = ONE_WORKER.get(nodeid.split("::")[0])
+            return f"group:{group}" if group else str(super()._split_scope(nodeid))
+
+    return Grouped(config, log)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arko.testing import Daemon, Fleet, free_port, wait_until
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
+from tests.locks import checkout_build
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "arko.v1.Steps.Run"
@@ -61,6 +62,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.one_pass("its subject is the build and deploy steps; the master deployed is on SQLite")
 @pytest.mark.timeout(600)  # builds a wheel and installs it twice with its dependencies
 def test_wheel_then_deploy_twice_keeps_the_database(
     fleet: Fleet, state: Path, tmp_path: Path
@@ -74,7 +76,8 @@ def test_wheel_then_deploy_twice_keeps_the_database(
         str(ROOT / "dogfood" / "slave.toml"),
         env={"ARKO_DOGFOOD_DIR": str(state)},
     )
-    lines = _step(master.address, "wheel")
+    with checkout_build():  # the step builds in the checkout
+        lines = _step(master.address, "wheel")
     wheels = list((state / "wheels").glob("arko_ci-*.whl"))
     assert len(wheels) == 1 and f"wheel: {wheels[0]}" in lines
 

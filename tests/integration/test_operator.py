@@ -124,8 +124,10 @@ def test_run_prints_stream_lines_as_they_come(pair: tuple[Daemon, Daemon]) -> No
     """The first line is on the pipe while the job is still running on the slave."""
     master, _ = pair
     environ = {**os.environ, "ARKO_MASTER": master.address}
+    # 3 s between lines: the job must still run when `arko jobs` below has
+    # started, which took more than the 1.5 s left at 0.5 s on a busy machine.
     proc = subprocess.Popen(
-        [ARKO, "run", STREAM, "lines=4", "interval=0.5", "prefix=live "],
+        [ARKO, "run", STREAM, "lines=4", "interval=3", "prefix=live "],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=environ,

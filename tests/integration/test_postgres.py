@@ -15,10 +15,15 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 
 from arko.gen import execution_pb2, execution_pb2_grpc
 from arko.testing import Daemon, Fleet, free_port, wait_until
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
+
+# Each master here is on a PostgreSQL database of its own (or none), whatever
+# the pass: the PostgreSQL pass would run the very same tests again.
+pytestmark = pytest.mark.one_pass("its masters are on PostgreSQL in the SQLite pass already")
 
 REQUEST = '{"method": "MyPipeline.Run", "params": {"param": "pg", "password": "parola"}}'
 

@@ -22,8 +22,12 @@ import pytest
 
 from arko.testing import free_port, wait_until
 from dogfood.steps import install
+from tests.locks import checkout_build
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.one_pass("builds and installs the checkout; the master in it runs on SQLite"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX = ROOT / "ui" / "dist" / "index.html"
@@ -68,7 +72,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     a folder away from the checkout, and is stopped by its PID at the end.
     """
     tmp = tmp_path_factory.mktemp("wheel")
-    built = _pip_wheel(ROOT, tmp / "wheels")
+    with checkout_build():
+        built = _pip_wheel(ROOT, tmp / "wheels")
     assert built.returncode == 0, built.stderr
     venv = tmp / "venv"
     install(_only(tmp / "wheels", "arko_ci-*.whl"), venv)
@@ -130,13 +135,14 @@ def test_installed_commands_report_the_wheel_version(installed: Installed) -> No
 def test_sdist_carries_the_ui_and_builds_a_wheel_without_node(tmp_path: Path) -> None:
     """The sdist holds ui/dist; a wheel built from it, with no npm on PATH, ships the UI."""
     build = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
-    done = subprocess.run(
-        [sys.executable, "-c", build, str(tmp_path / "sdist")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with checkout_build():
+        done = subprocess.run(
+            [sys.executable, "-c", build, str(tmp_path / "sdist")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert done.returncode == 0, done.stderr
     with tarfile.open(_only(tmp_path / "sdist", "arko_ci-*.tar.gz")) as sdist:
         top = sdist.getnames()[0].split("/")[0]
