@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_DIRS := $(wildcard arko tests bench scripts dogfood examples setup.py)
 # pytest-xdist workers per test pass; 1 runs the tests one by one in pytest's own process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest $(if $(filter 1,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadgroup)
 
 .DEFAULT_GOAL := help
@@ -43,7 +43,7 @@ test: $(STAMP) lint docs-check ui-test chromium ## Lint, check the manual, the U
 test-unit: $(STAMP) ## The unit tests only (tests/unit, no daemons): well under a minute.
 	$(PYTEST) tests/unit
 
-test-sqlite: $(STAMP) ui chromium ## The whole test suite, masters on SQLite, on TEST_WORKERS workers (3).
+test-sqlite: $(STAMP) ui chromium ## The whole test suite, masters on SQLite, on TEST_WORKERS workers (2).
 	ARKO_TEST_MASTER_DB=sqlite $(PYTEST) --durations=20
 
 # Never skipped quietly: with no PostgreSQL the run stops, saying so, unless
