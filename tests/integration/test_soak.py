@@ -79,12 +79,14 @@ def test_slaves_killed_and_restarted_under_load_lose_no_job(fleet: Fleet) -> Non
         started = time.monotonic()
         # Kills on a fixed schedule, not a sleep after each restart: on a busy
         # machine slow restarts would otherwise leave fewer kills in the soak.
-        for kill in range(KILLS):
-            time.sleep(max(0.0, started + (kill + 1) * KILL_EVERY - time.monotonic()))
-            victim = slaves[kill % len(slaves)]
-            victim.kill()
-            slaves[kill % len(slaves)] = fleet.slave(master, *slave_args, port=victim.port)
-        stop.set()
+        try:
+            for kill in range(KILLS):
+                time.sleep(max(0.0, started + (kill + 1) * KILL_EVERY - time.monotonic()))
+                victim = slaves[kill % len(slaves)]
+                victim.kill()
+                slaves[kill % len(slaves)] = fleet.slave(master, *slave_args, port=victim.port)
+        finally:  # a failed restart must not leave the callers calling until the timeout
+            stop.set()
     channel.close()
 
     assert master.alive(), master.log_text()[-3000:]

@@ -30,6 +30,12 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # A new channel must dial afresh. With gRPC's global subchannel pool it
+    # shares the connection of any channel to the same address, and with it
+    # that channel's reconnect backoff: a slave restarted on its port would
+    # fail its registration's confirmation (UNAVAILABLE at once, the old
+    # channel still backing off) and reset_channel() would reset nothing.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
