@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61rko/v1/jobs.proto\x12\x07\x61rko.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.arko.v1.Job.ParamsEntry\x12%\n\x04\x61rgs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x05state\x18\x05 \x01(\x0e\x32\x11.arko.v1.JobState\x12\r\n\x05slave\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63ode\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x0e\n\x06result\x18\x0c \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\r \x01(\t\x12\x10\n\x08\x64\x65tached\x18\x0e \x01(\x08\x12\x14\n\x0coutput_bytes\x18\x0f \x01(\x03\x12\x18\n\x10output_truncated\x18\x10 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x02\n\nRunRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12/\n\x06params\x18\x02 \x03(\x0b\x32\x1f.arko.v1.RunRequest.ParamsEntry\x12%\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x64\x65tach\x18\x04 \x01(\x08\x12/\n\x06labels\x18\x05 \x03(\x0b\x32\x1f.arko.v1.RunRequest.LabelsEntry\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x02\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.arko.v1.JobEvent.Kind\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05state\x18\x05 \x01(\x0e\x32\x11.arko.v1.JobState\x12\x0e\n\x06output\x18\x06 \x01(\t\x12\x0c\n\x04note\x18\x07 \x01(\t\x12\x19\n\x03job\x18\x08 \x01(\x0b\x32\x0c.arko.v1.Job\"`\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0b\n\x07STARTED\x10\x02\x12\n\n\x06OUTPUT\x10\x03\x12\r\n\tTRUNCATED\x10\x04\x12\x0c\n\x08\x46INISHED\x10\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"k\n\x0fListJobsRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12!\n\x06states\x18\x02 \x03(\x0e\x32\x11.arko.v1.JobState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"G\n\x10ListJobsResponse\x12\x1a\n\x04jobs\x18\x01 \x03(\x0b\x32\x0c.arko.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x0cWatchRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"/\n\rCancelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*y\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\x12\x0f\n\x0bINTERRUPTED\x10\x06\x32\x86\x02\n\x04Jobs\x12/\n\x03Run\x12\x13.arko.v1.RunRequest\x1a\x11.arko.v1.JobEvent0\x01\x12+\n\x03Get\x12\x16.arko.v1.GetJobRequest\x1a\x0c.arko.v1.Job\x12;\n\x04List\x12\x18.arko.v1.ListJobsRequest\x1a\x19.arko.v1.ListJobsResponse\x12\x33\n\x05Watch\x12\x15.arko.v1.WatchRequest\x1a\x11.arko.v1.JobEvent0\x01\x12.\n\x06\x43\x61ncel\x12\x16.arko.v1.CancelRequest\x1a\x0c.arko.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x61rko/v1/jobs.proto\x12\x07\x61rko.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x03(\x0b\x32\x18.arko.v1.Job.ParamsEntry\x12%\n\x04\x61rgs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x05state\x18\x05 \x01(\x0e\x32\x11.arko.v1.JobState\x12\r\n\x05slave\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63ode\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x0e\n\x06result\x18\x0c \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\r \x01(\t\x12\x10\n\x08\x64\x65tached\x18\x0e \x01(\x08\x12\x14\n\x0coutput_bytes\x18\x0f \x01(\x03\x12\x18\n\x10output_truncated\x18\x10 \x01(\x08\x12\x11\n\tparent_id\x18\x11 \x01(\t\x12\x0f\n\x07trigger\x18\x12 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x13 \x01(\x05\x12\x16\n\x0eoutlive_parent\x18\x14 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd7\x02\n\nRunRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12/\n\x06params\x18\x02 \x03(\x0b\x32\x1f.arko.v1.RunRequest.ParamsEntry\x12%\n\x04\x61rgs\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x64\x65tach\x18\x04 \x01(\x08\x12/\n\x06labels\x18\x05 \x03(\x0b\x32\x1f.arko.v1.RunRequest.LabelsEntry\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0eoutlive_parent\x18\x07 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x02\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.arko.v1.JobEvent.Kind\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05state\x18\x05 \x01(\x0e\x32\x11.arko.v1.JobState\x12\x0e\n\x06output\x18\x06 \x01(\t\x12\x0c\n\x04note\x18\x07 \x01(\t\x12\x19\n\x03job\x18\x08 \x01(\x0b\x32\x0c.arko.v1.Job\"`\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0b\n\x07STARTED\x10\x02\x12\n\n\x06OUTPUT\x10\x03\x12\r\n\tTRUNCATED\x10\x04\x12\x0c\n\x08\x46INISHED\x10\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"~\n\x0fListJobsRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12!\n\x06states\x18\x02 \x03(\x0e\x32\x11.arko.v1.JobState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x11\n\tparent_id\x18\x05 \x01(\t\"G\n\x10ListJobsResponse\x12\x1a\n\x04jobs\x18\x01 \x03(\x0b\x32\x0c.arko.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x0cWatchRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"/\n\rCancelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*y\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05\x12\x0f\n\x0bINTERRUPTED\x10\x06\x32\x86\x02\n\x04Jobs\x12/\n\x03Run\x12\x13.arko.v1.RunRequest\x1a\x11.arko.v1.JobEvent0\x01\x12+\n\x03Get\x12\x16.arko.v1.GetJobRequest\x1a\x0c.arko.v1.Job\x12;\n\x04List\x12\x18.arko.v1.ListJobsRequest\x1a\x19.arko.v1.ListJobsResponse\x12\x33\n\x05Watch\x12\x15.arko.v1.WatchRequest\x1a\x11.arko.v1.JobEvent0\x01\x12.\n\x06\x43\x61ncel\x12\x16.arko.v1.CancelRequest\x1a\x0c.arko.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,32 +40,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_RUNREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_RUNREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1561
-  _globals['_JOBSTATE']._serialized_end=1682
+  _globals['_JOBSTATE']._serialized_start=1679
+  _globals['_JOBSTATE']._serialized_end=1800
   _globals['_JOB']._serialized_start=127
-  _globals['_JOB']._serialized_end=612
-  _globals['_JOB_PARAMSENTRY']._serialized_start=567
-  _globals['_JOB_PARAMSENTRY']._serialized_end=612
-  _globals['_RUNREQUEST']._serialized_start=615
-  _globals['_RUNREQUEST']._serialized_end=934
-  _globals['_RUNREQUEST_PARAMSENTRY']._serialized_start=567
-  _globals['_RUNREQUEST_PARAMSENTRY']._serialized_end=612
-  _globals['_RUNREQUEST_LABELSENTRY']._serialized_start=889
-  _globals['_RUNREQUEST_LABELSENTRY']._serialized_end=934
-  _globals['_JOBEVENT']._serialized_start=937
-  _globals['_JOBEVENT']._serialized_end=1245
-  _globals['_JOBEVENT_KIND']._serialized_start=1149
-  _globals['_JOBEVENT_KIND']._serialized_end=1245
-  _globals['_GETJOBREQUEST']._serialized_start=1247
-  _globals['_GETJOBREQUEST']._serialized_end=1278
-  _globals['_LISTJOBSREQUEST']._serialized_start=1280
-  _globals['_LISTJOBSREQUEST']._serialized_end=1387
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1389
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1460
-  _globals['_WATCHREQUEST']._serialized_start=1462
-  _globals['_WATCHREQUEST']._serialized_end=1510
-  _globals['_CANCELREQUEST']._serialized_start=1512
-  _globals['_CANCELREQUEST']._serialized_end=1559
-  _globals['_JOBS']._serialized_start=1685
-  _globals['_JOBS']._serialized_end=1947
+  _globals['_JOB']._serialized_end=687
+  _globals['_JOB_PARAMSENTRY']._serialized_start=642
+  _globals['_JOB_PARAMSENTRY']._serialized_end=687
+  _globals['_RUNREQUEST']._serialized_start=690
+  _globals['_RUNREQUEST']._serialized_end=1033
+  _globals['_RUNREQUEST_PARAMSENTRY']._serialized_start=642
+  _globals['_RUNREQUEST_PARAMSENTRY']._serialized_end=687
+  _globals['_RUNREQUEST_LABELSENTRY']._serialized_start=988
+  _globals['_RUNREQUEST_LABELSENTRY']._serialized_end=1033
+  _globals['_JOBEVENT']._serialized_start=1036
+  _globals['_JOBEVENT']._serialized_end=1344
+  _globals['_JOBEVENT_KIND']._serialized_start=1248
+  _globals['_JOBEVENT_KIND']._serialized_end=1344
+  _globals['_GETJOBREQUEST']._serialized_start=1346
+  _globals['_GETJOBREQUEST']._serialized_end=1377
+  _globals['_LISTJOBSREQUEST']._serialized_start=1379
+  _globals['_LISTJOBSREQUEST']._serialized_end=1505
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1507
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1578
+  _globals['_WATCHREQUEST']._serialized_start=1580
+  _globals['_WATCHREQUEST']._serialized_end=1628
+  _globals['_CANCELREQUEST']._serialized_start=1630
+  _globals['_CANCELREQUEST']._serialized_end=1677
+  _globals['_JOBS']._serialized_start=1803
+  _globals['_JOBS']._serialized_end=2065
 # @@protoc_insertion_point(module_scope)

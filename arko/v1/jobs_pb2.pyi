@@ -30,7 +30,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class Job(_message.Message):
-    __slots__ = ("id", "method", "params", "args", "state", "slave", "created_at", "started_at", "ended_at", "code", "error", "result", "cancelled_by", "detached", "output_bytes", "output_truncated")
+    __slots__ = ("id", "method", "params", "args", "state", "slave", "created_at", "started_at", "ended_at", "code", "error", "result", "cancelled_by", "detached", "output_bytes", "output_truncated", "parent_id", "trigger", "depth", "outlive_parent")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,10 @@ class Job(_message.Message):
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    OUTLIVE_PARENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     method: str
     params: _containers.ScalarMap[str, str]
@@ -70,10 +74,14 @@ class Job(_message.Message):
     detached: bool
     output_bytes: int
     output_truncated: bool
-    def __init__(self, id: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., slave: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., detached: _Optional[bool] = ..., output_bytes: _Optional[int] = ..., output_truncated: _Optional[bool] = ...) -> None: ...
+    parent_id: str
+    trigger: str
+    depth: int
+    outlive_parent: bool
+    def __init__(self, id: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., slave: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., result: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., detached: _Optional[bool] = ..., output_bytes: _Optional[int] = ..., output_truncated: _Optional[bool] = ..., parent_id: _Optional[str] = ..., trigger: _Optional[str] = ..., depth: _Optional[int] = ..., outlive_parent: _Optional[bool] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("method", "params", "args", "detach", "labels", "timeout")
+    __slots__ = ("method", "params", "args", "detach", "labels", "timeout", "outlive_parent")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,13 +102,15 @@ class RunRequest(_message.Message):
     DETACH_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    OUTLIVE_PARENT_FIELD_NUMBER: _ClassVar[int]
     method: str
     params: _containers.ScalarMap[str, str]
     args: _struct_pb2.Struct
     detach: bool
     labels: _containers.ScalarMap[str, str]
     timeout: _duration_pb2.Duration
-    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    outlive_parent: bool
+    def __init__(self, method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., detach: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., outlive_parent: _Optional[bool] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "seq", "kind", "time", "state", "output", "note", "job")
@@ -143,16 +153,18 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("method", "states", "page_size", "page_token")
+    __slots__ = ("method", "states", "page_size", "page_token", "parent_id")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     method: str
     states: _containers.RepeatedScalarFieldContainer[JobState]
     page_size: int
     page_token: str
-    def __init__(self, method: _Optional[str] = ..., states: _Optional[_Iterable[_Union[JobState, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    parent_id: str
+    def __init__(self, method: _Optional[str] = ..., states: _Optional[_Iterable[_Union[JobState, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., parent_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")

@@ -94,7 +94,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         try:
             states = tuple(wire_name(s) for s in request.states)
             rows, token = await self._jobs.list(
-                request.method, states, request.page_size, request.page_token
+                request.method, states, request.page_size, request.page_token, request.parent_id
             )
         except ArkoError as exc:
             await abort(context, exc)

@@ -29,6 +29,10 @@ def job_message(row: JobRow) -> jobs_pb2.Job:
         detached=row.detached,
         output_bytes=row.output_bytes,
         output_truncated=row.output_truncated,
+        parent_id=row.parent_id,
+        trigger=row.trigger,
+        depth=row.depth,
+        outlive_parent=row.outlive_parent,
     )
     if row.args:
         job.args.update(row.args)

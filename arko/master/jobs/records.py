@@ -54,6 +54,19 @@ def _stamp(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a job comes from: a caller, a trigger, or a parent job (a child)."""
+
+    trigger: str = "api"
+    parent_id: str = ""
+    depth: int = 0
+    outlive_parent: bool = False
+
+
+TOP_LEVEL = Lineage()
+
+
 class Job:
     """A job in flight: its record as it stands, and the secret values never to store."""
 
@@ -70,6 +83,7 @@ class Job:
         args: dict[str, Any] | None = None,
         detached: bool = False,
         master: str = "",
+        lineage: Lineage | None = None,
     ):
         self.id = job_id
         self.master = master
@@ -78,6 +92,12 @@ class Job:
         self.args = args or {}
         self.secrets = secrets
         self.detached = detached
+        lineage = lineage or TOP_LEVEL
+        self.parent_id = lineage.parent_id
+        self.trigger = lineage.trigger
+        self.depth = lineage.depth
+        self.outlive_parent = lineage.outlive_parent
+        self.token_hash = ""
         self.state = JobState.QUEUED
         self.slave = ""
         self.result = ""
@@ -229,6 +249,7 @@ class JobRecorder:
         params: Mapping[str, str],
         args: Mapping[str, Any] | None = None,
         detached: bool = False,
+        lineage: Lineage | None = None,
     ) -> Job:
         """A new job with its id, not yet journaled (see :meth:`accepted`, :meth:`running`)."""
         args = dict(args or {})
@@ -242,6 +263,7 @@ class JobRecorder:
             redact_mapping(args),
             detached,
             self._master or "",
+            lineage,
         )
 
     def accepted(self, job: Job) -> None:

@@ -37,7 +37,7 @@ from arko.master.jobs.live import (
     LiveJob,
     LiveJobs,
 )
-from arko.master.jobs.records import JobRecorder
+from arko.master.jobs.records import TOP_LEVEL, JobRecorder, Lineage
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
 from arko.master.store.rows import JobFilter, JobRow, Store
 
@@ -78,6 +78,7 @@ class Submission:
             ``max_output_bytes`` of their JSON the job fails.
         refuse_early: A bad name or size is refused with no record (False:
             it is a job that fails at once, on record, like any other).
+        lineage: What started the job (a caller, a trigger, a parent job).
     """
 
     method: str
@@ -89,6 +90,7 @@ class Submission:
     detach: bool = False
     collect: bool = False
     refuse_early: bool = True
+    lineage: Lineage = TOP_LEVEL
 
 
 Runner = Callable[[LiveJob, Submission, Sink | None], Awaitable[Outcome]]
@@ -280,7 +282,11 @@ class JobService:
     def _accept(self, submission: Submission) -> LiveJob:
         """A new job with its id and ACCEPTED event."""
         job = self._recorder.begin(
-            submission.method, submission.params, submission.args, submission.detach
+            submission.method,
+            submission.params,
+            submission.args,
+            submission.detach,
+            submission.lineage,
         )
         live = LiveJob(job, self._recorder.output, self._max_output)
         self._live.add(live)
@@ -456,7 +462,12 @@ class JobService:
         return row
 
     async def list(
-        self, method: str = "", states: tuple[str, ...] = (), page_size: int = 0, token: str = ""
+        self,
+        method: str = "",
+        states: tuple[str, ...] = (),
+        page_size: int = 0,
+        token: str = "",
+        parent_id: str = "",
     ) -> tuple[list[JobRow], str]:
         """Jobs newest first, and the token of the next page ("" on the last).
 
@@ -472,7 +483,10 @@ class JobService:
         after = _parse_token(token) if token else None
         await self._recorder.flush()  # so jobs of the last second are listed too
         wanted = tuple(JobState(s) for s in states)
-        rows = await self._store.list_jobs(JobFilter(method.strip(), wanted, limit + 1, after))
+        parent = check_job_id(parent_id) if parent_id.strip() else ""
+        rows = await self._store.list_jobs(
+            JobFilter(method.strip(), wanted, limit + 1, after, parent)
+        )
         more = len(rows) > limit
         return rows[:limit], _page_token(rows[limit - 1]) if more else ""
 

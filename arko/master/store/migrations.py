@@ -18,7 +18,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-LATEST = 6
+LATEST = 7
 # PostgreSQL advisory lock key taken while the schema is upgraded ("arko" in ASCII).
 _UPGRADE_LOCK = 0x61726B6F
 
@@ -158,6 +158,33 @@ def _v6(db: peewee.Database) -> None:
     )
 
 
+class _SecretV7(peewee.Model):
+    name = peewee.CharField(primary_key=True, max_length=128)
+    sealed = peewee.TextField()
+    methods = peewee.TextField(default='["*"]')
+    created_at = peewee.DateTimeField(default=_now)
+    updated_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "secret"
+
+
+def _v7(db: peewee.Database) -> None:
+    """Pipelines as code: child jobs (parent, trigger, depth, a job token's
+    hash) and the secrets the master keeps for jobs."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("job", "parent_id", peewee.CharField(default="", max_length=32)),
+        migrator.add_column("job", "trigger", peewee.CharField(default="api", max_length=300)),
+        migrator.add_column("job", "depth", peewee.IntegerField(default=0)),
+        migrator.add_column("job", "outlive_parent", peewee.BooleanField(default=False)),
+        migrator.add_column("job", "token_hash", peewee.CharField(default="", max_length=64)),
+        migrator.add_index("job", ("parent_id", "created_at"), False),
+    )
+    db.bind([_SecretV7])
+    db.create_tables([_SecretV7])
+
+
 STEPS: dict[int, Callable[[peewee.Database], None]] = {
     1: _v1,
     2: _v2,
@@ -165,6 +192,7 @@ STEPS: dict[int, Callable[[peewee.Database], None]] = {
     4: _v4,
     5: _v5,
     6: _v6,
+    7: _v7,
 }
 
 

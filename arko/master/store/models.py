@@ -64,10 +64,15 @@ class JobModel(peewee.Model):
     last_seq = peewee.IntegerField(default=0)
     # The master running the job; another takes it over should that one die.
     master = peewee.CharField(default="", max_length=255)
+    parent_id = peewee.CharField(default="", max_length=32)
+    trigger = peewee.CharField(default="api", max_length=300)
+    depth = peewee.IntegerField(default=0)
+    outlive_parent = peewee.BooleanField(default=False)
+    token_hash = peewee.CharField(default="", max_length=64)
 
     class Meta:
         table_name = "job"
-        indexes = ((("master", "state"), False),)
+        indexes = ((("master", "state"), False), (("parent_id", "created_at"), False))
 
 
 class JobEventModel(peewee.Model):
@@ -82,6 +87,20 @@ class JobEventModel(peewee.Model):
     class Meta:
         table_name = "job_event"
         primary_key = peewee.CompositeKey("job_id", "seq")
+
+
+class SecretModel(peewee.Model):
+    """A secret for jobs: its value encrypted (AES-GCM), never in clear."""
+
+    name = peewee.CharField(primary_key=True, max_length=128)
+    # nonce + ciphertext + tag, base64; the name is the associated data.
+    sealed = peewee.TextField()
+    methods = peewee.TextField(default='["*"]')  # JSON list of globs
+    created_at = peewee.DateTimeField(default=_now)
+    updated_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "secret"
 
 
 class MasterModel(peewee.Model):

@@ -68,6 +68,16 @@ class JobRow:
     output_truncated: bool = False
     last_seq: int = 0
     master: str = ""
+    # Pipelines: the job that started this one (a child), what started it
+    # ("api", "job", "hook:NAME", "schedule:NAME"), how deep it is nested,
+    # and whether it runs on when its parent ends.
+    parent_id: str = ""
+    trigger: str = "api"
+    depth: int = 0
+    outlive_parent: bool = False
+    # SHA-256 of the job's token (arko-job-token) while it may start
+    # children; never the token itself.
+    token_hash: str = ""
 
 
 # Computed once here, so the hot paths that copy records field by field
@@ -97,6 +107,7 @@ class JobFilter:
     states: tuple[JobState, ...] = ()
     limit: int = 50
     after: tuple[dt.datetime, str] | None = None
+    parent_id: str = ""
 
 
 class Store(Protocol):

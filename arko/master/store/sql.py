@@ -36,7 +36,13 @@ from arko.common.errors import ArkoError, InternalError, StartupError
 from arko.master.jobs.state import UNFINISHED, JobState
 from arko.master.store import migrations
 from arko.master.store.errors import postgres_startup_error, sqlite_startup_error
-from arko.master.store.models import JobEventModel, JobModel, MasterModel, SlaveModel
+from arko.master.store.models import (
+    JobEventModel,
+    JobModel,
+    MasterModel,
+    SecretModel,
+    SlaveModel,
+)
 from arko.master.store.private_files import make_private
 from arko.master.store.rows import (
     JOB_FIELDS,
@@ -300,7 +306,7 @@ class DatabaseStore:
 
     def __init__(self, db: AsyncDatabaseMixin) -> None:
         self._db = db
-        db.bind([SlaveModel, JobModel, JobEventModel, MasterModel])
+        db.bind([SlaveModel, JobModel, JobEventModel, MasterModel, SecretModel])
 
     async def _prepare(
         self,
@@ -448,6 +454,8 @@ class DatabaseStore:
         select = JobModel.select(*_JOB_MODEL_COLUMNS)
         if query.method:
             select = select.where(JobModel.method == query.method)
+        if query.parent_id:
+            select = select.where(JobModel.parent_id == query.parent_id)
         if query.states:
             select = select.where(JobModel.state.in_(list(query.states)))
         if query.after is not None:

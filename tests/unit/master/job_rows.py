@@ -32,4 +32,9 @@ def every_field_set(job_id: str = "f" * 32) -> JobRow:
         output_truncated=True,
         last_seq=9,
         master="m1",
+        parent_id="e" * 32,
+        trigger="job",
+        depth=2,
+        outlive_parent=True,
+        token_hash="d" * 64,
     )
