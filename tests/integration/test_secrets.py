@@ -205,10 +205,17 @@ def test_a_method_outside_the_globs_is_refused_before_the_slave(
     unknown = refused(master, name="${secret:NOPE}")
     assert unknown.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "secret NOPE" in (unknown.details() or "")
+    # A value that does not fit its field: the parse error is the caller's, masked.
+    assert arko(master, "secrets", "set", "NUM", stdin=VALUE).returncode == 0
+    unfit = refused(master, count="${secret:NUM}")
+    assert unfit.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "count" in (unfit.details() or "") and "***" in (unfit.details() or "")
+    _assert_hidden("the parse error", unfit.details() or "")
     assert recorded(record) == []
     with grpc.insecure_channel(master.address) as channel:
         listed = jobs_pb2_grpc.JobsStub(channel).List(jobs_pb2.ListJobsRequest(), timeout=30)
-    assert sorted(j.code for j in listed.jobs) == ["FAILED_PRECONDITION", "PERMISSION_DENIED"]
+    codes = sorted(j.code for j in listed.jobs)
+    assert codes == ["FAILED_PRECONDITION", "INVALID_ARGUMENT", "PERMISSION_DENIED"]
     assert all(not j.slave for j in listed.jobs)
 
 

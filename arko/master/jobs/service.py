@@ -381,6 +381,8 @@ class JobService:
             )
         except ArkoError as exc:
             error = exc
+            # The caller's status too: a typed argument's parse error quotes its value.
+            exc.message = job.hide_secrets(exc.message)
             self._recorder.failed(job, exc.code.name, exc.message, live.next_seq)
         except asyncio.CancelledError:
             error = self._cancelled(live)
