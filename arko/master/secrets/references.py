@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from arko.common.errors import ArkoError, PermissionDenied
+from arko.common.methods import parse_method_name
 from arko.common.redact import referenced
 from arko.master.secrets.vault import NoSecretsKey, Vault, allows, check_name
 
@@ -50,9 +51,13 @@ class SecretResolver:
     ) -> Inputs:
         """``params`` and ``args`` with each reference replaced by its secret's value.
 
+        The globs are matched against ``Service.Method`` however the caller
+        spelled the method (``/Service/Method``, blanks around it), since
+        that is the method the slave is called for.
+
         Raises:
             NoSecretsKey: a reference, and no key file.
-            InvalidArgument: a reference to a malformed name.
+            InvalidArgument: a reference to a malformed name, or a malformed method.
             UnknownSecret: a reference to a secret that does not exist.
             PermissionDenied: no glob of the secret matches ``method``.
             SecretUnreadable: a value does not open with this master's key.
@@ -66,6 +71,7 @@ class SecretResolver:
             return Inputs(params, args)
         if self._vault is None:
             raise NoSecretsKey()
+        method = parse_method_name(method).dotted
         for name in sorted(names):
             check_name(name)
         opened = await self._vault.open(names)

@@ -67,6 +67,17 @@ def test_references_are_replaced_at_the_top_level_only(tmp_path: Path) -> None:
     with_resolver(tmp_path, scenario)
 
 
+def test_globs_see_the_method_however_it_is_spelled(tmp_path: Path) -> None:
+    """``/Deploy/Run`` and `` Deploy.Run `` are Deploy.Run: allowed by ``Deploy.*``."""
+
+    async def scenario(resolver: SecretResolver) -> None:
+        for spelling in ("/Deploy/Run", " Deploy.Run ", "Deploy/Run"):
+            inputs = await resolver.resolve(spelling, {"key": "${secret:DEPLOY}"}, None)
+            assert inputs.params == {"key": VALUE}
+
+    with_resolver(tmp_path, scenario)
+
+
 def test_a_method_outside_the_globs_is_refused_naming_secret_and_method(tmp_path: Path) -> None:
     """PERMISSION_DENIED; the message names the secret and the method, never the value."""
 
