@@ -46,6 +46,7 @@ from arko.cli.render import (
     tsv,
     wire,
 )
+from arko.cli.secrets import secrets_app
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
 
@@ -59,6 +60,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+app.add_typer(secrets_app, name="secrets")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from arko.v1 import admin_pb2_grpc, jobs_pb2_grpc
+from arko.v1 import admin_pb2_grpc, jobs_pb2_grpc, secrets_pb2_grpc
 
 DEFAULT_MASTER = "127.0.0.1:10001"
 
@@ -132,12 +132,13 @@ class Connection:
 
 
 class Stubs:
-    """The two services the CLI calls, with the connection's metadata and timeout."""
+    """The services the CLI calls, with the connection's metadata and timeout."""
 
     def __init__(self, channel: grpc.Channel, conn: Connection) -> None:
         self.conn = conn
         self.jobs = jobs_pb2_grpc.JobsStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
+        self.secrets = secrets_pb2_grpc.SecretsStub(channel)
 
     def options(self, timeout: bool = True) -> dict[str, Any]:
         """Keyword arguments of a call: metadata, and a deadline unless it streams on."""

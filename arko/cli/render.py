@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from rich.table import Table
 from rich.text import Text
 
-from arko.common.redact import REDACTED, is_secret_name
+from arko.common.redact import REDACTED, is_secret_name, referenced
 from arko.v1 import admin_pb2, jobs_pb2, options_pb2
 
 # C0 controls, DEL and C1 controls (ESC among them), shown as \xNN.
@@ -213,9 +213,13 @@ def job_lines(job: jobs_pb2.Job) -> list[str]:
 
 
 def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
-    """Secret values (stored as ``***``) become ``<NAME>`` for the user to fill in."""
+    """Secret values (stored as ``***``) become ``<NAME>`` for the user to fill in.
+
+    A ``${secret:NAME}`` reference stays: the master fills it in again.
+    """
     return {
-        k: f"<{k.upper()}>" if is_secret_name(k) or v == REDACTED else v for k, v in values.items()
+        k: f"<{k.upper()}>" if referenced(v) is None and (is_secret_name(k) or v == REDACTED) else v
+        for k, v in values.items()
     }
 
 

@@ -21,6 +21,11 @@ The rule, in three parts:
    form a rendering could give the secret (as is, JSON-escaped, Python repr,
    protobuf text escapes). Matching a secret's text inside a JSON rendering
    would miss one holding ``"``, ``\\``, a control or a non-ASCII character.
+
+A value that is exactly a reference to a secret the master keeps,
+``${secret:NAME}``, holds no secret: it is kept as it is under any name, and
+the master adds the value it stands for to the job's :class:`Secrets` once it
+is known (:mod:`arko.master.secrets.references`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ _SECRET_NAME = re.compile(
 REDACTED = "***"
 # A key in JSON text, even broken ("[Errno 2] …token" in a log is no JSON key).
 _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+# A parameter or top-level argument that stands for a secret the master keeps.
+SECRET_REFERENCE = re.compile(r"\$\{secret:(.*)\}", re.DOTALL)
 # Shorter values are not scrubbed out of text: "ab" would wreck every output.
 MIN_SECRET = 3
 _ANY = "google.protobuf.Any"
@@ -54,10 +61,23 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def referenced(value: Any) -> str | None:
+    """The name ``value`` refers to when it is exactly ``${secret:NAME}``, else None."""
+    if not isinstance(value, str):
+        return None
+    found = SECRET_REFERENCE.fullmatch(value)
+    return None if found is None else found.group(1)
+
+
 def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``values`` with secret-looking entries replaced, recursively."""
+    """A copy of ``values`` with secret-looking entries replaced, recursively.
+
+    A reference to a kept secret stays: it is what the record should show.
+    """
     return {
-        name: REDACTED if is_secret_name(str(name)) else _redact(value)
+        name: REDACTED
+        if is_secret_name(str(name)) and referenced(value) is None
+        else _redact(value)
         for name, value in values.items()
     }
 
@@ -86,7 +106,7 @@ def secret_values(values: Mapping[str, Any]) -> list[str]:
     """Every text under a secret-looking name, at any depth, JSON texts included."""
     found: list[str] = []
     for name, value in values.items():
-        if is_secret_name(str(name)):
+        if is_secret_name(str(name)) and referenced(value) is None:
             _leaves(value, found)
         else:
             _search(value, found)
@@ -146,7 +166,8 @@ class Secrets:
     """
 
     def __init__(self, values: Iterable[str] = ()) -> None:
-        forms = {form for value in values if len(value) >= MIN_SECRET for form in _forms(value)}
+        self._values = tuple(value for value in values if len(value) >= MIN_SECRET)
+        forms = {form for value in self._values for form in _forms(value)}
         ordered = sorted(forms, key=len, reverse=True)  # the longest form wins
         self._text = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._bytes = (
@@ -160,6 +181,11 @@ class Secrets:
 
     def __bool__(self) -> bool:
         return self._text is not None
+
+    def adding(self, values: Iterable[str]) -> Secrets:
+        """These values and ``values`` (a job's ``${secret:NAME}`` values, once known)."""
+        more = tuple(values)
+        return Secrets((*self._values, *more)) if more else self
 
     def text(self, text: str) -> str:
         """``text`` without any form of any secret value.

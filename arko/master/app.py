@@ -31,6 +31,7 @@ from arko.master.admin import Admin
 from arko.master.api.admin import AdminServicer
 from arko.master.api.auth import ClientTokenInterceptor
 from arko.master.api.jobs import JobsServicer
+from arko.master.api.secrets import SecretsServicer
 from arko.master.api.servicers import ExecutionServicer, RegisterServicer
 from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.cluster.slave_feed import SlaveFeed
@@ -41,6 +42,9 @@ from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
 from arko.master.jobs.service import JobService
 from arko.master.metrics import MasterMetrics
+from arko.master.secrets.references import SecretResolver
+from arko.master.secrets.sealing import load_key
+from arko.master.secrets.vault import Vault
 from arko.master.settings import MasterSettings
 from arko.master.slaves.admission import RateLimit
 from arko.master.slaves.probe import Pinger, Prober
@@ -48,7 +52,14 @@ from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.lock import HeldLock
 from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
-from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from arko.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
+)
 
 if TYPE_CHECKING:  # imported at run time only with --http_port (see _start)
     from arko.master.api.http.server import HttpServer
@@ -162,8 +173,10 @@ class Master(Lifecycle):
         s = self.settings
         tls = s.tls_config()
         join_token, client_token = s.tokens()
+        sealer = load_key(s.secrets_key_file) if s.secrets_key_file else None
         self._lock_database()
         self._store = await open_store(s.db)
+        vault = Vault(self._store, sealer)
         self._lock_journal()
         live = LiveJobs()
         mutual = tls is not None and tls.mutual
@@ -210,6 +223,7 @@ class Master(Lifecycle):
             s.job_timeout,
             coordinator,
             on_finished=self._finished(metrics),
+            secrets=SecretResolver(vault),
         )
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
@@ -230,13 +244,12 @@ class Master(Lifecycle):
         )
         execution = ExecutionServicer(self._jobs)
         jobs = JobsServicer(self._jobs)
+        secrets = SecretsServicer(vault)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
-        interceptors = (
-            [ClientTokenInterceptor(client_token, (execution_name, jobs_name, admin_name))]
-            if client_token
-            else []
-        )
+        secrets_name = secrets_pb2.DESCRIPTOR.services_by_name["Secrets"].full_name
+        guarded = (execution_name, jobs_name, admin_name, secrets_name)
+        interceptors = [ClientTokenInterceptor(client_token, guarded)] if client_token else []
         services = [
             (
                 register_pb2.DESCRIPTOR.services_by_name["Register"].full_name,
@@ -248,6 +261,10 @@ class Master(Lifecycle):
             ),
             (jobs_name, lambda srv: jobs_pb2_grpc.add_JobsServicer_to_server(jobs, srv)),
             (admin_name, lambda srv: admin_pb2_grpc.add_AdminServicer_to_server(admin, srv)),
+            (
+                secrets_name,
+                lambda srv: secrets_pb2_grpc.add_SecretsServicer_to_server(secrets, srv),
+            ),
         ]
         built = create_server(
             s.listen_host,
@@ -277,7 +294,7 @@ class Master(Lifecycle):
             # start-up time, which every master without --http_port saves.
             from arko.master.api.http.server import HttpServer, create_app
 
-            app = create_app(self._jobs, self._registry, s, client_token)
+            app = create_app(self._jobs, self._registry, s, client_token, vault)
             self._http = HttpServer(app, s)
             await self._http.start()
         log.info(

@@ -187,3 +187,9 @@ class MasterSettings(DaemonSettings):
         description="File holding the bearer token callers of Execution must present "
         "(or env ARKO_MASTER_CLIENT_TOKEN)",
     )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="File holding the key that seals arko.v1.Secrets at rest: 32 random "
+        "bytes in base64, mode 0600 (head -c 32 /dev/urandom | base64 > FILE); without "
+        "it the master keeps no secrets",
+    )

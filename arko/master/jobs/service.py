@@ -39,6 +39,7 @@ from arko.master.jobs.live import (
 )
 from arko.master.jobs.records import TOP_LEVEL, JobRecorder, Lineage
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
+from arko.master.secrets.references import NO_VAULT, SecretResolver
 from arko.master.store.rows import JobFilter, JobRow, Store
 
 log = structlog.get_logger("arko.master.jobs.service")
@@ -207,6 +208,7 @@ class JobService:
         job_timeout: Deadline of a job whose caller set none (and of detached jobs).
         coordinator: The other masters on the database, if any.
         on_finished: Told of every job that ends here (e.g. metrics).
+        secrets: Replaces ``${secret:NAME}`` in what is sent to the slave.
     """
 
     def __init__(
@@ -219,8 +221,10 @@ class JobService:
         job_timeout: float | None,
         coordinator: Coordinator = ALONE,
         on_finished: Callable[[LiveJob], None] | None = None,
+        secrets: SecretResolver = NO_VAULT,
     ) -> None:
         self._executor = executor
+        self._secrets = secrets
         # Several masters: jobs running on another one are followed through
         # the store (woken by its notices) and cancelled by asking it.
         self._coordinator = coordinator
@@ -364,10 +368,11 @@ class JobService:
             await self._recorder.persist(job)
             if sink is not None:
                 await sink(live.since(0)[0])  # ACCEPTED: the caller learns the id first
+            # ${secret:NAME} becomes its value here only: the record keeps the reference.
+            inputs = await self._secrets.resolve(job.method, submission.params, submission.args)
+            job.secrets = job.secrets.adding(inputs.values)
             streaming = await self._executor.execute(
-                JobInput(
-                    job.method, submission.params, submission.args, submission.labels, job.secrets
-                ),
+                JobInput(job.method, inputs.params, inputs.args, submission.labels, job.secrets),
                 self._timeout(submission),
                 on_start,
                 on_message,
@@ -376,6 +381,8 @@ class JobService:
             )
         except ArkoError as exc:
             error = exc
+            # The caller's status too: a typed argument's parse error quotes its value.
+            exc.message = job.hide_secrets(exc.message)
             self._recorder.failed(job, exc.code.name, exc.message, live.next_seq)
         except asyncio.CancelledError:
             error = self._cancelled(live)

@@ -110,6 +110,41 @@ class JobFilter:
     parent_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SecretRow:
+    """A stored secret: its value sealed (:mod:`arko.master.secrets.sealing`), never in clear."""
+
+    name: str
+    sealed: str
+    methods: tuple[str, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SecretStore(Protocol):
+    """What the secrets vault needs from persistence: the ``secret`` table.
+
+    Apart from :class:`Store` so the job cores' fakes need not grow it; the
+    SQL stores implement both.
+    """
+
+    async def put_secret(self, name: str, sealed: str, methods: Sequence[str]) -> SecretRow:
+        """Insert the secret or replace its value and globs (keeping ``created_at``)."""
+        ...
+
+    async def list_secrets(self) -> list[SecretRow]:
+        """Every secret, by name."""
+        ...
+
+    async def get_secrets(self, names: Sequence[str]) -> list[SecretRow]:
+        """Those of ``names`` that exist, by name; read afresh on every call."""
+        ...
+
+    async def delete_secret(self, name: str) -> bool:
+        """Delete a secret; False when there was none of this name."""
+        ...
+
+
 class Store(Protocol):
     """What the registry and the job recorder need from persistence."""
 

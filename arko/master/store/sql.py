@@ -53,6 +53,7 @@ from arko.master.store.rows import (
     JobFilter,
     JobRow,
     RecordRefused,
+    SecretRow,
     SlaveRow,
     now,
 )
@@ -190,6 +191,24 @@ def _job_rows(rows: Iterable[tuple[Any, ...]]) -> list[JobRow]:
     return [
         JobRow(*[v if f is None else f(v) for f, v in zip(read, row, strict=True)]) for row in rows
     ]
+
+
+def _secret_rows(models: Iterable[Any]) -> list[SecretRow]:
+    return [
+        SecretRow(
+            m.name,
+            m.sealed,
+            tuple(json.loads(m.methods)),
+            _aware(m.created_at),
+            _aware(m.updated_at),
+        )
+        for m in models
+    ]
+
+
+def _aware(stamp: dt.datetime) -> dt.datetime:
+    """A stored time in UTC: SQLite gives it back without its zone."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
 
 
 # PostgreSQL text cannot hold NUL (U+0000), which a caller's method name or a
@@ -491,6 +510,34 @@ class DatabaseStore:
         select = JobModel.select(*_JOB_MODEL_COLUMNS).where(JobModel.id == job_id)
         rows = _job_rows(await self._db.list(select.tuples()))
         return rows[0] if rows else None
+
+    async def put_secret(self, name: str, sealed: str, methods: Sequence[str]) -> SecretRow:
+        stamp = now()
+        globs = json.dumps(list(methods))
+        m = SecretModel
+        await self._db.aexecute(
+            m.insert(
+                name=name, sealed=sealed, methods=globs, created_at=stamp, updated_at=stamp
+            ).on_conflict(
+                conflict_target=[m.name],
+                update={m.sealed: sealed, m.methods: globs, m.updated_at: stamp},
+            )
+        )
+        return (await self.get_secrets([name]))[0]
+
+    async def list_secrets(self) -> list[SecretRow]:
+        return _secret_rows(await self._db.list(SecretModel.select().order_by(SecretModel.name)))
+
+    async def get_secrets(self, names: Sequence[str]) -> list[SecretRow]:
+        if not names:
+            return []
+        m = SecretModel
+        query = m.select().where(m.name.in_(list(names))).order_by(m.name)
+        return _secret_rows(await self._db.list(query))
+
+    async def delete_secret(self, name: str) -> bool:
+        count: int = await self._db.aexecute(SecretModel.delete().where(SecretModel.name == name))
+        return count > 0
 
     async def close(self) -> None:
         await self._db.close_pool()

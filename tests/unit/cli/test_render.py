@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import shlex
 
 from rich.console import Console
 from typer.testing import CliRunner
 
 from arko.cli.app import app
-from arko.cli.render import jobs_table, policy_line, slave_notes, slaves_table, tsv
+from arko.cli.render import (
+    grpcurl_command,
+    jobs_table,
+    policy_line,
+    slave_notes,
+    slaves_table,
+    tsv,
+)
 from arko.v1 import admin_pb2, jobs_pb2, options_pb2
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -72,3 +81,13 @@ def test_help_says_what_the_star_and_the_two_timeouts_mean() -> None:
     assert "A starred status (DOWN*) has a reason" in slaves.output
     run = runner.invoke(app, ["run", "--help"], terminal_width=200)
     assert "DEADLINE_EXCEEDED" in run.output and "--timeout bounds only" in run.output
+
+
+def test_the_grpcurl_line_keeps_secret_references() -> None:
+    """``${secret:NAME}`` under any name stays in the rerun command: the master fills it in."""
+    job = jobs_pb2.Job(method="Deploy.Run", params={"password": "${secret:PW}", "pwd": "***"})
+    job.args.update({"api_token": "${secret:TOKEN}"})
+    argv = shlex.split(grpcurl_command(job, "127.0.0.1:10001", []))
+    body = json.loads(argv[argv.index("-d") + 1])
+    assert body["params"] == {"password": "${secret:PW}", "pwd": "<PWD>"}
+    assert body["args"] == {"api_token": "${secret:TOKEN}"}

@@ -306,3 +306,19 @@ def test_a_logged_error_in_brackets_is_not_taken_for_json() -> None:
     """Text that only starts like JSON ("[Errno 2] … token") keeps its words."""
     error = "[Errno 2] No such file or directory: '/etc/arko/token'"
     assert redact_mapping({"error": error}) == {"error": error}
+
+
+def test_a_reference_to_a_kept_secret_is_shown_and_its_value_added_later() -> None:
+    """``${secret:NAME}`` under a secret name stays as is and is no value to scrub;
+    the value it stands for is scrubbed once added, raw and JSON-escaped."""
+    params = {"token": "${secret:DEPLOY}", "password": "hunter22", "note": "x${secret:A}"}
+    assert redact_mapping(params) == {
+        "token": "${secret:DEPLOY}",
+        "password": "***",
+        "note": "x${secret:A}",
+    }
+    secrets = Secrets.of(params)
+    assert secrets.text("${secret:DEPLOY} hunter22") == "${secret:DEPLOY} ***"
+    more = secrets.adding(['va"l\\ue'])
+    assert more.text('hunter22 va"l\\ue va\\"l\\\\ue') == "*** *** ***"
+    assert secrets.adding([]) is secrets

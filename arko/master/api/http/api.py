@@ -27,12 +27,15 @@ from arko.common.errors import ArkoError, InvalidArgument
 from arko.master.api.http.openapi import OpenApiCache
 from arko.master.api.http.schema import describe_method, locate
 from arko.master.api.messages import event_message, job_message
+from arko.master.api.secrets import secret_message
 from arko.master.jobs.executor import Unimplemented
 from arko.master.jobs.params import build_request
 from arko.master.jobs.service import JobService, Submission
+from arko.master.secrets.vault import NoSecretsKey, Vault
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import Slave
 from arko.master.store.rows import JobRow
+from arko.v1 import secrets_pb2
 
 log = structlog.get_logger("arko.master.api.http")
 
@@ -143,6 +146,8 @@ class Api:
         client_token: The bearer token callers must present (None: open).
         patience: Seconds a request waits for a slave offering its method to
             register again after a restart (as a job waits for it).
+        vault: The master's secrets (names and globs are listed, never values);
+            None answers as a master without a key file does.
     """
 
     def __init__(
@@ -151,8 +156,10 @@ class Api:
         registry: Registry,
         client_token: str | None,
         patience: float = 0.0,
+        vault: Vault | None = None,
     ) -> None:
         self._jobs = jobs
+        self._vault = vault
         self._registry = registry
         self._patience = patience
         self._token = client_token
@@ -173,6 +180,7 @@ class Api:
                 web.post(f"{API}/jobs/{{id}}/cancel", self.cancel_job),
                 web.get(f"{API}/jobs/{{id}}/events", self.events),
                 web.post(f"{API}/run/{{method}}", self.run),
+                web.get(f"{API}/secrets", self.secrets),
             ]
         )
 
@@ -256,6 +264,23 @@ class Api:
         """``GET /api/v1/methods/{method}``: its request fields, JSON Schema and job policy."""
         found = await locate(self._registry, request.match_info["method"], self._patience)
         return web.json_response(describe_method(found))
+
+    async def secrets(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/secrets``: ``arko.v1.ListSecretsResponse`` as JSON; never a value.
+
+        412 when the master has no key file: there is nothing to list, and
+        the error says how to give it one.
+        """
+        try:
+            if self._vault is None:
+                raise NoSecretsKey()
+            rows = await self._vault.list()
+        except NoSecretsKey as exc:
+            return error_response(412, exc.code.name, exc.message)
+        listed = secrets_pb2.ListSecretsResponse(secrets=[secret_message(r) for r in rows])
+        return web.json_response(
+            json_format.MessageToDict(listed, always_print_fields_with_no_presence=True)
+        )
 
     # -- jobs --------------------------------------------------------------
 

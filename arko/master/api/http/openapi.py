@@ -23,6 +23,7 @@ _REFS = "#/components/schemas/"
 # Names of the fixed schemas; a proto message would need the package
 # ``arko.http`` to collide with them.
 _JOB, _ERROR, _ACCEPTED = "arko.http.Job", "arko.http.Error", "arko.http.Accepted"
+_SECRETS = "arko.http.Secrets"
 _STATES = [state.upper() for state in JobState]
 
 
@@ -102,7 +103,22 @@ def _fixed_schemas() -> dict[str, Any]:
         },
         "required": ["id", "state", "urls"],
     }
-    return {_JOB: job, _ERROR: error, _ACCEPTED: accepted}
+    secret = {
+        "type": "object",
+        "properties": {
+            "name": text,
+            "methods": {"type": "array", "items": text},
+            "createdAt": text,
+            "updatedAt": text,
+        },
+    }
+    secrets = {
+        "type": "object",
+        "description": "arko.v1.ListSecretsResponse in the protobuf JSON mapping",
+        "properties": {"secrets": {"type": "array", "items": secret}},
+        "required": ["secrets"],
+    }
+    return {_JOB: job, _ERROR: error, _ACCEPTED: accepted, _SECRETS: secrets}
 
 
 def _fixed_paths() -> dict[str, Any]:
@@ -198,6 +214,17 @@ def _fixed_paths() -> dict[str, Any]:
                 "operationId": "cancelJob",
                 "parameters": [_JOB_ID],
                 "responses": {"200": _json(_ref(_JOB), "The job, ended"), **_ERRORS},
+            }
+        },
+        "/api/v1/secrets": {
+            "get": {
+                "summary": "The master's secrets by name: their method globs and times, "
+                "never their values (arko.v1.ListSecretsResponse as JSON)",
+                "operationId": "listSecrets",
+                "responses": {
+                    "200": _json(_ref(_SECRETS), "The secrets"),
+                    "412": _json(_ref(_ERROR), "The master has no --secrets_key_file"),
+                },
             }
         },
         "/api/v1/jobs/{id}/events": {

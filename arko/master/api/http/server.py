@@ -20,6 +20,7 @@ from arko.master.api.http.api import API, Api
 from arko.master.api.http.hosts import HostGuard
 from arko.master.api.http.safety import add_security_headers, last_resort
 from arko.master.jobs.service import JobService
+from arko.master.secrets.vault import Vault
 from arko.master.settings import MasterSettings
 from arko.master.slaves.registry import Registry
 
@@ -98,7 +99,11 @@ def built_ui_dir(settings: MasterSettings) -> Path:
 
 
 def create_app(
-    jobs: JobService, registry: Registry, settings: MasterSettings, client_token: str | None
+    jobs: JobService,
+    registry: Registry,
+    settings: MasterSettings,
+    client_token: str | None,
+    vault: Vault | None = None,
 ) -> web.Application:
     """The master's HTTP application: API routes first, then the UI's catch-all.
 
@@ -109,7 +114,7 @@ def create_app(
     guard = HostGuard(settings.listen_host, settings.http_allowed_hosts)
     app.middlewares.extend([last_resort, guard.middleware])
     app.on_response_prepare.append(add_security_headers)
-    Api(jobs, registry, client_token, settings.connect_timeout).add_routes(app)
+    Api(jobs, registry, client_token, settings.connect_timeout, vault).add_routes(app)
     _ui_routes(app, built_ui_dir(settings))
     return app
 
