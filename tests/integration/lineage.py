@@ -9,6 +9,7 @@ takes one for a job it must interrupt or resume.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -62,5 +63,7 @@ def store_tree(db: Path | str, slave: str = "127.0.0.1:1") -> Tree:
         finally:
             await store.close()
 
-    asyncio.run(save())
+    # A thread of its own: Playwright's sync API keeps a loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, save()).result()
     return Tree(root.id, lint.id, test.id, unit.id)
