@@ -291,6 +291,6 @@ def test_jobs_list_fits_a_phone(ui_fleet: Fleet, site: Web, browser: Browser, sh
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
         assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
-        phone.screenshot(path=shots / "ui-jobs-phone.png", full_page=True)
+        phone.screenshot(path=shots / "ui-jobs-phone.png")
     finally:
         context.close()
