@@ -32,6 +32,7 @@ from arko.cli.client import (
     read_token,
     with_code,
 )
+from arko.cli.lineage import fetch_tree, tree_dicts, tree_lines
 from arko.cli.render import (
     as_dict,
     dumps,
@@ -46,6 +47,7 @@ from arko.cli.render import (
     tsv,
     wire,
 )
+from arko.cli.rerun import rerun_request
 from arko.cli.secrets import secrets_app
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
@@ -65,6 +67,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 JobId = Annotated[str, typer.Argument(help="The job's id (32 hex digits)")]
+Detach = Annotated[
+    bool, typer.Option("--detach", "-d", help="Print the job id only; the job runs on")
+]
+Deadline = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        min=0.1,
+        help="Seconds the job may run (queue included); then it fails with "
+        "DEADLINE_EXCEEDED [default: the master's --job_timeout]. "
+        "--timeout bounds only this command's calls to the master, not the job",
+    ),
+]
+EventsJson = Annotated[bool, typer.Option("--json", help="Events as JSON lines")]
 _FINAL = {
     jobs_pb2.SUCCEEDED: Exit.OK,
     jobs_pb2.FAILED: Exit.JOB_FAILED,
@@ -374,20 +390,9 @@ def run(
         list[str] | None,
         typer.Argument(help="name=value fields of the request (typed by describe)"),
     ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", "-d", help="Print the job id only; the job runs on")
-    ] = False,
-    deadline: Annotated[
-        float | None,
-        typer.Option(
-            "--deadline",
-            min=0.1,
-            help="Seconds the job may run (queue included); then it fails with "
-            "DEADLINE_EXCEEDED [default: the master's --job_timeout]. "
-            "--timeout bounds only this command's calls to the master, not the job",
-        ),
-    ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Events as JSON lines")] = False,
+    detach: Detach = False,
+    deadline: Deadline = None,
+    json: EventsJson = False,
 ) -> None:
     """Run a method: output printed as it comes; exits with the job's outcome.
 
@@ -399,22 +404,45 @@ def run(
         request = jobs_pb2.RunRequest(method=info.method, params=params, detach=detach)
         if args:
             request.args.update(args)
-        if deadline is not None:
-            request.timeout.FromTimedelta(dt.timedelta(seconds=deadline))
-        # Attached unless --detach: the job is ours until it ends, and leaving
-        # (a second Ctrl-C, a killed arko) cancels it on the master.
-        events = _Pump(stubs.jobs.Run(request, **stubs.options(False)))
-        accepted = events.next()
-        if accepted is None:
-            raise CliError("the master ended the call before accepting the job", Exit.ERROR)
-        if detach:
-            print(dumps({"job_id": accepted.job_id}) if json else wire(accepted.job_id))
-            return
-        follower = _Follower(stubs, json, _tty(), owns_job=True)
-        follower.show(accepted)
-        started = time.monotonic()
-        with _spinner(wire(f"{info.method} {accepted.job_id}"), _tty() and not json):
-            job = follower.follow(events, accepted.job_id)
+        _launch(stubs, request, deadline, json)
+
+
+@app.command()
+@handled
+def rerun(
+    ctx: typer.Context,
+    job_id: JobId,
+    detach: Detach = False,
+    deadline: Deadline = None,
+    json: EventsJson = False,
+) -> None:
+    """Run a job again: its method, params and args, as recorded; then as arko run.
+
+    Refused (exit 2) when the record hid a value as ***: it cannot be sent again.
+    """
+    with _conn(ctx).open() as stubs:
+        found = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
+        _launch(stubs, rerun_request(found, detach), deadline, json)
+
+
+def _launch(stubs: Stubs, request: jobs_pb2.RunRequest, deadline: float | None, json: bool) -> None:
+    """Start the job; print its id (``--detach``) or follow it and exit with its outcome."""
+    if deadline is not None:
+        request.timeout.FromTimedelta(dt.timedelta(seconds=deadline))
+    # Attached unless --detach: the job is ours until it ends, and leaving
+    # (a second Ctrl-C, a killed arko) cancels it on the master.
+    events = _Pump(stubs.jobs.Run(request, **stubs.options(False)))
+    accepted = events.next()
+    if accepted is None:
+        raise CliError("the master ended the call before accepting the job", Exit.ERROR)
+    if request.detach:
+        print(dumps({"job_id": accepted.job_id}) if json else wire(accepted.job_id))
+        return
+    follower = _Follower(stubs, json, _tty(), owns_job=True)
+    follower.show(accepted)
+    started = time.monotonic()
+    with _spinner(wire(f"{request.method} {accepted.job_id}"), _tty() and not json):
+        job = follower.follow(events, accepted.job_id)
     code = _FINAL.get(job.state, Exit.JOB_FAILED)
     if not json:
         _summary(job, time.monotonic() - started, code)
@@ -442,6 +470,9 @@ def jobs(
         typer.Option("--state", help="Only jobs in this state (repeatable), e.g. failed"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many")] = 20,
+    parent: Annotated[
+        str, typer.Option("--parent", help="Only the jobs this job started (its children)")
+    ] = "",
     json: Json = False,
 ) -> None:
     """Job history, newest first."""
@@ -452,7 +483,9 @@ def jobs(
         except ValueError:
             known = ", ".join(n.lower() for n in jobs_pb2.JobState.keys()[1:])
             raise CliError(f"unknown state {name!r}: use {known}", Exit.USAGE) from None
-    request = jobs_pb2.ListJobsRequest(method=method, states=states, page_size=limit)
+    request = jobs_pb2.ListJobsRequest(
+        method=method, states=states, page_size=limit, parent_id=parent
+    )
     with _conn(ctx).open() as stubs:
         reply = stubs.jobs.List(request, **stubs.options())
     if json:
@@ -491,16 +524,21 @@ def job(
     ] = False,
     json: Json = False,
 ) -> None:
-    """One job's record."""
+    """One job's record, and the tree of the jobs it started (children, theirs, ...)."""
     conn = _conn(ctx)
     with conn.open() as stubs:
         found = stubs.jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), **stubs.options())
-    if grpcurl:
-        print(grpcurl_command(found, conn.master, _grpcurl_flags(conn)))
-    elif json:
-        print(dumps(as_dict(found)))
-    else:
-        print("\n".join(job_lines(found)))
+        if grpcurl:
+            print(grpcurl_command(found, conn.master, _grpcurl_flags(conn)))
+            return
+        children = fetch_tree(stubs, found.id)
+    if json:
+        print(dumps({**as_dict(found), "children": tree_dicts(children)}))
+        return
+    print("\n".join(job_lines(found)))
+    if children:
+        print("children:")
+        print("\n".join(tree_lines(children)))
 
 
 @app.command()

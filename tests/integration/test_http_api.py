@@ -14,6 +14,7 @@ import requests
 
 from arko.testing import Fleet, free_port
 from tests import readme
+from tests.integration.lineage import store_tree
 from tests.integration.web import Web, sse, start_web
 from tests.pki import CertificateAuthority
 
@@ -130,6 +131,21 @@ def test_jobs_are_created_listed_and_filtered(web: Web) -> None:
     assert [j["state"] for j in failed] == ["FAILED"]
     page = web.get("/api/v1/jobs?page_size=1").json()
     assert len(page["jobs"]) == 1 and page["next_page_token"]
+
+
+def test_jobs_are_listed_by_parent(fleet: Fleet, web: Web) -> None:
+    """?parent_id= lists one level of a job's children, with their lineage fields; bad ids 400."""
+    tree = store_tree(fleet.database())
+    children = web.get("/api/v1/jobs", params={"parent_id": tree.root}).json()["jobs"]
+    assert sorted(j["id"] for j in children) == sorted([tree.lint, tree.test])
+    assert {(j["parent_id"], j["trigger"], j["depth"]) for j in children} == {(tree.root, "job", 1)}
+    grandchildren = web.get("/api/v1/jobs", params={"parent_id": tree.test}).json()["jobs"]
+    assert [j["id"] for j in grandchildren] == [tree.unit]
+    root = web.get(f"/api/v1/jobs/{tree.root}").json()
+    assert (root["parent_id"], root["trigger"], root["depth"]) == ("", "api", 0)
+    assert web.get("/api/v1/jobs", params={"parent_id": tree.unit}).json()["jobs"] == []
+    bad = web.get("/api/v1/jobs", params={"parent_id": "nope"})
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]
 
 
 def test_events_arrive_in_order_live_then_stored(web: Web) -> None:

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from arko.testing import Fleet
+from tests.integration.lineage import store_tree
 from tests.integration.web import Web, start_web
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +41,16 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+def ui_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    with Fleet(tmp_path_factory.mktemp("ui")).running() as fleet:
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def site(ui_fleet: Fleet) -> Web:
     """One master serving the built UI, with the example slave, for the whole module."""
     assert UI_INDEX.is_file(), "the web UI is not built: run `make ui` (npm ci && npm run build)"
-    with Fleet(tmp_path_factory.mktemp("ui")).running() as fleet:
-        yield start_web(fleet)
+    return start_web(ui_fleet)
 
 
 @pytest.fixture
@@ -183,5 +189,108 @@ def test_refused_call_asks_for_the_token(fleet: Fleet, browser: Browser) -> None
         # Kept for the tab's life, not on disk for every later visit.
         assert tab.evaluate("sessionStorage.getItem('arko.token')") == "tok-123456"
         assert tab.evaluate("localStorage.getItem('arko.token')") is None
+    finally:
+        context.close()
+
+
+def test_job_page_shows_the_record_and_reruns_it(site: Web, page: Page, shots: Path) -> None:
+    """Trigger, times and params are shown; Re-run starts the same method and params anew."""
+    first = site.post(
+        "/api/v1/jobs?wait=true",
+        json={"method": "MyPipeline.DryRun", "params": {"param": "from-params"}},
+    ).json()
+    page.goto(f"{site.url}/jobs/{first['id']}")
+    expect(page.locator("[data-test=state]")).to_have_text("succeeded")
+    expect(page.locator("[data-test=trigger]")).to_have_text("API call")
+    for moment in ("created", "started", "ended"):
+        expect(page.locator(f"[data-test={moment}]")).to_have_text(
+            re.compile(r"^\d{4}-\d\d-\d\d .* UTC$")
+        )
+    expect(page.locator("[data-test=params]")).to_contain_text("from-params")
+    expect(page.locator("[data-test=parent]")).to_have_count(0)
+    page.get_by_role("button", name="Re-run").click()
+    expect(page).not_to_have_url(re.compile(f"/jobs/{first['id']}$"))
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+    expect(page.locator("[data-test=state]")).to_have_text("succeeded")
+    again = site.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
+    assert (again["method"], again["params"]) == ("MyPipeline.DryRun", {"param": "from-params"})
+    assert again["result"] == first["result"]
+    page.screenshot(path=shots / "ui-job-record.png", full_page=True)
+
+
+def test_rerun_is_refused_for_a_hidden_value(site: Web, page: Page) -> None:
+    """A record holding a *** value cannot be re-run: the button is disabled and says why."""
+    done = site.post(
+        "/api/v1/run/MyPipeline.DryRun?wait=true", json={"param": "p", "password": "pw-123"}
+    ).json()
+    page.goto(f"{site.url}/jobs/{done['id']}")
+    button = page.get_by_role("button", name="Re-run")
+    expect(button).to_be_disabled()
+    expect(button).to_have_attribute("title", re.compile(r"args\.password.*cannot be sent again"))
+    expect(page.locator("[data-test=rerun-blocked]")).to_contain_text("args.password")
+    expect(page.locator("[data-test=args]")).to_contain_text('"***"')
+    assert "pw-123" not in page.content()
+
+
+def test_job_tree_and_parent_filter(ui_fleet: Fleet, site: Web, page: Page, shots: Path) -> None:
+    """A parent's page shows its children as a tree with links; the list filters by parent."""
+    tree = store_tree(ui_fleet.database())
+    page.goto(f"{site.url}/jobs/{tree.root}")
+    children = page.locator("[data-test=children]")
+    for child in (tree.lint, tree.test, tree.unit):
+        expect(children.locator(f"[data-child='{child}']")).to_be_visible()
+    # The grandchild sits under its own parent, not beside it.
+    expect(
+        children.locator(f"[data-child='{tree.test}'] [data-child='{tree.unit}']")
+    ).to_be_visible()
+    expect(children.locator(f"[data-child='{tree.lint}'] .badge").first).to_have_text("succeeded")
+    page.screenshot(path=shots / "ui-job-tree.png", full_page=True)
+    children.locator(f"[data-child='{tree.test}'] > a").click()
+    expect(page).to_have_url(re.compile(f"/jobs/{tree.test}$"))
+    expect(page.locator("[data-test=trigger]")).to_have_text("child job")
+    page.locator("[data-test=parent] a").click()
+    expect(page).to_have_url(re.compile(f"/jobs/{tree.root}$"))
+
+    page.goto(f"{site.url}/jobs?parent={tree.root}")
+    expect(page.locator("[data-test=parent-filter]")).to_contain_text(tree.root[:8])
+    rows = page.locator("tr[data-job]")
+    expect(rows).to_have_count(2)
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.job)")) == {tree.lint, tree.test}
+    failed = page.locator(f"tr[data-job='{tree.test}']")
+    expect(failed.locator("[data-test=error]")).to_have_text("INTERNAL: 3 tests failed")
+    expect(failed.locator("[data-test=slave]")).to_have_text("127.0.0.1:1")
+    page.get_by_role("button", name="Clear the parent filter").click()
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    expect(page.locator(f"tr[data-job='{tree.root}']")).to_be_visible()
+
+
+def test_jobs_list_refreshes_itself(site: Web, page: Page) -> None:
+    """A job started after the list was opened shows up in it, and its state follows."""
+    page.goto(f"{site.url}/jobs?method=MyPipelineLogs.Stream")
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    accepted = site.post(
+        "/api/v1/run/MyPipelineLogs.Stream", json={"lines": 3, "interval": 0.5}
+    ).json()
+    row = page.locator(f"tr[data-job='{accepted['id']}']")
+    expect(row).to_be_visible()
+    expect(row.locator(".badge")).to_have_text("succeeded")
+
+
+def test_jobs_list_fits_a_phone(ui_fleet: Fleet, site: Web, browser: Browser, shots: Path) -> None:
+    """At 390x844 the jobs list (long errors included) never scrolls sideways."""
+    store_tree(ui_fleet.database())
+    site.post("/api/v1/run/MyPipelineLogs.Stream?wait=true", json={"lines": -1})  # a long error
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    phone = context.new_page()
+    try:
+        phone.goto(f"{site.url}/jobs")
+        expect(phone.locator("tr[data-job]").first).to_be_visible()
+        expect(phone.locator("[data-test=error]").first).to_be_visible()
+        widths = phone.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+        phone.screenshot(path=shots / "ui-jobs-phone.png")
     finally:
         context.close()

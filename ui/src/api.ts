@@ -71,6 +71,17 @@ export interface Job {
   error: string;
   result: string;
   cancelled_by: string;
+  /** The job that started this one ("" for a top-level job). */
+  parent_id?: string;
+  /** What started it: "api", "job" (a child), "hook:NAME" or "schedule:NAME". */
+  trigger?: string;
+  depth?: number;
+  outlive_parent?: boolean;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  next_page_token: string;
 }
 
 export interface JobEvent {
@@ -176,16 +187,38 @@ export async function call<T>(
   return (await response.json()) as T;
 }
 
+/** The body of POST /api/v1/jobs. */
+export interface NewJob {
+  method: string;
+  params?: Record<string, string>;
+  args?: Record<string, unknown>;
+}
+
+export interface JobQuery {
+  method?: string;
+  state?: string;
+  parent_id?: string;
+  page_size?: number;
+  page_token?: string;
+}
+
+/** The query string of GET /api/v1/jobs, empty filters left out. */
+export function jobQuery(query: JobQuery): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value) params.set(key, String(value));
+  return params;
+}
+
 export const api = {
   slaves: () => call<{ slaves: Slave[] }>("/api/v1/slaves").then((r) => r.slaves),
   methods: () => call<{ methods: Method[] }>("/api/v1/methods").then((r) => r.methods),
   method: (name: string) => call<MethodSchema>(`/api/v1/methods/${encodeURIComponent(name)}`),
-  jobs: (query: { method?: string; state?: string; page_token?: string }) => {
-    const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
-    return call<{ jobs: Job[]; next_page_token: string }>(`/api/v1/jobs?${params}`);
-  },
+  jobs: (query: JobQuery, fetcher: Fetch = fetch) =>
+    call<JobPage>(`/api/v1/jobs?${jobQuery(query)}`, {}, fetcher),
   job: (id: string) => call<Job>(`/api/v1/jobs/${encodeURIComponent(id)}`),
+  /** A job from a method, string params and typed args (as arko.v1.Jobs/Run takes them). */
+  create: (body: NewJob) =>
+    call<Accepted>("/api/v1/jobs", { method: "POST", body: JSON.stringify(body) }),
   run: (method: string, body: Record<string, unknown>) =>
     call<Accepted>(`/api/v1/run/${encodeURIComponent(method)}`, {
       method: "POST",

@@ -31,3 +31,36 @@ export function outputLine(output: string): string {
 export function isFinal(state: string): boolean {
   return !["QUEUED", "RUNNING"].includes(state);
 }
+
+/** A record's time as "2026-12-04 17:20:01 UTC" (the same on every screen); "—" when unset. */
+export function stamp(iso: string | undefined): string {
+  if (!iso) return "—";
+  const time = new Date(iso);
+  if (Number.isNaN(time.getTime())) return iso;
+  return `${time.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** What started a job, in words: "API call", "child job", "webhook NAME", "schedule NAME". */
+export function triggerText(trigger: string | undefined): string {
+  const [kind, ...rest] = (trigger || "api").split(":");
+  const name = rest.join(":");
+  switch (kind) {
+    case "api":
+      return "API call";
+    case "job":
+      return "child job";
+    case "hook":
+      return `webhook ${name}`;
+    case "schedule":
+      return `schedule ${name}`;
+    default:
+      return trigger ?? "";
+  }
+}
+
+/** A job's error for a table cell: "CODE: message", cut to `max` characters. */
+export function errorText(job: Pick<Job, "code" | "error">, max = 120): string {
+  if (!job.error) return "";
+  const text = job.code ? `${job.code}: ${job.error}` : job.error;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

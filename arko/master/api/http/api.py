@@ -285,7 +285,11 @@ class Api:
     # -- jobs --------------------------------------------------------------
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        """``GET /api/v1/jobs?method=&state=&page_size=&page_token=``: newest first."""
+        """``GET /api/v1/jobs?method=&state=&parent_id=&page_size=&page_token=``: newest first.
+
+        ``parent_id`` lists the children a job started (one level: the UI and
+        the CLI walk a tree by asking again for each child).
+        """
         states = tuple(
             s.strip().lower()
             for raw in request.query.getall("state", [])
@@ -297,6 +301,7 @@ class Api:
             states,
             _int(request, "page_size"),
             request.query.get("page_token", ""),
+            parent_id=request.query.get("parent_id", ""),
         )
         return web.json_response({"jobs": [job_json(r) for r in rows], "next_page_token": token})
 

@@ -156,7 +156,7 @@ def _fixed_paths() -> dict[str, Any]:
         },
         "/api/v1/jobs": {
             "get": {
-                "summary": "Jobs, newest first, filtered by method and state, paged",
+                "summary": "Jobs, newest first, filtered by method, state and parent, paged",
                 "operationId": "listJobs",
                 "parameters": [
                     {"name": "method", "in": "query", "schema": {"type": "string"}},
@@ -171,6 +171,12 @@ def _fixed_paths() -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
                     },
                     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "parent_id",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                        "description": "Only the jobs this job started (its children)",
+                    },
                 ],
                 "responses": {"200": listed, "400": _ERRORS["400"]},
             },
