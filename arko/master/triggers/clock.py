@@ -83,7 +83,10 @@ class Clock:
             for spec in self.schedules:
                 if due[spec.name] == slot:
                     fired[spec.name] = slot
-                    await self._fire(spec, slot)
+                    # A task of its own: peewee's asyncio layer gives each task
+                    # a pooled connection until the task ends, and this loop
+                    # never ends (holding one would starve SQLite's small pool).
+                    await asyncio.create_task(self._fire(spec, slot), name=f"schedule-{spec.name}")
 
     async def _fire(self, spec: ScheduleSpec, slot: float) -> None:
         """Claim the slot; start the job when this master won it.
