@@ -47,9 +47,11 @@ from arko.master.slaves.probe import Pinger, Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.lock import HeldLock
+from arko.master.store.rows import JobRow
 from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
 from arko.master.triggers.clock import Clock
 from arko.master.triggers.hooks import Hooks, Trigger
+from arko.master.triggers.overview import LastJob, Overview
 from arko.master.triggers.seams import JobStarter
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
@@ -221,8 +223,11 @@ class Master(Lifecycle):
         )
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
+        start = self._starter(self._jobs)
+        self.clock = Clock(s.schedule, start, self._store, name)
+        overview = Overview(s.trigger, self.clock, self._last_job(self._jobs))
         admin = AdminServicer(
-            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
+            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout), overview
         )
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         protected = join_token is None and not s.open_registration and not mutual
@@ -275,12 +280,11 @@ class Master(Lifecycle):
         await built.health.set("", _SERVING)
         pinger = Pinger(self._registry, s.ping_interval, s.ping_concurrency)
         registry = self._registry
-        start = self._starter(self._jobs)
-        self.clock = Clock(s.schedule, start, self._store, name)
+        clock = self.clock
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "ping-loop": pinger.run,
             "heartbeat": lambda: coordinator.keep_in_step(registry),
-            "schedules": self.clock.run,
+            "schedules": clock.run,
         }
         self._loops = asyncio.create_task(self._run_loops(loops), name="master-loops")
         if s.http_port:
@@ -291,7 +295,7 @@ class Master(Lifecycle):
 
             self._statuses = CommitStatuses(self._jobs.watch, s.public_url)
             self.hooks = Hooks(triggers, start, self._store, self._statuses.started)
-            app = create_app(self._jobs, self._registry, s, client_token, self.hooks)
+            app = create_app(self._jobs, self._registry, s, client_token, self.hooks, overview)
             self._http = HttpServer(app, s)
             await self._http.start()
         log.info(
@@ -333,6 +337,16 @@ class Master(Lifecycle):
             return jobs.submit(submission).id
 
         return start
+
+    @staticmethod
+    def _last_job(jobs: JobService) -> LastJob:
+        """The newest job a trigger or schedule started, for listings."""
+
+        async def last(trigger: str) -> JobRow | None:
+            rows, _ = await jobs.list(page_size=1, trigger=trigger)
+            return rows[0] if rows else None
+
+        return last
 
     def name(self) -> str:
         """This master's name among those sharing its database: ``--name``, else host:port.

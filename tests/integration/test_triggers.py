@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from arko.testing import Fleet, free_port, wait_until
+from arko.v1 import admin_pb2, admin_pb2_grpc
+from tests.integration.test_operator import arko
 
 ECHO = "arko.testing.v1.Toolbox.Echo"
 SECRET = "s3cret-hook"
@@ -254,3 +256,45 @@ def test_a_missing_secret_file_stops_the_master_naming_the_trigger(fleet: Fleet)
     assert master.proc is not None
     assert master.proc.wait(30) == 2
     assert "trigger 'lost'" in master.log_text()
+
+
+LISTED = (
+    GITHUB
+    + f"""
+[[schedule]]
+name = "nightly"
+cron = "0 3 * * *"
+timezone = "Europe/Paris"
+method = "{ECHO}"
+"""
+)
+
+
+def test_triggers_are_listed_with_their_last_job_over_grpc_http_and_the_cli(
+    fleet: Fleet, toolbox_env: dict[str, str]
+) -> None:
+    """Admin/ListTriggers, /api/v1/triggers and ``arko triggers --json`` agree."""
+    hooked = Hooked(fleet, toolbox_env, LISTED)
+    body = _push()
+    job_id = hooked.post("gh", body, _github(body)).json()["job_id"]
+    hooked.job(job_id)
+    listed = requests.get(f"{hooked.base}/api/v1/triggers", timeout=30).json()["triggers"]
+    assert [t["trigger"] for t in listed] == ["hook:gh", "hook:gl", "hook:gt", "schedule:nightly"]
+    gh, nightly = listed[0], listed[-1]
+    assert gh["kind"] == "github" and gh["path"] == "/hooks/gh"
+    assert gh["last_job"]["id"] == job_id and gh["last_job"]["trigger"] == "hook:gh"
+    assert "last_job" not in listed[1]
+    assert nightly["when"] == "0 3 * * * (Europe/Paris)"
+    assert nightly["next_time"].endswith(":00:00Z")  # 03:00 in Paris: 01:00 or 02:00 UTC
+    with hooked.master.channel() as channel:
+        reply = admin_pb2_grpc.AdminStub(channel).ListTriggers(
+            admin_pb2.ListTriggersRequest(), timeout=30
+        )
+    assert [t.trigger for t in reply.triggers] == [t["trigger"] for t in listed]
+    assert reply.triggers[0].last_job.id == job_id
+    out = arko(hooked.master.address, "triggers", "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)["triggers"]
+    assert [t["trigger"] for t in shown] == [t["trigger"] for t in listed]
+    table = arko(hooked.master.address, "triggers")
+    assert table.returncode == 0 and job_id in table.stdout and "schedule:nightly" in table.stdout
