@@ -5,6 +5,7 @@ import SlavesView from "./views/SlavesView.vue";
 import RunView from "./views/RunView.vue";
 import JobView from "./views/JobView.vue";
 import JobsView from "./views/JobsView.vue";
+import TriggersView from "./views/TriggersView.vue";
 
 export const router = createRouter({
   history: createWebHistory(),
@@ -13,6 +14,7 @@ export const router = createRouter({
     { path: "/run/:method", name: "run", component: RunView, props: true },
     { path: "/jobs", name: "jobs", component: JobsView },
     { path: "/jobs/:id", name: "job", component: JobView, props: true },
+    { path: "/triggers", name: "triggers", component: TriggersView },
     { path: "/:rest(.*)*", redirect: "/" },
   ],
 });
