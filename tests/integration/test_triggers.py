@@ -298,3 +298,42 @@ def test_triggers_are_listed_with_their_last_job_over_grpc_http_and_the_cli(
     assert [t["trigger"] for t in shown] == [t["trigger"] for t in listed]
     table = arko(hooked.master.address, "triggers")
     assert table.returncode == 0 and job_id in table.stdout and "schedule:nightly" in table.stdout
+
+
+@pytest.mark.one_pass("its masters are on PostgreSQL in the SQLite pass already")
+def test_a_delivery_posted_to_two_masters_on_postgresql_starts_one_job(
+    postgres_url: str, fleet: Fleet, toolbox_env: dict[str, str]
+) -> None:
+    """The second master answers 200 with the first master's job; one job on record."""
+    join = {"ARKO_MASTER_JOIN_TOKEN": "hooks-join", "ARKO_SLAVE_JOIN_TOKEN": "hooks-join"}
+    config = _config(fleet.workdir, GITHUB)
+    ports = [free_port(), free_port()]
+    masters = [
+        fleet.master(
+            "--http_port",
+            str(p),
+            "--config",
+            str(config),
+            "--name",
+            f"m{i}",
+            db=postgres_url,
+            env=join,
+        )
+        for i, p in enumerate(ports)
+    ]
+    fleet.slave(masters, "--service", "toolbox_plugin:plugin", env={**toolbox_env, **join})
+    body = _push()
+    headers = {"Content-Type": "application/json", **_github(body)}
+    first, second = (
+        requests.post(f"http://127.0.0.1:{p}/hooks/gh", data=body, headers=headers, timeout=30)
+        for p in ports
+    )
+    assert first.status_code == 202, first.text
+    assert second.status_code == 200 and second.json()["job_id"] == first.json()["job_id"]
+    count = fleet.query("SELECT count(*) FROM delivery", db=postgres_url)
+    assert count == [(1,)]
+    wait_until(
+        lambda: fleet.query("SELECT state FROM job", db=postgres_url) == [("succeeded",)],
+        30,
+        "the one job to succeed",
+    )

@@ -112,7 +112,6 @@ class DeliveryModel(peewee.Model):
 
     trigger = peewee.CharField(max_length=100)
     delivery = peewee.CharField(max_length=200)
-    claim = peewee.CharField(default="", max_length=32)
     job_id = peewee.CharField(default="", max_length=32)
     received_at = peewee.DateTimeField(default=_now)
 

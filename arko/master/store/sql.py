@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import importlib.util
 import json
-import os
 import re
 import sqlite3
 import urllib.parse
@@ -513,26 +512,22 @@ class DatabaseStore:
         """Claim a webhook delivery for this caller; None when claimed, else the
         job id the first claim recorded ("" while that one is still starting).
 
-        Insert-or-nothing on the (trigger, delivery) key, then read whose
-        claim the row holds: of masters sharing the database, exactly one
-        insert lands, and the claim it wrote says which.
+        Insert-or-nothing on the (trigger, delivery) key: of masters sharing
+        the database, exactly one insert lands. A claim is one round trip; only
+        a redelivery reads the row.
         """
         m = DeliveryModel
-        claim = os.urandom(16).hex()
-        await self._db.aexecute(
-            m.insert(
-                trigger=trigger, delivery=delivery, claim=claim, received_at=now()
-            ).on_conflict_ignore()
+        inserted = await self._db.list(
+            m.insert(trigger=trigger, delivery=delivery, received_at=now())
+            .on_conflict_ignore()
+            .returning(m.trigger)
         )
+        if inserted:
+            return None
         rows = await self._db.list(
-            m.select(m.claim, m.job_id)
-            .where((m.trigger == trigger) & (m.delivery == delivery))
-            .tuples()
+            m.select(m.job_id).where((m.trigger == trigger) & (m.delivery == delivery)).tuples()
         )
-        if not rows:  # released by its claimer in between: it started nothing
-            return ""
-        held, job_id = rows[0]
-        return None if held == claim else str(job_id)
+        return str(rows[0][0]) if rows else ""
 
     async def delivery_started(self, trigger: str, delivery: str, job_id: str) -> None:
         """Record the job a claimed delivery started."""
@@ -549,18 +544,14 @@ class DatabaseStore:
         )
 
     async def claim_slot(self, schedule: str, slot: dt.datetime, master: str) -> bool:
-        """Whether this master fires ``schedule`` at ``slot``: the first to claim it does
-        (masters' names are unique among those sharing a database)."""
+        """Whether this master fires ``schedule`` at ``slot``: the first to claim it does."""
         m = ScheduleSlotModel
-        await self._db.aexecute(
-            m.insert(
-                schedule=schedule, slot=slot, master=master, fired_at=now()
-            ).on_conflict_ignore()
+        inserted = await self._db.list(
+            m.insert(schedule=schedule, slot=slot, master=master, fired_at=now())
+            .on_conflict_ignore()
+            .returning(m.schedule)
         )
-        rows = await self._db.list(
-            m.select(m.master).where((m.schedule == schedule) & (m.slot == slot)).tuples()
-        )
-        return bool(rows) and rows[0][0] == master
+        return bool(inserted)
 
     async def close(self) -> None:
         await self._db.close_pool()
