@@ -13,7 +13,7 @@ import fnmatch
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,9 @@ class Trigger:
     """A declared trigger with its secrets read from their files."""
 
     spec: TriggerSpec
-    secret: bytes
-    status_token: str | None
+    # Never in a repr: a traceback or a debug line must not show them.
+    secret: bytes = field(repr=False)
+    status_token: str | None = field(repr=False)
 
     @classmethod
     def load(cls, spec: TriggerSpec) -> Trigger:
