@@ -96,8 +96,6 @@ class Master(Lifecycle):
         self._coordinator: Coordinator = ALONE
         self._locks: list[HeldLock] = []
         self._statuses: CommitStatuses | None = None
-        self.hooks: Hooks | None = None
-        self.clock: Clock | None = None
 
         self._stop_metrics: Callable[[], None] | None = None
 
@@ -224,8 +222,8 @@ class Master(Lifecycle):
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
         start = self._starter(self._jobs)
-        self.clock = Clock(s.schedule, start, self._store, name)
-        overview = Overview(s.trigger, self.clock, self._last_job(self._jobs))
+        clock = Clock(s.schedule, start, self._store, name)
+        overview = Overview(s.trigger, clock, self._last_job(self._jobs))
         admin = AdminServicer(
             Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout), overview
         )
@@ -280,7 +278,6 @@ class Master(Lifecycle):
         await built.health.set("", _SERVING)
         pinger = Pinger(self._registry, s.ping_interval, s.ping_concurrency)
         registry = self._registry
-        clock = self.clock
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "ping-loop": pinger.run,
             "heartbeat": lambda: coordinator.keep_in_step(registry),
@@ -294,8 +291,8 @@ class Master(Lifecycle):
             from arko.master.triggers.statuses import CommitStatuses
 
             self._statuses = CommitStatuses(self._jobs.watch, s.public_url)
-            self.hooks = Hooks(triggers, start, self._store, self._statuses.started)
-            app = create_app(self._jobs, self._registry, s, client_token, self.hooks, overview)
+            hooks = Hooks(triggers, start, self._store, self._statuses.started)
+            app = create_app(self._jobs, self._registry, s, client_token, hooks, overview)
             self._http = HttpServer(app, s)
             await self._http.start()
         log.info(
