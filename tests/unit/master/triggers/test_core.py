@@ -143,3 +143,31 @@ def test_the_clock_fires_each_slot_once_between_two_masters() -> None:
     assert sum(len(j.started) for j in jobs) == 3
     assert {t for j in jobs for _, _, t in j.started} == {"schedule:tick"}
     assert clocks[0].next_times() == {"tick": 1004.0}
+
+
+def test_slots_missed_while_the_clock_was_not_running_are_not_caught_up() -> None:
+    """After a jump from 1001 to 1010.2 the clock fires 1011 next, not 1002 to 1010."""
+    spec = ScheduleSpec(name="tick", every="1s", method="a.B.C")
+    marks, jobs = FakeMarks(), FakeJobs()
+    # Each pass reads the clock twice: to pick the slot, then to sleep until it.
+    times = iter([1000.5, 1001.0, 1010.2, 1011.0])
+
+    async def scenario() -> None:
+        second = asyncio.Event()
+
+        def start(method: str, params: Mapping[str, str], trigger: str) -> str:
+            job_id = jobs(method, params, trigger)
+            if len(jobs.started) == 2:
+                second.set()
+            return job_id
+
+        clock = Clock([spec], start, marks, "m0", now=lambda: next(times, 1e12))
+        running = asyncio.create_task(clock.run())
+        await second.wait()
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    fired = sorted(slot.timestamp() for _, slot in marks.slots)
+    assert fired == [1001.0, 1011.0]
