@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest $(if $(filter 1,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadgroup)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity clean dogfood ui ui-test chromium screenshots docs docs-check
+.PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity bench-hooks clean dogfood ui ui-test chromium screenshots docs docs-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ docs-check: $(STAMP) ## Build the manual into a scratch folder: fails on a broke
 
 bench-capacity: $(STAMP) ## Capacity tracking's cost vs main, and the queue's hand-off time.
 	$(PY) -m bench.capacity $(BENCH_ARGS)
+
+bench-hooks: $(STAMP) ## A webhook's latency to job STARTED against POST /api/v1/run, same run.
+	$(PY) -m bench.hooks $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info ui/node_modules ui/dist

@@ -640,3 +640,7 @@ def _private_file(path: Path) -> BinaryIO:
 def main() -> None:
     """Console script ``arko``."""
     app(prog_name="arko")
+
+
+# Commands in modules of their own register themselves on ``app`` when imported.
+from arko.cli import triggers as _triggers  # noqa: E402, F401

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +38,9 @@ from arko.master.cluster.slave_feed import SlaveFeed
 from arko.master.jobs.executor import Executor, Limits
 from arko.master.jobs.live import LiveJob, LiveJobs
 from arko.master.jobs.queue import JobQueue
-from arko.master.jobs.records import JobRecorder
+from arko.master.jobs.records import JobRecorder, Lineage
 from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
-from arko.master.jobs.service import JobService
+from arko.master.jobs.service import JobService, Submission
 from arko.master.metrics import MasterMetrics
 from arko.master.secrets.references import SecretResolver
 from arko.master.secrets.sealing import load_key
@@ -51,7 +51,12 @@ from arko.master.slaves.probe import Pinger, Prober
 from arko.master.slaves.registry import Registry
 from arko.master.slaves.slave import CHANNEL_OPTIONS
 from arko.master.store.lock import HeldLock
+from arko.master.store.rows import JobRow
 from arko.master.store.sql import PostgresStore, SqliteStore, is_postgres, open_store, shown_url
+from arko.master.triggers.clock import Clock
+from arko.master.triggers.hooks import Hooks, Trigger
+from arko.master.triggers.overview import LastJob, Overview
+from arko.master.triggers.seams import JobStarter
 from arko.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -63,6 +68,7 @@ from arko.v1 import (
 
 if TYPE_CHECKING:  # imported at run time only with --http_port (see _start)
     from arko.master.api.http.server import HttpServer
+    from arko.master.triggers.statuses import CommitStatuses
 
 log = structlog.get_logger("arko.master")
 
@@ -100,6 +106,7 @@ class Master(Lifecycle):
         self._http_stopped: asyncio.Task[None] | None = None
         self._coordinator: Coordinator = ALONE
         self._locks: list[HeldLock] = []
+        self._statuses: CommitStatuses | None = None
 
         self._stop_metrics: Callable[[], None] | None = None
 
@@ -174,6 +181,7 @@ class Master(Lifecycle):
         tls = s.tls_config()
         join_token, client_token = s.tokens()
         sealer = load_key(s.secrets_key_file) if s.secrets_key_file else None
+        triggers = self._load_triggers()
         self._lock_database()
         self._store = await open_store(s.db)
         vault = Vault(self._store, sealer)
@@ -227,8 +235,11 @@ class Master(Lifecycle):
         )
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
+        start = self._starter(self._jobs)
+        clock = Clock(s.schedule, start, self._store, name)
+        overview = Overview(s.trigger, clock, self._last_job(self._jobs))
         admin = AdminServicer(
-            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout)
+            Admin(self._registry, self._store, self._recorder.flush, s.connect_timeout), overview
         )
         admin_name = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
         protected = join_token is None and not s.open_registration and not mutual
@@ -287,14 +298,18 @@ class Master(Lifecycle):
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "ping-loop": pinger.run,
             "heartbeat": lambda: coordinator.keep_in_step(registry),
+            "schedules": clock.run,
         }
         self._loops = asyncio.create_task(self._run_loops(loops), name="master-loops")
         if s.http_port:
             # Imported only when asked for: aiohttp is half of the master's
             # start-up time, which every master without --http_port saves.
             from arko.master.api.http.server import HttpServer, create_app
+            from arko.master.triggers.statuses import CommitStatuses
 
-            app = create_app(self._jobs, self._registry, s, client_token, vault)
+            self._statuses = CommitStatuses(self._jobs.watch, s.public_url)
+            hooks = Hooks(triggers, start, self._store, self._statuses.started)
+            app = create_app(self._jobs, self._registry, s, client_token, hooks, overview, vault)
             self._http = HttpServer(app, s)
             await self._http.start()
         log.info(
@@ -311,6 +326,41 @@ class Master(Lifecycle):
                 (mutual, "client certificate"), (client_token is not None, "bearer token")
             ),
         )
+
+    def _load_triggers(self) -> list[Trigger]:
+        """The ``[[trigger]]`` tables with their secrets read.
+
+        Raises:
+            StartupError: a secret file cannot be read, or there is no HTTP
+                port for the webhooks to arrive on.
+        """
+        triggers = [Trigger.load(spec) for spec in self.settings.trigger]
+        if triggers and not self.settings.http_port:
+            raise StartupError(
+                f"trigger {triggers[0].spec.name!r}: webhooks arrive on the HTTP port; "
+                "set --http_port"
+            )
+        return triggers
+
+    @staticmethod
+    def _starter(jobs: JobService) -> JobStarter:
+        """How triggers and schedules start a job: detached, its trigger on record."""
+
+        def start(method: str, params: Mapping[str, str], trigger: str) -> str:
+            submission = Submission(method, params, detach=True, lineage=Lineage(trigger=trigger))
+            return jobs.submit(submission).id
+
+        return start
+
+    @staticmethod
+    def _last_job(jobs: JobService) -> LastJob:
+        """The newest job a trigger or schedule started, for listings."""
+
+        async def last(trigger: str) -> JobRow | None:
+            rows, _ = await jobs.list(page_size=1, trigger=trigger)
+            return rows[0] if rows else None
+
+        return last
 
     def name(self) -> str:
         """This master's name among those sharing its database: ``--name``, else host:port.
@@ -405,6 +455,8 @@ class Master(Lifecycle):
     async def _close_resources(self) -> None:
         if self._http is not None:
             await self._http.stop()
+        if self._statuses is not None:
+            await self._statuses.close()
 
         if self._stop_metrics is not None:
             self._stop_metrics()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
 from arko.common.settings import CommaList, DaemonSettings, read_secret
+from arko.master.triggers.config import ScheduleSpec, TriggerSpec, check_unique
 
 
 class MasterSettings(DaemonSettings):
@@ -193,3 +194,23 @@ class MasterSettings(DaemonSettings):
         "bytes in base64, mode 0600 (head -c 32 /dev/urandom | base64 > FILE); without "
         "it the master keeps no secrets",
     )
+    public_url: str = Field(
+        "",
+        description="The URL users reach the master's web UI at (e.g. https://arko.example.com); "
+        "commit statuses link to <public_url>/jobs/<id> (empty: no link)",
+        json_schema_extra={"metavar": "URL"},
+    )
+    trigger: CliSuppress[list[TriggerSpec]] = Field(
+        default_factory=list,
+        description="Webhooks that start jobs: [[trigger]] tables of the --config file "
+        "(see arko.master.triggers.config); served on --http_port at /hooks/NAME",
+    )
+    schedule: CliSuppress[list[ScheduleSpec]] = Field(
+        default_factory=list,
+        description="Jobs the clock starts: [[schedule]] tables of the --config file",
+    )
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> MasterSettings:
+        check_unique(self.trigger, self.schedule)
+        return self

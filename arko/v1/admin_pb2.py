@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from arko.v1 import options_pb2 as arko_dot_v1_dot_options__pb2
+from arko.v1 import jobs_pb2 as arko_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/admin.proto\x12\x07\x61rko.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x61rko/v1/options.proto\"\x13\n\x11ListSlavesRequest\"\x8f\x02\n\tSlaveInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07methods\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x0f\n\x07running\x18\x06 \x01(\r\x12.\n\x06labels\x18\x07 \x03(\x0b\x32\x1e.arko.v1.SlaveInfo.LabelsEntry\x12-\n\tlast_seen\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12ListSlavesResponse\x12\"\n\x06slaves\x18\x01 \x03(\x0b\x32\x12.arko.v1.SlaveInfo\"\'\n\x15\x44\x65scribeMethodRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\"\xc3\x01\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tjson_name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x10\n\x08repeated\x18\x05 \x01(\x08\x12\x0b\n\x03map\x18\x06 \x01(\x08\x12\x13\n\x0b\x65num_values\x18\x07 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x08 \x01(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\x12\x0e\n\x06secret\x18\n \x01(\x08\x12\x0e\n\x06number\x18\x0b \x01(\x05\"U\n\x0bMessageInfo\x12\x11\n\tfull_name\x18\x01 \x01(\t\x12\"\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x12.arko.v1.FieldInfo\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\xea\x01\n\nMethodInfo\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\x15\n\rresponse_type\x18\x03 \x01(\t\x12\x18\n\x10server_streaming\x18\x04 \x01(\x08\x12\x18\n\x10\x63lient_streaming\x18\x05 \x01(\x08\x12&\n\x08messages\x18\x06 \x03(\x0b\x32\x14.arko.v1.MessageInfo\x12\"\n\x06policy\x18\x07 \x01(\x0b\x32\x12.arko.v1.JobPolicy\x12\x0e\n\x06slaves\x18\x08 \x03(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\"%\n\x12RemoveSlaveRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"\x15\n\x13RemoveSlaveResponse\"$\n\rBackupRequest\x12\x13\n\x0b\x63hunk_bytes\x18\x01 \x01(\r\"0\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x32\x99\x02\n\x05\x41\x64min\x12\x45\n\nListSlaves\x12\x1a.arko.v1.ListSlavesRequest\x1a\x1b.arko.v1.ListSlavesResponse\x12\x45\n\x0e\x44\x65scribeMethod\x12\x1e.arko.v1.DescribeMethodRequest\x1a\x13.arko.v1.MethodInfo\x12H\n\x0bRemoveSlave\x12\x1b.arko.v1.RemoveSlaveRequest\x1a\x1c.arko.v1.RemoveSlaveResponse\x12\x38\n\x06\x42\x61\x63kup\x12\x16.arko.v1.BackupRequest\x1a\x14.arko.v1.BackupChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/admin.proto\x12\x07\x61rko.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15\x61rko/v1/options.proto\x1a\x12\x61rko/v1/jobs.proto\"\x13\n\x11ListSlavesRequest\"\x8f\x02\n\tSlaveInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07methods\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x0f\n\x07running\x18\x06 \x01(\r\x12.\n\x06labels\x18\x07 \x03(\x0b\x32\x1e.arko.v1.SlaveInfo.LabelsEntry\x12-\n\tlast_seen\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12ListSlavesResponse\x12\"\n\x06slaves\x18\x01 \x03(\x0b\x32\x12.arko.v1.SlaveInfo\"\'\n\x15\x44\x65scribeMethodRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\"\xc3\x01\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tjson_name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x10\n\x08repeated\x18\x05 \x01(\x08\x12\x0b\n\x03map\x18\x06 \x01(\x08\x12\x13\n\x0b\x65num_values\x18\x07 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x08 \x01(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\x12\x0e\n\x06secret\x18\n \x01(\x08\x12\x0e\n\x06number\x18\x0b \x01(\x05\"U\n\x0bMessageInfo\x12\x11\n\tfull_name\x18\x01 \x01(\t\x12\"\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x12.arko.v1.FieldInfo\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\xea\x01\n\nMethodInfo\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x14\n\x0crequest_type\x18\x02 \x01(\t\x12\x15\n\rresponse_type\x18\x03 \x01(\t\x12\x18\n\x10server_streaming\x18\x04 \x01(\x08\x12\x18\n\x10\x63lient_streaming\x18\x05 \x01(\x08\x12&\n\x08messages\x18\x06 \x03(\x0b\x32\x14.arko.v1.MessageInfo\x12\"\n\x06policy\x18\x07 \x01(\x0b\x32\x12.arko.v1.JobPolicy\x12\x0e\n\x06slaves\x18\x08 \x03(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\"%\n\x12RemoveSlaveRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"\x15\n\x13RemoveSlaveResponse\"$\n\rBackupRequest\x12\x13\n\x0b\x63hunk_bytes\x18\x01 \x01(\r\"0\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\"\x15\n\x13ListTriggersRequest\"\xb5\x01\n\x0bTriggerInfo\x12\x0f\n\x07trigger\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x0c\n\x04when\x18\x06 \x01(\t\x12-\n\tnext_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x08last_job\x18\x08 \x01(\x0b\x32\x0c.arko.v1.Job\">\n\x14ListTriggersResponse\x12&\n\x08triggers\x18\x01 \x03(\x0b\x32\x14.arko.v1.TriggerInfo2\xe6\x02\n\x05\x41\x64min\x12\x45\n\nListSlaves\x12\x1a.arko.v1.ListSlavesRequest\x1a\x1b.arko.v1.ListSlavesResponse\x12\x45\n\x0e\x44\x65scribeMethod\x12\x1e.arko.v1.DescribeMethodRequest\x1a\x13.arko.v1.MethodInfo\x12H\n\x0bRemoveSlave\x12\x1b.arko.v1.RemoveSlaveRequest\x1a\x1c.arko.v1.RemoveSlaveResponse\x12\x38\n\x06\x42\x61\x63kup\x12\x16.arko.v1.BackupRequest\x1a\x14.arko.v1.BackupChunk0\x01\x12K\n\x0cListTriggers\x12\x1c.arko.v1.ListTriggersRequest\x1a\x1d.arko.v1.ListTriggersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SLAVEINFO_LABELSENTRY']._loaded_options = None
   _globals['_SLAVEINFO_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_LISTSLAVESREQUEST']._serialized_start=88
-  _globals['_LISTSLAVESREQUEST']._serialized_end=107
-  _globals['_SLAVEINFO']._serialized_start=110
-  _globals['_SLAVEINFO']._serialized_end=381
-  _globals['_SLAVEINFO_LABELSENTRY']._serialized_start=336
-  _globals['_SLAVEINFO_LABELSENTRY']._serialized_end=381
-  _globals['_LISTSLAVESRESPONSE']._serialized_start=383
-  _globals['_LISTSLAVESRESPONSE']._serialized_end=439
-  _globals['_DESCRIBEMETHODREQUEST']._serialized_start=441
-  _globals['_DESCRIBEMETHODREQUEST']._serialized_end=480
-  _globals['_FIELDINFO']._serialized_start=483
-  _globals['_FIELDINFO']._serialized_end=678
-  _globals['_MESSAGEINFO']._serialized_start=680
-  _globals['_MESSAGEINFO']._serialized_end=765
-  _globals['_METHODINFO']._serialized_start=768
-  _globals['_METHODINFO']._serialized_end=1002
-  _globals['_REMOVESLAVEREQUEST']._serialized_start=1004
-  _globals['_REMOVESLAVEREQUEST']._serialized_end=1041
-  _globals['_REMOVESLAVERESPONSE']._serialized_start=1043
-  _globals['_REMOVESLAVERESPONSE']._serialized_end=1064
-  _globals['_BACKUPREQUEST']._serialized_start=1066
-  _globals['_BACKUPREQUEST']._serialized_end=1102
-  _globals['_BACKUPCHUNK']._serialized_start=1104
-  _globals['_BACKUPCHUNK']._serialized_end=1152
-  _globals['_ADMIN']._serialized_start=1155
-  _globals['_ADMIN']._serialized_end=1436
+  _globals['_LISTSLAVESREQUEST']._serialized_start=108
+  _globals['_LISTSLAVESREQUEST']._serialized_end=127
+  _globals['_SLAVEINFO']._serialized_start=130
+  _globals['_SLAVEINFO']._serialized_end=401
+  _globals['_SLAVEINFO_LABELSENTRY']._serialized_start=356
+  _globals['_SLAVEINFO_LABELSENTRY']._serialized_end=401
+  _globals['_LISTSLAVESRESPONSE']._serialized_start=403
+  _globals['_LISTSLAVESRESPONSE']._serialized_end=459
+  _globals['_DESCRIBEMETHODREQUEST']._serialized_start=461
+  _globals['_DESCRIBEMETHODREQUEST']._serialized_end=500
+  _globals['_FIELDINFO']._serialized_start=503
+  _globals['_FIELDINFO']._serialized_end=698
+  _globals['_MESSAGEINFO']._serialized_start=700
+  _globals['_MESSAGEINFO']._serialized_end=785
+  _globals['_METHODINFO']._serialized_start=788
+  _globals['_METHODINFO']._serialized_end=1022
+  _globals['_REMOVESLAVEREQUEST']._serialized_start=1024
+  _globals['_REMOVESLAVEREQUEST']._serialized_end=1061
+  _globals['_REMOVESLAVERESPONSE']._serialized_start=1063
+  _globals['_REMOVESLAVERESPONSE']._serialized_end=1084
+  _globals['_BACKUPREQUEST']._serialized_start=1086
+  _globals['_BACKUPREQUEST']._serialized_end=1122
+  _globals['_BACKUPCHUNK']._serialized_start=1124
+  _globals['_BACKUPCHUNK']._serialized_end=1172
+  _globals['_LISTTRIGGERSREQUEST']._serialized_start=1174
+  _globals['_LISTTRIGGERSREQUEST']._serialized_end=1195
+  _globals['_TRIGGERINFO']._serialized_start=1198
+  _globals['_TRIGGERINFO']._serialized_end=1379
+  _globals['_LISTTRIGGERSRESPONSE']._serialized_start=1381
+  _globals['_LISTTRIGGERSRESPONSE']._serialized_end=1443
+  _globals['_ADMIN']._serialized_start=1446
+  _globals['_ADMIN']._serialized_end=1804
 # @@protoc_insertion_point(module_scope)

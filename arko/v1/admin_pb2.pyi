@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from arko.v1 import options_pb2 as _options_pb2
+from arko.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -136,3 +137,33 @@ class BackupChunk(_message.Message):
     data: bytes
     total_bytes: int
     def __init__(self, data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class ListTriggersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TriggerInfo(_message.Message):
+    __slots__ = ("trigger", "name", "kind", "method", "path", "when", "next_time", "last_job")
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    WHEN_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_JOB_FIELD_NUMBER: _ClassVar[int]
+    trigger: str
+    name: str
+    kind: str
+    method: str
+    path: str
+    when: str
+    next_time: _timestamp_pb2.Timestamp
+    last_job: _jobs_pb2.Job
+    def __init__(self, trigger: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., when: _Optional[str] = ..., next_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class ListTriggersResponse(_message.Message):
+    __slots__ = ("triggers",)
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    triggers: _containers.RepeatedCompositeFieldContainer[TriggerInfo]
+    def __init__(self, triggers: _Optional[_Iterable[_Union[TriggerInfo, _Mapping]]] = ...) -> None: ...

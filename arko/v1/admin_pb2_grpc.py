@@ -54,6 +54,11 @@ class AdminStub:
                 request_serializer=arko_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
                 response_deserializer=arko_dot_v1_dot_admin__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.ListTriggers = channel.unary_unary(
+                '/arko.v1.Admin/ListTriggers',
+                request_serializer=arko_dot_v1_dot_admin__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=arko_dot_v1_dot_admin__pb2.ListTriggersResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -88,6 +93,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTriggers(self, request, context):
+        """The triggers and schedules of the master's config, each with its last job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +122,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=arko_dot_v1_dot_admin__pb2.BackupRequest.FromString,
                     response_serializer=arko_dot_v1_dot_admin__pb2.BackupChunk.SerializeToString,
+            ),
+            'ListTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggers,
+                    request_deserializer=arko_dot_v1_dot_admin__pb2.ListTriggersRequest.FromString,
+                    response_serializer=arko_dot_v1_dot_admin__pb2.ListTriggersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +237,33 @@ class Admin:
             '/arko.v1.Admin/Backup',
             arko_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
             arko_dot_v1_dot_admin__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arko.v1.Admin/ListTriggers',
+            arko_dot_v1_dot_admin__pb2.ListTriggersRequest.SerializeToString,
+            arko_dot_v1_dot_admin__pb2.ListTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,

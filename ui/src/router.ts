@@ -6,6 +6,7 @@ import RunView from "./views/RunView.vue";
 import JobView from "./views/JobView.vue";
 import JobsView from "./views/JobsView.vue";
 import SecretsView from "./views/SecretsView.vue";
+import TriggersView from "./views/TriggersView.vue";
 
 export const router = createRouter({
   history: createWebHistory(),
@@ -15,6 +16,7 @@ export const router = createRouter({
     { path: "/jobs", name: "jobs", component: JobsView },
     { path: "/jobs/:id", name: "job", component: JobView, props: true },
     { path: "/secrets", name: "secrets", component: SecretsView },
+    { path: "/triggers", name: "triggers", component: TriggersView },
     { path: "/:rest(.*)*", redirect: "/" },
   ],
 });

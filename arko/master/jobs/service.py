@@ -475,6 +475,7 @@ class JobService:
         page_size: int = 0,
         token: str = "",
         parent_id: str = "",
+        trigger: str = "",
     ) -> tuple[list[JobRow], str]:
         """Jobs newest first, and the token of the next page ("" on the last).
 
@@ -492,7 +493,7 @@ class JobService:
         wanted = tuple(JobState(s) for s in states)
         parent = check_job_id(parent_id) if parent_id.strip() else ""
         rows = await self._store.list_jobs(
-            JobFilter(method.strip(), wanted, limit + 1, after, parent)
+            JobFilter(method.strip(), wanted, limit + 1, after, parent, trigger.strip())
         )
         more = len(rows) > limit
         return rows[:limit], _page_token(rows[limit - 1]) if more else ""

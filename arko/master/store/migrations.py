@@ -18,7 +18,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-LATEST = 7
+LATEST = 8
 # PostgreSQL advisory lock key taken while the schema is upgraded ("arko" in ASCII).
 _UPGRADE_LOCK = 0x61726B6F
 
@@ -185,6 +185,38 @@ def _v7(db: peewee.Database) -> None:
     db.create_tables([_SecretV7])
 
 
+class _DeliveryV8(peewee.Model):
+    trigger = peewee.CharField(max_length=100)
+    delivery = peewee.CharField(max_length=200)
+    job_id = peewee.CharField(default="", max_length=32)
+    received_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "delivery"
+        primary_key = peewee.CompositeKey("trigger", "delivery")
+
+
+class _ScheduleSlotV8(peewee.Model):
+    schedule = peewee.CharField(max_length=100)
+    slot = peewee.DateTimeField()
+    master = peewee.CharField(default="", max_length=255)
+    fired_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "schedule_slot"
+        primary_key = peewee.CompositeKey("schedule", "slot")
+
+
+def _v8(db: peewee.Database) -> None:
+    """Triggers and schedules: each webhook delivery and each schedule slot is
+    claimed by one row, so it starts one job however many masters share the
+    database; and a trigger's jobs are found by their ``trigger``."""
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_index("job", ("trigger", "created_at"), False))
+    db.bind([_DeliveryV8, _ScheduleSlotV8])
+    db.create_tables([_DeliveryV8, _ScheduleSlotV8])
+
+
 STEPS: dict[int, Callable[[peewee.Database], None]] = {
     1: _v1,
     2: _v2,
@@ -193,6 +225,7 @@ STEPS: dict[int, Callable[[peewee.Database], None]] = {
     5: _v5,
     6: _v6,
     7: _v7,
+    8: _v8,
 }
 
 

@@ -72,7 +72,11 @@ class JobModel(peewee.Model):
 
     class Meta:
         table_name = "job"
-        indexes = ((("master", "state"), False), (("parent_id", "created_at"), False))
+        indexes = (
+            (("master", "state"), False),
+            (("parent_id", "created_at"), False),
+            (("trigger", "created_at"), False),
+        )
 
 
 class JobEventModel(peewee.Model):
@@ -101,6 +105,32 @@ class SecretModel(peewee.Model):
 
     class Meta:
         table_name = "secret"
+
+
+class DeliveryModel(peewee.Model):
+    """A webhook delivery a trigger has seen, and the job it started ("" while starting)."""
+
+    trigger = peewee.CharField(max_length=100)
+    delivery = peewee.CharField(max_length=200)
+    job_id = peewee.CharField(default="", max_length=32)
+    received_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "delivery"
+        primary_key = peewee.CompositeKey("trigger", "delivery")
+
+
+class ScheduleSlotModel(peewee.Model):
+    """A schedule's slot that has fired, and which master fired it."""
+
+    schedule = peewee.CharField(max_length=100)
+    slot = peewee.DateTimeField()
+    master = peewee.CharField(default="", max_length=255)
+    fired_at = peewee.DateTimeField(default=_now)
+
+    class Meta:
+        table_name = "schedule_slot"
+        primary_key = peewee.CompositeKey("schedule", "slot")
 
 
 class MasterModel(peewee.Model):

@@ -108,6 +108,7 @@ class JobFilter:
     limit: int = 50
     after: tuple[dt.datetime, str] | None = None
     parent_id: str = ""
+    trigger: str = ""
 
 
 @dataclass(frozen=True, slots=True)

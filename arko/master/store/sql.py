@@ -37,9 +37,11 @@ from arko.master.jobs.state import UNFINISHED, JobState
 from arko.master.store import migrations
 from arko.master.store.errors import postgres_startup_error, sqlite_startup_error
 from arko.master.store.models import (
+    DeliveryModel,
     JobEventModel,
     JobModel,
     MasterModel,
+    ScheduleSlotModel,
     SecretModel,
     SlaveModel,
 )
@@ -325,7 +327,17 @@ class DatabaseStore:
 
     def __init__(self, db: AsyncDatabaseMixin) -> None:
         self._db = db
-        db.bind([SlaveModel, JobModel, JobEventModel, MasterModel, SecretModel])
+        db.bind(
+            [
+                SlaveModel,
+                JobModel,
+                JobEventModel,
+                MasterModel,
+                SecretModel,
+                DeliveryModel,
+                ScheduleSlotModel,
+            ]
+        )
 
     async def _prepare(
         self,
@@ -475,6 +487,8 @@ class DatabaseStore:
             select = select.where(JobModel.method == query.method)
         if query.parent_id:
             select = select.where(JobModel.parent_id == query.parent_id)
+        if query.trigger:
+            select = select.where(JobModel.trigger == query.trigger)
         if query.states:
             select = select.where(JobModel.state.in_(list(query.states)))
         if query.after is not None:
@@ -538,6 +552,53 @@ class DatabaseStore:
     async def delete_secret(self, name: str) -> bool:
         count: int = await self._db.aexecute(SecretModel.delete().where(SecretModel.name == name))
         return count > 0
+
+    # -- triggers and schedules: one row claims a delivery or a slot ------
+
+    async def claim_delivery(self, trigger: str, delivery: str) -> str | None:
+        """Claim a webhook delivery for this caller; None when claimed, else the
+        job id the first claim recorded ("" while that one is still starting).
+
+        Insert-or-nothing on the (trigger, delivery) key: of masters sharing
+        the database, exactly one insert lands. A claim is one round trip; only
+        a redelivery reads the row.
+        """
+        m = DeliveryModel
+        inserted = await self._db.list(
+            m.insert(trigger=trigger, delivery=delivery, received_at=now())
+            .on_conflict_ignore()
+            .returning(m.trigger)
+        )
+        if inserted:
+            return None
+        rows = await self._db.list(
+            m.select(m.job_id).where((m.trigger == trigger) & (m.delivery == delivery)).tuples()
+        )
+        return str(rows[0][0]) if rows else ""
+
+    async def delivery_started(self, trigger: str, delivery: str, job_id: str) -> None:
+        """Record the job a claimed delivery started."""
+        m = DeliveryModel
+        await self._db.aexecute(
+            m.update(job_id=job_id).where((m.trigger == trigger) & (m.delivery == delivery))
+        )
+
+    async def release_delivery(self, trigger: str, delivery: str) -> None:
+        """Forget a claimed delivery that started no job, so its redelivery may."""
+        m = DeliveryModel
+        await self._db.aexecute(
+            m.delete().where((m.trigger == trigger) & (m.delivery == delivery) & (m.job_id == ""))
+        )
+
+    async def claim_slot(self, schedule: str, slot: dt.datetime, master: str) -> bool:
+        """Whether this master fires ``schedule`` at ``slot``: the first to claim it does."""
+        m = ScheduleSlotModel
+        inserted = await self._db.list(
+            m.insert(schedule=schedule, slot=slot, master=master, fired_at=now())
+            .on_conflict_ignore()
+            .returning(m.schedule)
+        )
+        return bool(inserted)
 
     async def close(self) -> None:
         await self._db.close_pool()

@@ -138,6 +138,14 @@ def _fixed_paths() -> dict[str, Any]:
                 "responses": {"200": listed},
             }
         },
+        "/api/v1/triggers": {
+            "get": {
+                "summary": "Triggers and schedules (arko.v1.Admin/ListTriggers as JSON): "
+                "each with its last job, a schedule's next time",
+                "operationId": "listTriggers",
+                "responses": {"200": listed},
+            }
+        },
         "/api/v1/methods/{method}": {
             "get": {
                 "summary": "A method's request fields, JSON Schema and job policy",

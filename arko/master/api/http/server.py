@@ -19,10 +19,13 @@ from arko.common.listen import listen_socket, url_host
 from arko.master.api.http.api import API, Api
 from arko.master.api.http.hosts import HostGuard
 from arko.master.api.http.safety import add_security_headers, last_resort
+from arko.master.api.http.triggers import TriggerRoutes
 from arko.master.jobs.service import JobService
 from arko.master.secrets.vault import Vault
 from arko.master.settings import MasterSettings
 from arko.master.slaves.registry import Registry
+from arko.master.triggers.hooks import Hooks
+from arko.master.triggers.overview import Overview
 
 log = structlog.get_logger("arko.master.api.http")
 
@@ -103,6 +106,8 @@ def create_app(
     registry: Registry,
     settings: MasterSettings,
     client_token: str | None,
+    hooks: Hooks,
+    overview: Overview,
     vault: Vault | None = None,
 ) -> web.Application:
     """The master's HTTP application: API routes first, then the UI's catch-all.
@@ -115,6 +120,7 @@ def create_app(
     app.middlewares.extend([last_resort, guard.middleware])
     app.on_response_prepare.append(add_security_headers)
     Api(jobs, registry, client_token, settings.connect_timeout, vault).add_routes(app)
+    TriggerRoutes(hooks, overview).add_routes(app)
     _ui_routes(app, built_ui_dir(settings))
     return app
 
