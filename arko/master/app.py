@@ -40,6 +40,7 @@ from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.records import JobRecorder
 from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
 from arko.master.jobs.service import JobService
+from arko.master.jobs.tokens import JobTokens
 from arko.master.metrics import MasterMetrics
 from arko.master.settings import MasterSettings
 from arko.master.slaves.admission import RateLimit
@@ -210,6 +211,7 @@ class Master(Lifecycle):
             s.job_timeout,
             coordinator,
             on_finished=self._finished(metrics),
+            advertise_address=s.advertise_address,
         )
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
@@ -229,14 +231,14 @@ class Master(Lifecycle):
             self._registry, join_token, protected, RateLimit(s.register_rate_limit)
         )
         execution = ExecutionServicer(self._jobs)
-        jobs = JobsServicer(self._jobs)
+        jobs = JobsServicer(self._jobs, JobTokens(live, self._store.get_job, s.max_job_depth))
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
-        interceptors = (
-            [ClientTokenInterceptor(client_token, (execution_name, jobs_name, admin_name))]
-            if client_token
-            else []
-        )
+        # Always on: a call with a job token is kept to its job's children
+        # even when clients need no bearer token.
+        interceptors = [
+            ClientTokenInterceptor(client_token, (execution_name, jobs_name, admin_name))
+        ]
         services = [
             (
                 register_pb2.DESCRIPTOR.services_by_name["Register"].full_name,
