@@ -167,22 +167,29 @@ def test_cancelling_the_parent_cancels_every_childs_handler(
 
 
 def test_a_parent_that_ends_cancels_its_children_unless_they_outlive_it(
-    fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[..., Jobs]
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[..., Jobs], tmp_path: Path
 ) -> None:
     """job.start's child ends with its parent; one started with outlive_parent runs on."""
     master = fleet.master()
     slave = fleet.slave(master, *SERVICES, env=toolbox_env)
     client = jobs(master)
 
-    parent = client.run(f"{PIPELINE}.Abandon", seconds=300)
+    go = tmp_path / "go"
+    parent_id = client.start(f"{PIPELINE}.Abandon", seconds=300, file=str(go))
+    wait_until(lambda: len(slave.events("sleep_started")) == 2, 30, "both children running")
+    go.touch()
+    parent = wait_until(lambda: client.ended(parent_id), 30, "the parent to return")
     assert parent.state == jobs_pb2.SUCCEEDED, parent.error
     ends, outlives = json.loads(parent.result)["children"]
     ended = wait_until(lambda: client.ended(ends), 30, "the child to end with its parent")
     assert ended.state == jobs_pb2.CANCELLED
     assert ended.cancelled_by == f"parent job {parent.id} ended"
-    lived = wait_until(lambda: client.ended(outlives), 30, "the outliving child to finish")
-    assert lived.state == jobs_pb2.SUCCEEDED and lived.outlive_parent
     wait_until(lambda: slave.events("sleep_cancelled"), 30, "the ended child's handler cancelled")
+    lives = client.get(outlives)
+    assert lives.state == jobs_pb2.RUNNING and lives.outlive_parent
+    assert len(slave.events("sleep_cancelled")) == 1
+    client.stub.Cancel(jobs_pb2.CancelRequest(job_id=outlives), timeout=30)
+    wait_until(lambda: len(slave.events("sleep_cancelled")) == 2, 30, "the other one, on demand")
 
 
 def test_children_nest_no_deeper_than_max_job_depth(
@@ -265,3 +272,36 @@ def test_a_job_token_reaches_only_its_own_children_while_its_job_runs(
     database = fleet.database()
     if isinstance(database, Path):  # SQLite: the file itself holds no clear token
         assert token.encode() not in database.read_bytes()
+
+
+@pytest.mark.one_pass("its masters are on PostgreSQL in the SQLite pass already")
+def test_with_several_masters_a_parent_on_one_runs_its_children_through_another(
+    postgres_url: str, fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[..., Jobs]
+) -> None:
+    """Master A sends the parent to a slave registered only with master B, which
+    checks the job token against the shared database and runs the children; A
+    lists them, and cancelling the parent on A cancels them on B."""
+    env = {"ARKO_MASTER_JOIN_TOKEN": "child-jobs-join-token"}
+    fast = ("--heartbeat_interval", "0.3", "--job_flush_interval", "0.2")
+    a, b = (fleet.master(*fast, "--name", n, db=postgres_url, env=env) for n in ("a", "b"))
+    slave_env = {**toolbox_env, "ARKO_SLAVE_JOIN_TOKEN": "child-jobs-join-token"}
+    slave = fleet.slave(b, *SERVICES, env=slave_env)
+    on_a = jobs(a)
+    wait_until(lambda: on_a.run(ECHO).state == jobs_pb2.SUCCEEDED, 30, "A to know B's slave")
+
+    parent = on_a.run(f"{PIPELINE}.FanOut", count=2, seconds=0.2)
+    assert parent.state == jobs_pb2.SUCCEEDED, parent.error
+    children = on_a.children(parent.id)
+    assert len(children) == 2 and {c.trigger for c in children} == {"job"}
+    masters = dict(fleet.query("SELECT id, master FROM job", db=postgres_url))
+    assert masters[parent.id] == "a"
+    assert {masters[c.id] for c in children} == {"b"}
+
+    parent_id = on_a.start(f"{PIPELINE}.FanOut", count=2, seconds=300)
+    wait_until(lambda: len(slave.events("sleep_started")) == 4, 30, "two more children running")
+    on_a.stub.Cancel(jobs_pb2.CancelRequest(job_id=parent_id), timeout=30)
+    wait_until(lambda: len(slave.events("sleep_cancelled")) == 2, 30, "both children cancelled")
+    ended = [
+        wait_until(lambda c=c: on_a.ended(c.id), 30, "records") for c in on_a.children(parent_id)
+    ]
+    assert {c.state for c in ended} == {jobs_pb2.CANCELLED}
