@@ -10,7 +10,8 @@ only while its job runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -140,8 +141,9 @@ class JobContext:
 
         async def attempt(stub: jobs_pb2_grpc.JobsStub) -> str:
             call = stub.Run(request, metadata=self._metadata, timeout=self._left())
-            async for event in _first_sent(call):
-                return event.job_id
+            async with contextlib.aclosing(_events(call)) as events:
+                async for event in events:  # the first: ACCEPTED, with the id
+                    return event.job_id
             raise JobRefused(grpc.StatusCode.INTERNAL, f"the master said nothing of {method}")
 
         return await self._on_a_master(attempt)
@@ -187,9 +189,10 @@ class JobContext:
         A job that failed ends its Run call with an error status after the
         FINISHED event: the record says all, so that status is not raised.
         """
-        async for event in _first_sent(call, finished_is_enough=True):
-            if event.kind == FINISHED:
-                return event.job
+        async with contextlib.aclosing(_events(call, finished_is_enough=True)) as events:
+            async for event in events:
+                if event.kind == FINISHED:
+                    return event.job
         raise JobRefused(grpc.StatusCode.INTERNAL, "the master ended the call with no FINISHED")
 
     async def _on_a_master(self, attempt: Callable[[jobs_pb2_grpc.JobsStub], Awaitable[T]]) -> T:
@@ -206,9 +209,9 @@ class JobContext:
         )
 
 
-async def _first_sent(
+async def _events(
     call: AsyncIterator[jobs_pb2.JobEvent], finished_is_enough: bool = False
-) -> AsyncIterator[jobs_pb2.JobEvent]:
+) -> AsyncGenerator[jobs_pb2.JobEvent, None]:
     """A call's events, its errors as SDK errors.
 
     UNAVAILABLE before the first event means the master was not reached:

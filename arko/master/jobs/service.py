@@ -66,7 +66,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One job as an adapter hands it in (gRPC, HTTP; triggers and child jobs later).
+    """One job as an adapter hands it in (gRPC, HTTP, a job's child; triggers later).
 
     Attributes:
         method: ``Service.Method``, as the caller spelled it.
