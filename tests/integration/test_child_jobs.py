@@ -21,6 +21,7 @@ from google.protobuf import duration_pb2
 from arko.gen import execution_pb2, execution_pb2_grpc
 from arko.testing import Daemon, Fleet, wait_until
 from arko.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from tests.pki import CertificateAuthority
 
 SERVICES = ("--service", "toolbox_plugin:plugin,pipeline_plugin:plugin")
 PIPELINE = "arko.testing.v1.Pipeline"
@@ -34,8 +35,17 @@ Metadata = tuple[tuple[str, str], ...]
 class Jobs:
     """A blocking arko.v1.Jobs client for one master, with the metadata it is given."""
 
-    def __init__(self, master: Daemon, metadata: Metadata = ()) -> None:
-        self.channel = grpc.insecure_channel(master.address)
+    def __init__(
+        self,
+        master: Daemon,
+        metadata: Metadata = (),
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.channel = (
+            grpc.secure_channel(master.address, credentials)
+            if credentials
+            else grpc.insecure_channel(master.address)
+        )
         self.stub = jobs_pb2_grpc.JobsStub(self.channel)
         self.metadata = metadata
 
@@ -75,8 +85,10 @@ def jobs() -> Iterator[Callable[..., Jobs]]:
     """Makes Jobs clients, all closed at the end of the test."""
     made: list[Jobs] = []
 
-    def make(master: Daemon, metadata: Metadata = ()) -> Jobs:
-        made.append(Jobs(master, metadata))
+    def make(
+        master: Daemon, metadata: Metadata = (), credentials: grpc.ChannelCredentials | None = None
+    ) -> Jobs:
+        made.append(Jobs(master, metadata, credentials))
         return made[-1]
 
     yield make
@@ -123,6 +135,28 @@ def test_three_children_fan_out_over_two_slaves_and_fan_in(
     assert detached.state == jobs_pb2.SUCCEEDED, detached.error
     listed = client.children(detached.id)
     assert len(listed) == 3 and all(c.detached and c.trigger == "job" for c in listed)
+
+
+def test_over_mutual_tls_the_sdk_dials_the_master_with_the_slaves_certificate(
+    fleet: Fleet, toolbox_env: dict[str, str], jobs: Callable[..., Jobs], tmp_path: Path
+) -> None:
+    """With mutual TLS on every link, a handler's children reach the master it
+    registered with over TLS, presenting the slave's own certificate."""
+    (tmp_path / "pki").mkdir()
+    ca = CertificateAuthority(tmp_path / "pki")
+    client = ca.issue("ci-client", client=True)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert_path.read_bytes(),
+        private_key=client.key.read_bytes(),
+        certificate_chain=client.cert.read_bytes(),
+    )
+    master = fleet.master(*ca.daemon_flags(ca.issue("arko-master")), credentials=credentials)
+    slave_flags = ca.daemon_flags(ca.issue("slave-1"))
+    fleet.slave(master, *SERVICES, *slave_flags, env=toolbox_env, credentials=credentials)
+
+    parent = jobs(master, credentials=credentials).run(f"{PIPELINE}.FanOut", count=2, seconds=0)
+    assert parent.state == jobs_pb2.SUCCEEDED, parent.error
+    assert len(json.loads(parent.result)["children"]) == 2
 
 
 def test_a_failing_child_raises_job_failed_in_its_parent(
