@@ -126,9 +126,10 @@ def test_three_children_fan_out_over_two_slaves_and_fan_in(
     for child in children:
         assert (child.trigger, child.parent_id, child.depth) == ("job", parent.id, 1)
         assert child.state == jobs_pb2.SUCCEEDED and child.method == SLEEP
-    # The children's calls arrived bounded by the parent's 40 s, not --job_timeout's hour.
+    # The children's calls arrived bounded by the parent's 40 s, not --job_timeout's
+    # hour (gRPC's deadline header rounds up to coarser units, so a bit over 40 s).
     remaining = [e["time_remaining"] for s in slaves for e in s.events("sleep_started")]
-    assert len(remaining) == 3 and all(r is not None and r <= 40 for r in remaining), remaining
+    assert len(remaining) == 3 and all(r is not None and r < 60 for r in remaining), remaining
 
     # job.start then job.wait: the same, detached.
     detached = client.run(f"{PIPELINE}.FanOut", count=3, seconds=0.2, detach=True)
