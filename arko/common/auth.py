@@ -9,6 +9,12 @@ SECRET_HEADER = "arko-slave-secret"
 # Metadata the master sends on every call to a slave: its own name, so a
 # slave's log says which of several masters asked.
 MASTER_HEADER = "arko-master"
+# Metadata the master sends with each job to an arko slave, and the slave's
+# SDK sends back when the job starts children: the job's id and its job
+# token; and, from the master, the address its jobs reach it at (may be "").
+JOB_ID_HEADER = "arko-job-id"
+JOB_TOKEN_HEADER = "arko-job-token"
+JOB_MASTER_HEADER = "arko-job-master"
 
 
 def tokens_match(expected: str | bytes, presented: str | bytes) -> bool:

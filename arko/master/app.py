@@ -41,6 +41,7 @@ from arko.master.jobs.queue import JobQueue
 from arko.master.jobs.records import JobRecorder, Lineage
 from arko.master.jobs.scheduler import SCHEDULERS, Scheduler
 from arko.master.jobs.service import JobService, Submission
+from arko.master.jobs.tokens import JobTokens
 from arko.master.metrics import MasterMetrics
 from arko.master.secrets.references import SecretResolver
 from arko.master.secrets.sealing import load_key
@@ -232,6 +233,7 @@ class Master(Lifecycle):
             coordinator,
             on_finished=self._finished(metrics),
             secrets=SecretResolver(vault),
+            advertise_address=s.advertise_address,
         )
         await coordinator.join(self._registry)  # the first leases, before the first ping sweep
         self._serve_metrics(metrics, self._registry)
@@ -254,13 +256,15 @@ class Master(Lifecycle):
             self._registry, join_token, protected, RateLimit(s.register_rate_limit)
         )
         execution = ExecutionServicer(self._jobs)
-        jobs = JobsServicer(self._jobs)
+        jobs = JobsServicer(self._jobs, JobTokens(live, self._store.get_job, s.max_job_depth))
         secrets = SecretsServicer(vault)
         execution_name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
         jobs_name = jobs_pb2.DESCRIPTOR.services_by_name["Jobs"].full_name
         secrets_name = secrets_pb2.DESCRIPTOR.services_by_name["Secrets"].full_name
         guarded = (execution_name, jobs_name, admin_name, secrets_name)
-        interceptors = [ClientTokenInterceptor(client_token, guarded)] if client_token else []
+        # Always on: a call with a job token is kept to its job's children
+        # even when clients need no bearer token.
+        interceptors = [ClientTokenInterceptor(client_token, guarded)]
         services = [
             (
                 register_pb2.DESCRIPTOR.services_by_name["Register"].full_name,

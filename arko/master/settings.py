@@ -123,6 +123,19 @@ class MasterSettings(DaemonSettings):
         gt=0,
         description="Seconds job records gather (safe in the journal) before one database write",
     )
+    advertise_address: str = Field(
+        "",
+        description="host:port slaves and their jobs reach this master at: sent with each "
+        "job (arko-job-master) so a pipeline's child jobs go back to the master that sent "
+        "it (empty: the SDK dials the masters its slave registered with)",
+        json_schema_extra={"metavar": "HOST:PORT"},
+    )
+    max_job_depth: int = Field(
+        8,
+        ge=0,
+        description="How deep child jobs may nest (a top-level job is at depth 0); a "
+        "deeper child is refused with FAILED_PRECONDITION",
+    )
     grace: float = Field(10.0, ge=0, description="Seconds running jobs get to finish on shutdown")
     name: str = Field(
         "",

@@ -9,6 +9,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2
 
+from arko import sdk
 from arko.common.errors import StartupError
 from arko.common.lifecycle import Lifecycle, cancel_task
 from arko.common.metrics import serve_metrics
@@ -70,6 +71,9 @@ class Slave(Lifecycle):
         self._tls = tls = s.tls_config()
         self._join_token = s.join_token_value()
         self._secret = new_call_secret(self._join_token)
+        # Handlers' child jobs (arko.sdk.JobContext) reach the masters this
+        # slave registers with, over the same TLS, unless a job names its master.
+        sdk.configure(s.master, tls)
         interceptors: list[grpc.aio.ServerInterceptor] = []
         guarded = s.mode == "standalone" and s.protect
         if guarded:
@@ -135,6 +139,7 @@ class Slave(Lifecycle):
             await link.close()
 
     async def _after_drain(self) -> None:
+        await sdk.close()  # no handler is left to start a child
         if self._stop_metrics is not None:
             self._stop_metrics()
             self._stop_metrics = None

@@ -28,7 +28,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="session")
 def toolbox_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for a slave that can serve ``--service toolbox_plugin:plugin``."""
+    """Environment for a slave that can serve ``--service toolbox_plugin:plugin``
+    (and ``pipeline_plugin:plugin``, whose handlers run Toolbox children)."""
     out = tmp_path_factory.mktemp("toolbox_gen")
     args = [
         "grpc_tools.protoc",
@@ -38,8 +39,9 @@ def toolbox_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         str(FIXTURES / "toolbox.proto"),
+        str(FIXTURES / "pipeline.proto"),
     ]
-    assert protoc.main(args) == 0, "protoc failed on the toolbox fixture"
+    assert protoc.main(args) == 0, "protoc failed on the toolbox and pipeline fixtures"
     path = os.pathsep.join([str(out), str(FIXTURES), os.environ.get("PYTHONPATH", "")])
     return {"PYTHONPATH": path}
 

@@ -2,7 +2,9 @@
 
 All logic lives in :class:`arko.master.jobs.service.JobService`; here requests
 become its calls, records and events become messages (:mod:`arko.master.api.messages`),
-and ``ArkoError`` becomes a status code.
+and ``ArkoError`` becomes a status code. A call carrying a job token is a
+running job acting on its own children: :class:`arko.master.jobs.tokens.JobTokens`
+checks the token and what it reaches.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import grpc
 import structlog
 from google.protobuf import json_format
 
+from arko.common.auth import JOB_ID_HEADER
 from arko.common.errors import ArkoError, InvalidArgument
+from arko.master.api.auth import job_credentials
 from arko.master.api.messages import event_message, job_message
-from arko.master.api.servicers import JOB_ID_HEADER, abort
+from arko.master.api.servicers import abort
 from arko.master.jobs.live import FINISHED, Event
+from arko.master.jobs.records import TOP_LEVEL
 from arko.master.jobs.service import JobService, Submission
 from arko.master.jobs.state import wire_name
+from arko.master.jobs.tokens import Caller, JobTokens
 from arko.v1 import jobs_pb2, jobs_pb2_grpc
 
 log = structlog.get_logger("arko.master.api.jobs")
@@ -36,22 +42,44 @@ WRITE_AHEAD = 64
 class JobsServicer(jobs_pb2_grpc.JobsServicer):
     """``arko.v1.Jobs``: run, read back, follow and cancel jobs."""
 
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: JobService, tokens: JobTokens) -> None:
         self._jobs = jobs
+        self._tokens = tokens
+
+    async def _caller(self, context: Context) -> Caller | None:
+        """The job whose token the call carries (None: an ordinary client).
+
+        Raises:
+            Unauthenticated: a wrong token, or one whose job has ended.
+        """
+        credentials = job_credentials(context.invocation_metadata())
+        return None if credentials is None else await self._tokens.verify(*credentials)
+
+    async def _reach(self, context: Context, job_id: str) -> Caller | None:
+        """The calling job, once it is allowed to reach ``job_id`` (its descendant)."""
+        caller = await self._caller(context)
+        if caller is not None:
+            await self._tokens.check_descendant(caller, job_id.strip(), self._jobs.find)
+        return caller
 
     async def Run(self, request: jobs_pb2.RunRequest, context: Context) -> None:
         has_timeout = request.HasField("timeout")
-        submission = Submission(
-            request.method,
-            dict(request.params),
-            args=json_format.MessageToDict(request.args) if request.HasField("args") else None,
-            labels=dict(request.labels),
-            timeout=request.timeout.ToTimedelta().total_seconds() if has_timeout else None,
-            deadline=context.time_remaining(),
-            detach=request.detach,
-            refuse_early=False,  # a bad name or size is a job that fails, on record
-        )
         try:
+            caller = await self._caller(context)
+            lineage = (
+                TOP_LEVEL if caller is None else self._tokens.child(caller, request.outlive_parent)
+            )
+            submission = Submission(
+                request.method,
+                dict(request.params),
+                args=json_format.MessageToDict(request.args) if request.HasField("args") else None,
+                labels=dict(request.labels),
+                timeout=request.timeout.ToTimedelta().total_seconds() if has_timeout else None,
+                deadline=context.time_remaining(),
+                detach=request.detach,
+                refuse_early=False,  # a bad name or size is a job that fails, on record
+                lineage=lineage,
+            )
             job = self._jobs.submit(submission)
         except ArkoError as exc:
             await abort(context, exc)
@@ -84,6 +112,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
 
     async def Get(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.Job:
         try:
+            await self._reach(context, request.job_id)
             return job_message(await self._jobs.get(request.job_id))
         except ArkoError as exc:
             await abort(context, exc)
@@ -92,6 +121,9 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         self, request: jobs_pb2.ListJobsRequest, context: Context
     ) -> jobs_pb2.ListJobsResponse:
         try:
+            caller = await self._caller(context)
+            if caller is not None:
+                self._tokens.check_listing(caller, request.parent_id)
             states = tuple(wire_name(s) for s in request.states)
             rows, token = await self._jobs.list(
                 request.method, states, request.page_size, request.page_token, request.parent_id
@@ -104,16 +136,18 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
 
     async def Watch(self, request: jobs_pb2.WatchRequest, context: Context) -> None:
         try:
+            await self._reach(context, request.job_id)
             async for event in self._jobs.watch(request.job_id, request.from_seq):
                 await context.write(event_message(request.job_id.strip(), event))
         except ArkoError as exc:
             await abort(context, exc)
 
     async def Cancel(self, request: jobs_pb2.CancelRequest, context: Context) -> jobs_pb2.Job:
-        by = context.peer()
-        if request.reason.strip():
-            by = f"{by}: {request.reason.strip()[:256]}"
         try:
+            caller = await self._reach(context, request.job_id)
+            by = context.peer() if caller is None else f"job {caller.job.id}"
+            if request.reason.strip():
+                by = f"{by}: {request.reason.strip()[:256]}"
             return job_message(await self._jobs.cancel(request.job_id, by))
         except ArkoError as exc:
             await abort(context, exc)

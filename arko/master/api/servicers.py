@@ -14,7 +14,7 @@ import structlog
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from arko.common.auth import tokens_match
+from arko.common.auth import JOB_ID_HEADER, tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
 from arko.master.jobs.executor import render_reply
@@ -23,8 +23,6 @@ from arko.master.slaves.admission import RateLimit, check_protected, peer_addres
 from arko.master.slaves.registry import Registry
 
 log = structlog.get_logger("arko.master.api.servicers")
-
-JOB_ID_HEADER = "arko-job-id"
 
 
 async def abort(

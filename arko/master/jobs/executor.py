@@ -96,6 +96,7 @@ class JobInput:
 
 OnStart = Callable[[str], None]
 OnMessage = Callable[[Message], Awaitable[None]]
+Metadata = tuple[tuple[str, str], ...]
 
 
 class Executor:
@@ -134,6 +135,7 @@ class Executor:
         on_message: OnMessage,
         log_context: Mapping[str, str] | None = None,
         on_queued: Callable[[], None] | None = None,
+        credentials: Metadata = (),
     ) -> bool:
         """Run ``job`` on a slave, handing each reply message to ``on_message``.
 
@@ -146,6 +148,8 @@ class Executor:
             on_message: Awaited with each message the slave sends, in order.
             log_context: Fields for this module's log lines (the job id).
             on_queued: Told when the job has to wait in the queue for a place.
+            credentials: Metadata sent with the call besides the slave's own:
+                the job's id and job token (never logged).
 
         Raises:
             ArkoError: a subclass whose ``code`` is the status to answer with.
@@ -221,7 +225,7 @@ class Executor:
                 ):
                     remaining = float(policy.timeout_seconds)
                 streaming = await self._send(
-                    slave, name, job, remaining, on_start, on_message, context
+                    slave, name, job, remaining, on_start, on_message, context, credentials
                 )
             except _NeverStarted as why:
                 self._queue.give_back(slave, name.dotted, why.refused)
@@ -244,6 +248,7 @@ class Executor:
         on_start: OnStart,
         on_message: OnMessage,
         context: Mapping[str, str],
+        credentials: Metadata,
     ) -> bool:
         """Call ``slave``; raise ``_NeverStarted`` when the job provably never reached it."""
         catalog = slave.catalog
@@ -265,7 +270,8 @@ class Executor:
                 raise _NeverStarted  # else the slave registered again: use its new channel
             on_start(slave.address)
             log.debug("job_dispatched", method=name.dotted, slave=slave.address, **context)
-            call = _Call(slave, channel, name.path, request, reply_cls, timeout)
+            metadata = slave.metadata + credentials
+            call = _Call(channel, name.path, request, reply_cls, timeout, metadata)
             try:
                 if desc.server_streaming:
                     await call.stream(on_message)
@@ -312,12 +318,12 @@ def refused_as_full(exc: grpc.aio.AioRpcError) -> bool:
 class _Call:
     """One call to a slave's method over a leased channel, as raw bytes."""
 
-    slave: Slave
     channel: grpc.aio.Channel
     path: str
     request: Message
     reply_cls: type[Message]
     timeout: float | None
+    metadata: Metadata
 
     async def unary(self) -> Message:
         call = self.channel.unary_unary(
@@ -325,9 +331,7 @@ class _Call:
             request_serializer=type(self.request).SerializeToString,
             response_deserializer=self.reply_cls.FromString,
         )
-        reply: Message = await call(
-            self.request, timeout=self.timeout, metadata=self.slave.metadata
-        )
+        reply: Message = await call(self.request, timeout=self.timeout, metadata=self.metadata)
         return reply
 
     async def stream(self, on_message: OnMessage) -> None:
@@ -336,7 +340,7 @@ class _Call:
             request_serializer=type(self.request).SerializeToString,
             response_deserializer=self.reply_cls.FromString,
         )
-        stream = call(self.request, timeout=self.timeout, metadata=self.slave.metadata)
+        stream = call(self.request, timeout=self.timeout, metadata=self.metadata)
         try:
             async for message in stream:
                 # The next message is read only once this one is handed on:

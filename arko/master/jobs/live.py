@@ -70,10 +70,23 @@ class LiveJob:
         job: The job's record in flight.
         journal: Persists a kept OUTPUT or TRUNCATED event (the recorder's ``output``).
         max_output_bytes: Output data kept per job; past it, events go to the ring only.
+        deadline: Monotonic seconds at which the job's own deadline passes
+            (None: none), which its children inherit.
+        credentials: Metadata the job is sent to its slave with (its id and
+            job token): in memory only, never recorded.
     """
 
-    def __init__(self, job: Job, journal: Journal, max_output_bytes: int) -> None:
+    def __init__(
+        self,
+        job: Job,
+        journal: Journal,
+        max_output_bytes: int,
+        deadline: float | None = None,
+        credentials: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.job = job
+        self.deadline = deadline
+        self.credentials = credentials
         self._journal = journal
         self._max = max_output_bytes
         self._kept: list[Event] = []  # seq 0..len-1

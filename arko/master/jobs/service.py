@@ -25,6 +25,7 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 
+from arko.common.auth import JOB_ID_HEADER, JOB_MASTER_HEADER, JOB_TOKEN_HEADER
 from arko.common.errors import ArkoError, InternalError, InvalidArgument
 from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.jobs.executor import Executor, JobInput, render_compact
@@ -39,6 +40,7 @@ from arko.master.jobs.live import (
 )
 from arko.master.jobs.records import TOP_LEVEL, JobRecorder, Lineage
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
+from arko.master.jobs.tokens import JobTokens
 from arko.master.secrets.references import NO_VAULT, SecretResolver
 from arko.master.store.rows import JobFilter, JobRow, Store
 
@@ -50,6 +52,7 @@ CALLER_GONE = "caller went away"
 _STATE_WORDS = frozenset(state.value for state in JobState)
 _EVENTS_PAGE = 500
 _FOLLOW_POLL = 1.0  # seconds between two reads of a job another master runs
+_IN_FLIGHT = (JobState.QUEUED, JobState.RUNNING)
 
 Sink = Callable[[Event], Awaitable[None]]
 
@@ -64,7 +67,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One job as an adapter hands it in (gRPC, HTTP; triggers and child jobs later).
+    """One job as an adapter hands it in (gRPC, HTTP, a job's child; triggers later).
 
     Attributes:
         method: ``Service.Method``, as the caller spelled it.
@@ -209,6 +212,8 @@ class JobService:
         coordinator: The other masters on the database, if any.
         on_finished: Told of every job that ends here (e.g. metrics).
         secrets: Replaces ``${secret:NAME}`` in what is sent to the slave.
+        advertise_address: Sent with each job (``arko-job-master``): where
+            its child jobs reach this master ("" lets the slave choose).
     """
 
     def __init__(
@@ -222,9 +227,17 @@ class JobService:
         coordinator: Coordinator = ALONE,
         on_finished: Callable[[LiveJob], None] | None = None,
         secrets: SecretResolver = NO_VAULT,
+        advertise_address: str = "",
     ) -> None:
         self._executor = executor
         self._secrets = secrets
+        self._advertise = advertise_address
+        # Children in flight here, by parent id: a parent that ends (or is
+        # cancelled) cancels them without a scan of every live job.
+        self._children: dict[str, set[str]] = {}
+        # Children here of a parent on another master: each follows its
+        # parent's record, to end with it.
+        self._followers: dict[str, asyncio.Task[None]] = {}
         # Several masters: jobs running on another one are followed through
         # the store (woken by its notices) and cancelled by asking it.
         self._coordinator = coordinator
@@ -292,8 +305,18 @@ class JobService:
             submission.detach,
             submission.lineage,
         )
-        live = LiveJob(job, self._recorder.output, self._max_output)
+        token = JobTokens.issue(job)
+        timeout = self._timeout(submission)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        credentials = (
+            (JOB_ID_HEADER, job.id),
+            (JOB_TOKEN_HEADER, token),
+            (JOB_MASTER_HEADER, self._advertise),
+        )
+        live = LiveJob(job, self._recorder.output, self._max_output, deadline, credentials)
         self._live.add(live)
+        if job.parent_id:
+            self._adopt(live)
         live.add(ACCEPTED, record=job.row())
         if submission.detach:
             self._recorder.accepted(job)
@@ -304,6 +327,11 @@ class JobService:
         deadline, whichever ends first; with neither, ``job_timeout``."""
         deadline = None if submission.detach else submission.deadline
         bounds = [t for t in (submission.timeout, deadline) if t is not None]
+        # A child runs no longer than its parent (when the parent runs here;
+        # the SDK also sends the handler's own time left as the timeout).
+        parent = self._live.get(submission.lineage.parent_id)
+        if parent is not None and parent.deadline is not None:
+            bounds.append(max(parent.deadline - time.monotonic(), 0.0))
         return min(bounds) if bounds else self._job_timeout
 
     async def _run_detached(self, submitted: Submitted) -> None:
@@ -378,6 +406,7 @@ class JobService:
                 on_message,
                 {"job_id": job.id},
                 on_queued,
+                live.credentials,
             )
         except ArkoError as exc:
             error = exc
@@ -436,6 +465,7 @@ class JobService:
         """Add the FINISHED event and log the access line: one per job, however it ended."""
         job = live.job
         event = live.add(FINISHED, record=job.row())
+        self._end_family(live)
         if self._on_finished is not None:
             self._on_finished(live)
         log.info(
@@ -449,6 +479,71 @@ class JobService:
             **({"reason": job.error} if job.error else {}),
         )
         return event
+
+    # -- parents and children ----------------------------------------------
+
+    def _adopt(self, live: LiveJob) -> None:
+        """Tie a new child to its parent, so the parent's end reaches it."""
+        job = live.job
+        self._children.setdefault(job.parent_id, set()).add(job.id)
+        if self._coordinator.alone or job.outlive_parent or self._live.get(job.parent_id):
+            return
+        # The parent runs on another master: follow its record to its end.
+        task = asyncio.create_task(self._end_with_parent(live), name=f"parent-of-{job.id}")
+        self._followers[job.id] = task
+
+    def _end_family(self, live: LiveJob) -> None:
+        """A job ended: forget its token, leave its parent, and end its children.
+
+        Its children that were not started with ``outlive_parent`` are
+        cancelled (each one's end then reaches its own children).
+        """
+        job = live.job
+        live.credentials = ()  # the token dies with its job
+        follower = self._followers.pop(job.id, None)
+        if follower is not None:
+            follower.cancel()
+        siblings = self._children.get(job.parent_id)
+        if siblings is not None:
+            siblings.discard(job.id)
+            if not siblings:
+                del self._children[job.parent_id]
+        for child_id in tuple(self._children.get(job.id, ())):
+            self._cancel_orphan(child_id, job.id)
+
+    def _cancel_orphan(self, child_id: str, parent_id: str) -> None:
+        child = self._live.get(child_id)
+        if child is None or child.job.outlive_parent:
+            return
+        if child.cancel(f"parent job {parent_id} ended"):
+            log.info("job_cancel_requested", job_id=child_id, by=f"parent job {parent_id} ended")
+
+    async def _end_with_parent(self, live: LiveJob) -> None:
+        """Cancel a child here once its parent, on another master, has ended."""
+        parent_id = live.job.parent_id
+        try:
+            while not live.job.finished:
+                row = await self._store.get_job(parent_id)
+                if row is None or row.state in FINAL:
+                    self._cancel_orphan(live.id, parent_id)
+                    return
+                await self._coordinator.wait_saved(parent_id, _FOLLOW_POLL)
+        except Exception as exc:  # the child runs on; only its tie to the parent is lost
+            log.warning("parent_follow_failed", job_id=live.id, parent_id=parent_id, error=str(exc))
+
+    async def _in_flight_children(self, job_id: str) -> set[str]:
+        """The queued and running children of a job: here, and (several masters) in the store.
+
+        Another master's children are in the store before they are sent
+        (``JobRecorder.persist``), so a cancel finds them however new.
+        """
+        found = set(self._children.get(job_id, ()))  # left here by each child's end
+        if not self._coordinator.alone:
+            rows = await self._store.list_jobs(
+                JobFilter(states=_IN_FLIGHT, limit=MAX_PAGE, parent_id=job_id)
+            )
+            found.update(row.id for row in rows)
+        return found
 
     # -- reading -----------------------------------------------------------
 
@@ -467,6 +562,13 @@ class JobService:
         if row is None:
             raise JobNotFound(f"no job {job_id}")
         return row
+
+    async def find(self, job_id: str) -> JobRow | None:
+        """One job's record, wherever it is; None when no job has this id (or it is malformed)."""
+        try:
+            return await self.get(job_id)
+        except (JobNotFound, InvalidArgument):
+            return None
 
     async def list(
         self,
@@ -559,15 +661,29 @@ class JobService:
     # -- cancelling and stopping -------------------------------------------
 
     async def cancel(self, job_id: str, by: str) -> JobRow:
-        """Cancel a queued or running job and return its record once it has ended.
+        """Cancel a queued or running job and its children; return its record once it has ended.
 
-        A job that already ended is answered as it is.
+        Its queued and running children are cancelled with it, at any depth
+        and on any master, those started with ``outlive_parent`` included
+        (they outlive their parent's end, not its cancellation). A job that
+        already ended is answered as it is.
 
         Raises:
             InvalidArgument: a malformed id.
             JobNotFound: no job has this id.
         """
         job_id = check_job_id(job_id)
+        children = await self._in_flight_children(job_id)
+        if not children:
+            return await self._cancel_one(job_id, by)
+        # Side by side: each child is asked in the same turn as its parent,
+        # before the parent's handler can notice and start another one.
+        ended, *_ = await asyncio.gather(
+            self._cancel_one(job_id, by), *(self.cancel(child, by) for child in children)
+        )
+        return ended
+
+    async def _cancel_one(self, job_id: str, by: str) -> JobRow:
         live = self._live.get(job_id)
         if live is None:
             row = await self.get(job_id)
