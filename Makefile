@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest $(if $(filter 1,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadgroup)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity bench-hooks clean dogfood ui ui-test chromium screenshots docs docs-check
+.PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity bench-children bench-hooks clean dogfood ui ui-test chromium screenshots docs docs-check
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ docs: $(STAMP) ## Build the manual (docs/) into site/.
 # Not --quiet: it hides the warnings that --strict counts, and the build passes.
 docs-check: $(STAMP) ## Build the manual into a scratch folder: fails on a broken link or anchor.
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && $(VENV)/bin/mkdocs build --strict --site-dir "$$out"
+
+bench-children: $(STAMP) ## A child job's dispatch and a fan-out of 100 against top-level jobs; BENCH_ARGS=--quick.
+	$(PY) -m bench.children $(BENCH_ARGS)
 
 bench-capacity: $(STAMP) ## Capacity tracking's cost vs main, and the queue's hand-off time.
 	$(PY) -m bench.capacity $(BENCH_ARGS)

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import CliSuppress, SettingsConfigDict
 
 from arko.common.settings import CommaList, DaemonSettings, read_secret
-from arko.slave.builtin.stepspec import StepSpec
+from arko.slave.builtin.stepspec import PipelineSpec, StepSpec
 from arko.slave.capacity import parse_labels
 
 DEFAULT_SERVICE = "arko.slave.mypipeline:plugin"
@@ -150,6 +150,11 @@ class SlaveSettings(DaemonSettings):
         default_factory=dict,
         description="Build steps of the built-in arko.v1.Steps service: [steps.NAME] tables of "
         "the --config file (see arko.slave.builtin.stepspec)",
+    )
+    pipelines: CliSuppress[dict[str, PipelineSpec]] = Field(
+        default_factory=dict,
+        description="Pipelines of declared steps, run as child jobs by arko.v1.Steps/Pipeline: "
+        "[pipelines.NAME] tables of the --config file",
     )
 
     not_on_argv: ClassVar[tuple[str, ...]] = ("join_token",)

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from arko.v1 import jobs_pb2 as arko_dot_v1_dot_jobs__pb2
 from arko.v1 import options_pb2 as arko_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/steps.proto\x12\x07\x61rko.v1\x1a\x15\x61rko/v1/options.proto\"|\n\x0bStepRequest\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x30\n\x06params\x18\x02 \x03(\x0b\x32 .arko.v1.StepRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xad\x01\n\nStepOutput\x12*\n\x06stream\x18\x01 \x01(\x0e\x32\x1a.arko.v1.StepOutput.Stream\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x05\x12\x11\n\texit_code\x18\x04 \x01(\x05\"B\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\x08\n\x04\x45XIT\x10\x03\"\x12\n\x10ListStepsRequest\"s\n\tStepParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x03 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x10\n\x08required\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"j\n\x08StepInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\"\n\x06params\x18\x03 \x03(\x0b\x32\x12.arko.v1.StepParam\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"5\n\x11ListStepsResponse\x12 \n\x05steps\x18\x01 \x03(\x0b\x32\x11.arko.v1.StepInfo2\x83\x01\n\x05Steps\x12;\n\x03Run\x12\x14.arko.v1.StepRequest\x1a\x13.arko.v1.StepOutput\"\x07\xaa\x9f\x19\x03\x08\x90\x1c\x30\x01\x12=\n\x04List\x12\x19.arko.v1.ListStepsRequest\x1a\x1a.arko.v1.ListStepsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61rko/v1/steps.proto\x12\x07\x61rko.v1\x1a\x12\x61rko/v1/jobs.proto\x1a\x15\x61rko/v1/options.proto\"|\n\x0bStepRequest\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x30\n\x06params\x18\x02 \x03(\x0b\x32 .arko.v1.StepRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xad\x01\n\nStepOutput\x12*\n\x06stream\x18\x01 \x01(\x0e\x32\x1a.arko.v1.StepOutput.Stream\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x05\x12\x11\n\texit_code\x18\x04 \x01(\x05\"B\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x12\x08\n\x04\x45XIT\x10\x03\"\x88\x01\n\x0fPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x34\n\x06params\x18\x02 \x03(\x0b\x32$.arko.v1.PipelineRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"p\n\x10PipelineProgress\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12 \n\x05state\x18\x03 \x01(\x0e\x32\x11.arko.v1.JobState\x12\r\n\x05slave\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x12\n\x10ListStepsRequest\"s\n\tStepParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x03 \x03(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x10\n\x08required\x18\x05 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"j\n\x08StepInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\"\n\x06params\x18\x03 \x03(\x0b\x32\x12.arko.v1.StepParam\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\"5\n\x11ListStepsResponse\x12 \n\x05steps\x18\x01 \x03(\x0b\x32\x11.arko.v1.StepInfo2\xcf\x01\n\x05Steps\x12;\n\x03Run\x12\x14.arko.v1.StepRequest\x1a\x13.arko.v1.StepOutput\"\x07\xaa\x9f\x19\x03\x08\x90\x1c\x30\x01\x12J\n\x08Pipeline\x12\x18.arko.v1.PipelineRequest\x1a\x19.arko.v1.PipelineProgress\"\x07\xaa\x9f\x19\x03\x08\xa0\x38\x30\x01\x12=\n\x04List\x12\x19.arko.v1.ListStepsRequest\x1a\x1a.arko.v1.ListStepsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,24 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STEPREQUEST_PARAMSENTRY']._loaded_options = None
   _globals['_STEPREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_PIPELINEREQUEST_PARAMSENTRY']._loaded_options = None
+  _globals['_PIPELINEREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_STEPS'].methods_by_name['Run']._loaded_options = None
   _globals['_STEPS'].methods_by_name['Run']._serialized_options = b'\252\237\031\003\010\220\034'
-  _globals['_STEPREQUEST']._serialized_start=55
-  _globals['_STEPREQUEST']._serialized_end=179
-  _globals['_STEPREQUEST_PARAMSENTRY']._serialized_start=134
-  _globals['_STEPREQUEST_PARAMSENTRY']._serialized_end=179
-  _globals['_STEPOUTPUT']._serialized_start=182
-  _globals['_STEPOUTPUT']._serialized_end=355
-  _globals['_STEPOUTPUT_STREAM']._serialized_start=289
-  _globals['_STEPOUTPUT_STREAM']._serialized_end=355
-  _globals['_LISTSTEPSREQUEST']._serialized_start=357
-  _globals['_LISTSTEPSREQUEST']._serialized_end=375
-  _globals['_STEPPARAM']._serialized_start=377
-  _globals['_STEPPARAM']._serialized_end=492
-  _globals['_STEPINFO']._serialized_start=494
-  _globals['_STEPINFO']._serialized_end=600
-  _globals['_LISTSTEPSRESPONSE']._serialized_start=602
-  _globals['_LISTSTEPSRESPONSE']._serialized_end=655
-  _globals['_STEPS']._serialized_start=658
-  _globals['_STEPS']._serialized_end=789
+  _globals['_STEPS'].methods_by_name['Pipeline']._loaded_options = None
+  _globals['_STEPS'].methods_by_name['Pipeline']._serialized_options = b'\252\237\031\003\010\2408'
+  _globals['_STEPREQUEST']._serialized_start=75
+  _globals['_STEPREQUEST']._serialized_end=199
+  _globals['_STEPREQUEST_PARAMSENTRY']._serialized_start=154
+  _globals['_STEPREQUEST_PARAMSENTRY']._serialized_end=199
+  _globals['_STEPOUTPUT']._serialized_start=202
+  _globals['_STEPOUTPUT']._serialized_end=375
+  _globals['_STEPOUTPUT_STREAM']._serialized_start=309
+  _globals['_STEPOUTPUT_STREAM']._serialized_end=375
+  _globals['_PIPELINEREQUEST']._serialized_start=378
+  _globals['_PIPELINEREQUEST']._serialized_end=514
+  _globals['_PIPELINEREQUEST_PARAMSENTRY']._serialized_start=154
+  _globals['_PIPELINEREQUEST_PARAMSENTRY']._serialized_end=199
+  _globals['_PIPELINEPROGRESS']._serialized_start=516
+  _globals['_PIPELINEPROGRESS']._serialized_end=628
+  _globals['_LISTSTEPSREQUEST']._serialized_start=630
+  _globals['_LISTSTEPSREQUEST']._serialized_end=648
+  _globals['_STEPPARAM']._serialized_start=650
+  _globals['_STEPPARAM']._serialized_end=765
+  _globals['_STEPINFO']._serialized_start=767
+  _globals['_STEPINFO']._serialized_end=873
+  _globals['_LISTSTEPSRESPONSE']._serialized_start=875
+  _globals['_LISTSTEPSRESPONSE']._serialized_end=928
+  _globals['_STEPS']._serialized_start=931
+  _globals['_STEPS']._serialized_end=1138
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from arko.v1 import jobs_pb2 as _jobs_pb2
 from arko.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -44,6 +45,35 @@ class StepOutput(_message.Message):
     number: int
     exit_code: int
     def __init__(self, stream: _Optional[_Union[StepOutput.Stream, str]] = ..., text: _Optional[str] = ..., number: _Optional[int] = ..., exit_code: _Optional[int] = ...) -> None: ...
+
+class PipelineRequest(_message.Message):
+    __slots__ = ("pipeline", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    pipeline: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, pipeline: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PipelineProgress(_message.Message):
+    __slots__ = ("step", "job_id", "state", "slave", "error")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SLAVE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    step: str
+    job_id: str
+    state: _jobs_pb2.JobState
+    slave: str
+    error: str
+    def __init__(self, step: _Optional[str] = ..., job_id: _Optional[str] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., slave: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ListStepsRequest(_message.Message):
     __slots__ = ()

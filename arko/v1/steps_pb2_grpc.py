@@ -39,6 +39,11 @@ class StepsStub:
                 request_serializer=arko_dot_v1_dot_steps__pb2.StepRequest.SerializeToString,
                 response_deserializer=arko_dot_v1_dot_steps__pb2.StepOutput.FromString,
                 _registered_method=True)
+        self.Pipeline = channel.unary_stream(
+                '/arko.v1.Steps/Pipeline',
+                request_serializer=arko_dot_v1_dot_steps__pb2.PipelineRequest.SerializeToString,
+                response_deserializer=arko_dot_v1_dot_steps__pb2.PipelineProgress.FromString,
+                _registered_method=True)
         self.List = channel.unary_unary(
                 '/arko.v1.Steps/List',
                 request_serializer=arko_dot_v1_dot_steps__pb2.ListStepsRequest.SerializeToString,
@@ -58,6 +63,17 @@ class StepsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipeline(self, request, context):
+        """Runs a declared pipeline: each step as a child job (arko.v1.Steps/Run)
+        through the master that sent this one, the steps of a stage at once, the
+        stages in order. A step that fails fails the pipeline (FAILED_PRECONDITION,
+        naming it) and the steps still running are cancelled with it. Only a job
+        sent by an arko master can run it: it needs the job's token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def List(self, request, context):
         """The steps this slave declares, with their parameters.
         """
@@ -72,6 +88,11 @@ def add_StepsServicer_to_server(servicer, server):
                     servicer.Run,
                     request_deserializer=arko_dot_v1_dot_steps__pb2.StepRequest.FromString,
                     response_serializer=arko_dot_v1_dot_steps__pb2.StepOutput.SerializeToString,
+            ),
+            'Pipeline': grpc.unary_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=arko_dot_v1_dot_steps__pb2.PipelineRequest.FromString,
+                    response_serializer=arko_dot_v1_dot_steps__pb2.PipelineProgress.SerializeToString,
             ),
             'List': grpc.unary_unary_rpc_method_handler(
                     servicer.List,
@@ -106,6 +127,33 @@ class Steps:
             '/arko.v1.Steps/Run',
             arko_dot_v1_dot_steps__pb2.StepRequest.SerializeToString,
             arko_dot_v1_dot_steps__pb2.StepOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/arko.v1.Steps/Pipeline',
+            arko_dot_v1_dot_steps__pb2.PipelineRequest.SerializeToString,
+            arko_dot_v1_dot_steps__pb2.PipelineProgress.FromString,
             options,
             channel_credentials,
             insecure,

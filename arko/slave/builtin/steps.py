@@ -27,9 +27,10 @@ import structlog
 
 from arko.common.errors import ArkoError, InvalidArgument, StartupError
 from arko.common.redact import REDACTED, is_secret_name
-from arko.slave.builtin.stepspec import StepSpec
+from arko.sdk import JobContext, JobError, NotAJob
+from arko.slave.builtin.stepspec import PipelineSpec, StepSpec
 from arko.slave.plugins import Service
-from arko.v1 import steps_pb2, steps_pb2_grpc
+from arko.v1 import jobs_pb2, steps_pb2, steps_pb2_grpc
 
 if TYPE_CHECKING:
     from arko.slave.settings import SlaveSettings
@@ -46,6 +47,8 @@ READ_AHEAD = 256
 _POLL = 0.05
 # Variables of the slave a step does not inherit: its own settings (the join token).
 _PRIVATE_ENV_PREFIX = "ARKO_SLAVE_"
+# The method a pipeline's steps run as, each a child job.
+_RUN = "arko.v1.Steps.Run"
 # Process groups of steps still running, killed if the slave exits before they end.
 _LIVE_GROUPS: set[int] = set()
 
@@ -191,9 +194,15 @@ class StepRun:
 class StepsService(steps_pb2_grpc.StepsServicer):
     """Runs the steps of one slave's configuration."""
 
-    def __init__(self, steps: Mapping[str, StepSpec], base: Path) -> None:
+    def __init__(
+        self,
+        steps: Mapping[str, StepSpec],
+        base: Path,
+        pipelines: Mapping[str, PipelineSpec] | None = None,
+    ) -> None:
         self._steps = dict(steps)
         self._base = base
+        self._pipelines = dict(pipelines or {})
 
     def _spec(self, name: str) -> StepSpec:
         spec = self._steps.get(name)
@@ -290,6 +299,87 @@ class StepsService(steps_pb2_grpc.StepsServicer):
         if code != 0:
             await context.abort(grpc.StatusCode.UNKNOWN, f"step {name!r} exited with code {code}")
 
+    def plan(self, name: str, given: Mapping[str, str]) -> list[dict[str, dict[str, str]]]:
+        """Each stage of pipeline ``name``: its steps with the parameters each declares.
+
+        Raises:
+            InvalidArgument: an undeclared pipeline, or a parameter none of its
+                steps declares.
+        """
+        spec = self._pipelines.get(name)
+        if spec is None:
+            declared = ", ".join(sorted(self._pipelines)) or "none"
+            raise InvalidArgument(f"no pipeline named {name!r}; declared pipelines: {declared}")
+        declared_params = {p for step in spec.steps() for p in self._steps[step].params}
+        unknown = sorted(set(given) - declared_params)
+        if unknown:
+            raise InvalidArgument(
+                f"no step of pipeline {name!r} has a parameter {', '.join(map(repr, unknown))}"
+            )
+        return [
+            {
+                step: {k: v for k, v in given.items() if k in self._steps[step].params}
+                for step in stage
+            }
+            for stage in spec.stages
+        ]
+
+    async def Pipeline(
+        self, request: steps_pb2.PipelineRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[steps_pb2.PipelineProgress]:
+        name = request.pipeline
+        try:
+            stages = self.plan(name, request.params)
+            job = JobContext.of(context)
+        except ArkoError as exc:
+            await context.abort(exc.code, exc.message)
+        except NotAJob as exc:
+            await context.abort(exc.code, exc.message)
+        log.info("pipeline_started", pipeline=name, job_id=job.id)
+        for stage in stages:
+            try:
+                started = {
+                    step: await job.start(_RUN, args={"step": step, "params": params})
+                    for step, params in stage.items()
+                }
+            except JobError as exc:  # the master refused a step: no record of it
+                await context.abort(exc.code, f"pipeline {name!r}: {exc.message}")
+            for step, child in started.items():
+                yield steps_pb2.PipelineProgress(step=step, job_id=child, state=jobs_pb2.QUEUED)
+            steps = {child: step for step, child in started.items()}
+            # In the order they end, so a failure is told (and stops the rest) at once.
+            waits = [asyncio.ensure_future(job.wait(child)) for child in started.values()]
+            failed: jobs_pb2.Job | None = None
+            try:
+                for done in asyncio.as_completed(waits):
+                    try:
+                        record = await done
+                    except JobError as exc:
+                        await context.abort(exc.code, f"pipeline {name!r}: {exc.message}")
+                    yield steps_pb2.PipelineProgress(
+                        step=steps[record.id],
+                        job_id=record.id,
+                        state=record.state,
+                        slave=record.slave,
+                        error=record.error,
+                    )
+                    if record.state != jobs_pb2.SUCCEEDED:
+                        failed = record
+                        break
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if failed is not None:
+                step = steps[failed.id]
+                log.info("pipeline_failed", pipeline=name, step=step, job_id=failed.id)
+                # Ending this job cancels the steps still running (the master's rule).
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"step {step!r} of pipeline {name!r} ended "
+                    f"{jobs_pb2.JobState.Name(failed.state)} (job {failed.id}): {failed.error}",
+                )
+        log.info("pipeline_succeeded", pipeline=name, job_id=job.id)
+
     async def List(
         self, request: steps_pb2.ListStepsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> steps_pb2.ListStepsResponse:
@@ -323,8 +413,15 @@ def plugin(settings: SlaveSettings) -> list[Service]:
         raise StartupError(
             "arko.v1.Steps has no step to run: declare [steps.NAME] tables in the --config file"
         )
+    for name, pipeline in settings.pipelines.items():
+        missing = [step for step in pipeline.steps() if step not in settings.steps]
+        if missing:
+            raise StartupError(
+                f"pipeline {name!r} names undeclared steps: {', '.join(missing)} "
+                "(declare them as [steps.NAME] tables)"
+            )
     base = settings.config.resolve().parent if settings.config is not None else Path.cwd()
-    service = StepsService(settings.steps, base)
+    service = StepsService(settings.steps, base, settings.pipelines)
     return [
         Service.of(
             steps_pb2.DESCRIPTOR, "Steps", service, steps_pb2_grpc.add_StepsServicer_to_server

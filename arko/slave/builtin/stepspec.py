@@ -11,6 +11,11 @@ built-in ``arko.v1.Steps`` service (:mod:`arko.slave.builtin.steps`)::
     timeout = 60                    # seconds, then the process group is killed
     params.who = { pattern = "[a-z]{1,20}", default = "world" }
 
+A ``[pipelines.NAME]`` table runs declared steps as child jobs of one job::
+
+    [pipelines.release]
+    stages = [["lint", "test"], ["wheel"]]   # lint and test at once, then wheel
+
 The command line is an argv list, never a shell line: a parameter's value
 becomes (part of) one argument and cannot add options or commands. Every
 placeholder must be a declared parameter (or ``{python}``, the slave's own
@@ -112,6 +117,28 @@ class StepSpec(BaseModel):
         """The argv with every placeholder replaced (``values`` already checked)."""
         fields = {**values, "python": python}
         return [arg.format_map(fields) for arg in self.argv]
+
+
+class PipelineSpec(BaseModel):
+    """A named pipeline of declared steps: stages one after the other, the steps
+    of a stage at once, each as a child job (``arko.v1.Steps/Pipeline``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    stages: list[list[str]] = Field(
+        min_length=1, description='Step names, e.g. [["lint", "test"], ["wheel"]]'
+    )
+
+    @model_validator(mode="after")
+    def _no_empty_stage(self) -> Self:
+        if any(not stage for stage in self.stages):
+            raise ValueError("a stage names no step")
+        return self
+
+    def steps(self) -> list[str]:
+        """Every step the pipeline runs, in order."""
+        return [step for stage in self.stages for step in stage]
 
 
 def placeholders(arg: str) -> list[str]:
