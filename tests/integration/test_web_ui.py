@@ -8,21 +8,25 @@ manual's web UI page; otherwise to the test's temporary folder.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from arko.testing import Fleet
+from arko.v1 import secrets_pb2, secrets_pb2_grpc
 from tests.integration.lineage import store_tree
 from tests.integration.web import Web, start_web
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 UI_INDEX = ROOT / "ui" / "dist" / "index.html"
+STEPS = ROOT / "tests" / "fixtures" / "steps.toml"
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -294,3 +298,63 @@ def test_jobs_list_fits_a_phone(ui_fleet: Fleet, site: Web, browser: Browser, sh
         phone.screenshot(path=shots / "ui-jobs-phone.png")
     finally:
         context.close()
+
+
+def _tab(browser: Browser) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, context.new_page()
+
+
+def test_a_running_pipeline_shows_its_child_jobs_as_they_run(
+    fleet: Fleet, browser: Browser
+) -> None:
+    """A real parent job (Steps/Pipeline) makes real children; its page lists each, live."""
+    web = start_web(fleet, slave=False)
+    fleet.slave(web.master, "--config", str(STEPS), env={"ARKO_SLAVE_RUN_DELAY": "0"})
+    accepted = web.post(
+        "/api/v1/run/arko.v1.Steps.Pipeline",
+        json={"pipeline": "checks", "params": {"count": "3", "code": "0"}},
+    ).json()
+    context, tab = _tab(browser)
+    try:
+        tab.goto(f"{web.url}/jobs/{accepted['id']}")
+        children = tab.locator("[data-test=children] [data-child]")
+        expect(children).to_have_count(3)
+        expect(tab.locator("[data-test=children] .badge")).to_have_text(["succeeded"] * 3)
+        expect(tab.locator("[data-test=children]")).to_contain_text("arko.v1.Steps.Run")
+        expect(tab.locator("[data-test=state]")).to_have_text("succeeded")
+        children.first.locator("> a").click()
+        expect(tab.locator("[data-test=trigger]")).to_have_text("child job")
+    finally:
+        context.close()
+
+
+def test_secrets_page_shows_names_and_globs_never_values(
+    fleet: Fleet, browser: Browser, tmp_path: Path
+) -> None:
+    """Names and method globs are listed; no value reaches the browser."""
+    key = tmp_path / "secrets.key"
+    key.write_bytes(base64.b64encode(os.urandom(32)))
+    key.chmod(0o600)
+    web = start_web(fleet, "--secrets_key_file", str(key), slave=False)
+    value = "s3cr3t-value-for-the-ui-test"
+    with grpc.insecure_channel(web.master.address) as channel:
+        secrets_pb2_grpc.SecretsStub(channel).Set(
+            secrets_pb2.SetSecretRequest(name="DEPLOY_KEY", value=value, methods=["Deploy.*"]),
+            timeout=10,
+        )
+    context, tab = _tab(browser)
+    try:
+        tab.goto(f"{web.url}/secrets")
+        row = tab.locator("tr[data-secret='DEPLOY_KEY']")
+        expect(row).to_contain_text("Deploy.*")
+        assert value not in tab.content()
+    finally:
+        context.close()
+
+
+def test_secrets_page_says_how_to_turn_secrets_on(site: Web, page: Page) -> None:
+    """A master with no --secrets_key_file: the page says so instead of an empty list."""
+    page.goto(f"{site.url}/secrets")
+    expect(page.get_by_role("alert")).to_contain_text("--secrets_key_file")
