@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json as json_lib
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO, ParamSpec, TypeVar
+from typing import Annotated, BinaryIO
 
 import grpc
 import typer
@@ -32,6 +31,7 @@ from arko.cli.client import (
     read_token,
     with_code,
 )
+from arko.cli.handling import err, handled
 from arko.cli.lineage import fetch_tree, tree_dicts, tree_lines
 from arko.cli.render import (
     as_dict,
@@ -52,9 +52,6 @@ from arko.cli.secrets import secrets_app
 from arko.cli.typed import build_request
 from arko.v1 import admin_pb2, jobs_pb2
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 app = typer.Typer(
     help=f"Talk to an arko master: its slaves, methods and jobs.\n\n{EXIT_HELP}",
     no_args_is_help=True,
@@ -63,7 +60,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(secrets_app, name="secrets")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 JobId = Annotated[str, typer.Argument(help="The job's id (32 hex digits)")]
@@ -87,20 +83,6 @@ _FINAL = {
     jobs_pb2.INTERRUPTED: Exit.JOB_FAILED,
     jobs_pb2.CANCELLED: Exit.CANCELLED,
 }
-
-
-def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Report a CliError in one line on stderr and exit with its code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except CliError as exc:
-            err.print(f"arko: {wire(exc.message, multiline=True)}", markup=False)
-            raise typer.Exit(int(exc.code)) from None
-
-    return wrapper
 
 
 def _stdout() -> Console:

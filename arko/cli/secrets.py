@@ -7,45 +7,26 @@ command line, where ``ps`` and shell history would show it.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import getpass
 import sys
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from arko.cli.client import CliError, Connection, Exit
+from arko.cli.handling import err, handled
 from arko.cli.render import ago, as_dict, dumps, tsv, wire
 from arko.v1 import secrets_pb2
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 secrets_app = typer.Typer(
     help="The master's secrets: values jobs receive as ${secret:NAME}, never shown again.",
     no_args_is_help=True,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Name = Annotated[str, typer.Argument(help="The secret's name, e.g. DEPLOY_KEY")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
-
-
-def _handled(command: Callable[P, R]) -> Callable[P, R]:
-    """A CliError in one line on stderr and its exit code, as every ``arko`` command."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except CliError as exc:
-            err.print(f"arko: {wire(exc.message, multiline=True)}", markup=False)
-            raise typer.Exit(int(exc.code)) from None
-
-    return wrapper
 
 
 def _conn(ctx: typer.Context) -> Connection:
@@ -89,7 +70,7 @@ def secrets_table(secrets: list[secrets_pb2.Secret], now: dt.datetime) -> Table:
 
 
 @secrets_app.command("set")
-@_handled
+@handled
 def set_secret(
     ctx: typer.Context,
     name: Name,
@@ -114,7 +95,7 @@ def set_secret(
 
 
 @secrets_app.command("list")
-@_handled
+@handled
 def list_secrets(ctx: typer.Context, json: Json = False) -> None:
     """The secrets by name, with their method globs and times (never their values)."""
     with _conn(ctx).open() as stubs:
@@ -132,7 +113,7 @@ def list_secrets(ctx: typer.Context, json: Json = False) -> None:
 
 
 @secrets_app.command("rm")
-@_handled
+@handled
 def remove_secret(ctx: typer.Context, name: Name) -> None:
     """Delete secret NAME (exit 4 when there is none)."""
     with _conn(ctx).open() as stubs:

@@ -11,7 +11,8 @@ import datetime as dt
 import typer
 from rich.table import Table
 
-from arko.cli.app import Json, _conn, _table, app, err, handled
+from arko.cli.app import Json, _conn, _table, app
+from arko.cli.handling import err, handled
 from arko.cli.render import as_dict, cell, dumps
 from arko.v1 import admin_pb2, jobs_pb2
 
