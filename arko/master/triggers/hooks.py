@@ -102,23 +102,25 @@ def _payload(body: bytes, content_type: str) -> Any:
 def _ref_skip(spec: TriggerSpec, ref: str) -> str:
     """Why a delivery's ref does not match the trigger's globs ("" when it does).
 
-    Each list filters its own kind of ref: ``branches`` the pushed branches,
-    ``tags`` the pushed tags, empty meaning any. A delivery with no ref (a
-    ping, an issue) passes only when neither list is set.
+    As a forge's own CI reads such filters: with neither list set, any ref
+    runs; once one is set, a ref of that kind must match it, and a ref of a
+    kind whose list is empty does not run (a trigger naming branches only
+    does not build every tag pushed). A delivery with no ref (a ping, an
+    issue) passes only when neither list is set.
     """
+    if not spec.branches and not spec.tags:
+        return ""
     if ref.startswith(_BRANCH):
         branch = ref.removeprefix(_BRANCH)
-        if spec.branches and not any(fnmatch.fnmatchcase(branch, g) for g in spec.branches):
+        if not any(fnmatch.fnmatchcase(branch, g) for g in spec.branches):
             return f"branch {branch!r} matches none of {spec.branches}"
         return ""
     if ref.startswith(_TAG):
         tag = ref.removeprefix(_TAG)
-        if spec.tags and not any(fnmatch.fnmatchcase(tag, g) for g in spec.tags):
+        if not any(fnmatch.fnmatchcase(tag, g) for g in spec.tags):
             return f"tag {tag!r} matches none of {spec.tags}"
         return ""
-    if spec.branches or spec.tags:
-        return f"ref {ref!r} is not a branch or tag" if ref else "the delivery names no ref"
-    return ""
+    return f"ref {ref!r} is not a branch or tag" if ref else "the delivery names no ref"
 
 
 Started = Callable[[Trigger, str, Any], None]

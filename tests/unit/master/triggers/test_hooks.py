@@ -67,9 +67,20 @@ def test_branch_and_tag_globs_filter_their_own_kind() -> None:
     assert _ref_skip(spec, "refs/heads/main") == ""
     assert _ref_skip(spec, "refs/heads/release/2") == ""
     assert "dev" in _ref_skip(spec, "refs/heads/dev")
-    assert _ref_skip(spec, "refs/tags/v1") == ""  # tags = []: any tag
+    assert "v1" in _ref_skip(spec, "refs/tags/v1")  # branches only: no tag runs
     assert "no ref" in _ref_skip(spec, "")
-    assert _ref_skip(_trigger(), "") == ""
+    both = _trigger(branches=["main"], tags=["v*"])
+    assert _ref_skip(both, "refs/tags/v1") == ""
+    assert "nightly" in _ref_skip(both, "refs/tags/nightly")
+    assert _ref_skip(both, "refs/heads/main") == ""
+    tags_only = _trigger(tags=["v*"])
+    assert "main" in _ref_skip(tags_only, "refs/heads/main")
+
+
+def test_a_trigger_without_ref_globs_runs_any_ref() -> None:
+    spec = _trigger()
+    for ref in ("refs/heads/dev", "refs/tags/v1", "refs/pull/3/head", ""):
+        assert _ref_skip(spec, ref) == ""
 
 
 def test_bad_declarations_name_what_is_wrong() -> None:
