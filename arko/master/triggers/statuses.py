@@ -48,6 +48,10 @@ def commit_of(payload: Any) -> tuple[str, str] | None:
     return full_name, sha
 
 
+# Seconds a stopping master gives the statuses still being posted.
+CLOSE_GRACE = 5.0
+
+
 class CommitStatuses:
     """Follows hook jobs and posts their statuses; :meth:`close` ends what is left.
 
@@ -132,12 +136,21 @@ class CommitStatuses:
                 delay = min(delay * 2, _BACKOFF_MAX)
         log.error("commit_status_given_up", job_id=job_id, state=state, url=url)
 
-    async def close(self) -> None:
-        """Stop following jobs and close the HTTP client (idempotent)."""
-        for task in list(self._tasks):
-            task.cancel()
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Post what is left within ``grace`` seconds, then stop; close the HTTP client.
+
+        The master closes this once its jobs have ended, so each follower has
+        only its final status left to post: a forge whose commit stays
+        "pending" forever would be worse than a shutdown a few seconds longer.
+        Idempotent.
+        """
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                log.warning("commit_status_abandoned", task=task.get_name(), grace=grace)
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
