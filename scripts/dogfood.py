@@ -60,7 +60,7 @@ def run_pipeline(master: str, params: dict[str, str]) -> str:
         if "stderr" in event:
             error = event["stderr"]
         elif event.get("kind") == "ACCEPTED":
-            job_id = event["jobId"]
+            job_id = event.get("jobId") or event["job_id"]  # grpcurl versions differ
             print(f"== pipeline job {job_id}", flush=True)
         elif event.get("kind") == "OUTPUT":
             step = json.loads(event["output"])

@@ -7,6 +7,7 @@ record, one line a job (state, method, id, slave), and nested in ``--json``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +66,31 @@ def fetch_tree(stubs: Stubs, job_id: str) -> list[Node]:
     return grow(job_id, 0)
 
 
+# Characters of a child's inputs shown on its tree line.
+INPUTS_WIDTH = 48
+
+
+def _inputs(job: jobs_pb2.Job, width: int = INPUTS_WIDTH) -> str:
+    """A child's plain inputs as ``k=v``, which tell siblings of one method apart
+    (``step=lint``, ``step=test``); nested values are left out, the line is cut."""
+    pairs = dict(job.params)
+    for key, value in job.args.items():
+        if isinstance(value, str | int | float | bool):
+            pairs[key] = value if isinstance(value, str) else json.dumps(value)
+    text = " ".join(f"{k}={v}" for k, v in sorted(pairs.items()))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def tree_lines(nodes: list[Node], indent: str = "") -> list[str]:
-    """``├─ STATE  Method  id  slave`` a line, children indented under their parent."""
+    """``├─ STATE  Method  id  slave  k=v…`` a line, children indented under their parent."""
     lines = []
     for i, node in enumerate(nodes):
         last = i == len(nodes) - 1
         job = node.job
         state = jobs_pb2.JobState.Name(job.state)
         parts = [state.ljust(11), wire(job.method), wire(job.id), wire(job.slave) or "-"]
+        if inputs := _inputs(job):
+            parts.append(wire(inputs))
         lines.append(f"{indent}{'└─' if last else '├─'} {'  '.join(parts)}")
         lines += tree_lines(node.children, indent + ("   " if last else "│  "))
     return lines

@@ -77,16 +77,17 @@ def test_rerun_refuses_a_record_with_a_hidden_value(site: Site) -> None:
 
 
 def test_job_shows_its_children_as_a_tree(site: Site) -> None:
-    """Under the record: one line a child (state, method, id, slave), nested; --json nests too."""
+    """Under the record: one line a child (state, method, id, slave, inputs), nested; --json
+    nests too."""
     tree = site.tree
     shown = arko(site.master.address, "job", tree.root)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     at = lines.index("children:")
     assert lines[at + 1 :] == [
-        f"├─ SUCCEEDED    Ci.Lint  {tree.lint}  127.0.0.1:1",
-        f"└─ FAILED       Ci.Test  {tree.test}  127.0.0.1:1",
-        f"   └─ FAILED       Ci.Unit  {tree.unit}  127.0.0.1:1",
+        f"├─ SUCCEEDED    Ci.Lint  {tree.lint}  127.0.0.1:1  ref=main",
+        f"└─ FAILED       Ci.Test  {tree.test}  127.0.0.1:1  ref=main",
+        f"   └─ FAILED       Ci.Unit  {tree.unit}  127.0.0.1:1  ref=main",
     ]
     record = _json(site.master, "job", tree.root)
     assert [c["id"] for c in record["children"]] == [tree.lint, tree.test]

@@ -85,6 +85,15 @@ def _args(value: dict[str, Any]) -> struct_pb2.Struct:
     return args
 
 
+def test_siblings_of_one_method_are_told_apart_by_their_plain_inputs() -> None:
+    """A pipeline's steps are all Steps.Run: the line shows step=lint, not the nested params."""
+    lint = _job("a", "r", args=_args({"step": "lint", "params": {"x": "1"}}))
+    deploy = _job("b", "r", second=1, params={"tag": "v1"}, args=_args({"n": 2, "w": "y" * 60}))
+    lines = tree_lines(fetch_tree(cast(Stubs, _Stubs(_Jobs([lint, deploy]))), "r"))
+    assert lines[0].endswith("  step=lint")
+    assert "n=2.0 tag=v1 w=yyy" in lines[1] and lines[1].endswith("…")
+
+
 def test_rerun_sends_the_recorded_method_params_and_args() -> None:
     """Secret references re-run as they are; the request is the record's."""
     job = jobs_pb2.Job(
