@@ -323,6 +323,8 @@ def test_a_running_pipeline_shows_its_child_jobs_as_they_run(
         expect(children).to_have_count(3)
         expect(tab.locator("[data-test=children] .badge")).to_have_text(["succeeded"] * 3)
         expect(tab.locator("[data-test=children]")).to_contain_text("arko.v1.Steps.Run")
+        inputs = tab.locator("[data-test=children] [data-test=inputs]").all_inner_texts()
+        assert sorted(inputs) == ["step=env", "step=exit", "step=lines"]
         expect(tab.locator("[data-test=state]")).to_have_text("succeeded")
         children.first.locator("> a").click()
         expect(tab.locator("[data-test=trigger]")).to_have_text("child job")

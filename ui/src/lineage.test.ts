@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Job, JobQuery } from "./api";
-import { anyInFlight, buildTree, countNodes, fetchDescendants } from "./lineage";
+import { anyInFlight, buildTree, countNodes, fetchDescendants, inputsSummary } from "./lineage";
 
 function job(id: string, parent_id: string, state: Job["state"] = "SUCCEEDED", created_at = "2026-01-01T00:00:00Z"): Job {
   return { id, parent_id, state, created_at, method: `M.${id}`, params: {}, slave: "", code: "", error: "", result: "", cancelled_by: "" };
@@ -60,5 +60,20 @@ describe("fetchDescendants", () => {
     expect(found.map((j) => j.id).sort()).toEqual(["a", "a1", "b"]);
     expect(asked.map((q) => `${q.parent_id}@${q.page_token}`)).toEqual(["r@", "r@1", "a@", "b@", "a1@"]);
     expect(buildTree("r", found).map((n) => n.job.id)).toEqual(["a", "b"]);
+  });
+});
+
+describe("inputsSummary", () => {
+  it("names a step by its plain inputs and leaves nested ones out", () => {
+    const step = { ...job("a", "root"), args: { step: "lint", params: { x: "1" } } };
+    expect(inputsSummary(step)).toBe("step=lint");
+  });
+
+  it("sorts params and args together and cuts a long line", () => {
+    const long = { ...job("b", "root"), params: { tag: "v1" }, args: { n: 2, w: "y".repeat(60) } };
+    const text = inputsSummary(long);
+    expect(text.startsWith("n=2 tag=v1 w=yyy")).toBe(true);
+    expect(text.length).toBe(48);
+    expect(text.endsWith("…")).toBe(true);
   });
 });

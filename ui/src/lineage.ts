@@ -72,3 +72,23 @@ export function anyInFlight(nodes: JobNode[]): boolean {
 export function countNodes(nodes: JobNode[]): number {
   return nodes.reduce((sum, node) => sum + 1 + countNodes(node.children), 0);
 }
+
+/** Characters of a child's inputs shown on its tree line (as `arko job ID` shows them). */
+export const INPUTS_WIDTH = 48;
+
+/**
+ * A child's plain inputs as `k=v`, which tell siblings of one method apart
+ * (a pipeline's steps are all `arko.v1.Steps.Run`: `step=lint`, `step=test`).
+ * Nested values are left out; a long line is cut with an ellipsis.
+ */
+export function inputsSummary(job: Job, width = INPUTS_WIDTH): string {
+  const pairs: Record<string, string> = { ...job.params };
+  for (const [key, value] of Object.entries(job.args ?? {})) {
+    if (["string", "number", "boolean"].includes(typeof value)) pairs[key] = String(value);
+  }
+  const text = Object.keys(pairs)
+    .sort()
+    .map((key) => `${key}=${pairs[key]}`)
+    .join(" ");
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}
