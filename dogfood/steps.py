@@ -81,6 +81,11 @@ def _wheel() -> Path:
     return found[-1]
 
 
+def _podman(*argv: str) -> subprocess.CompletedProcess[str]:
+    """One podman command, its output captured (for the caller to show or test)."""
+    return subprocess.run(["podman", *argv], capture_output=True, text=True, check=False)
+
+
 def image_name(kind: str, tag: str) -> str:
     """The name the image step gives the ``kind`` (master or slave) image."""
     return f"localhost/arko-{kind}:{tag}"
@@ -110,14 +115,22 @@ def image(args: argparse.Namespace) -> None:
     ]
     (CONTEXT / "wheels.sha256").write_text("".join(digests))
     for kind in ("master", "slave"):
+        name = image_name(kind, args.tag)
+        before = _image_id(name)
         started = time.monotonic()
         run(
             "podman", "build", "--network=none", "--target", kind,
-            "--tag", image_name(kind, args.tag), "--file", CONTAINERFILE, CONTEXT,
+            "--tag", name, "--file", CONTAINERFILE, CONTEXT,
         )  # fmt: skip
-        print(
-            f"built {image_name(kind, args.tag)} in {time.monotonic() - started:.1f} s", flush=True
-        )
+        print(f"built {name} in {time.monotonic() - started:.1f} s", flush=True)
+        if before and before != _image_id(name):
+            # The image this tag named before, untagged now: removed unless a container uses it.
+            _podman("rmi", before)
+
+
+def _image_id(name: str) -> str:
+    """The id of the image ``name``, "" when there is none."""
+    return _podman("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
 
 
 def _read_record() -> dict[str, int | str] | None:
@@ -140,11 +153,6 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _podman(*argv: str) -> subprocess.CompletedProcess[str]:
-    """One podman command, its output captured (for the caller to show or test)."""
-    return subprocess.run(["podman", *argv], capture_output=True, text=True, check=False)
 
 
 def _stop(record: dict[str, int | str]) -> None:
