@@ -253,6 +253,7 @@ def deploy(args: argparse.Namespace) -> None:
 
 
 def _running(container: str) -> bool:
+    """Whether ``container`` runs: one that exited will never answer the health check."""
     return (
         _podman("container", "inspect", "--format", "{{.State.Running}}", container).stdout.strip()
         == "true"
@@ -285,6 +286,8 @@ def deploy_image(args: argparse.Namespace) -> None:
         _stop({"container": CONTAINER})
         RECORD.unlink()
         raise SystemExit(1)
+    if old is not None and "venv" in old:  # the virtualenv of a wheel deploy it replaced
+        shutil.rmtree(str(old["venv"]), ignore_errors=True)
     print(
         f"deployed {name} as the container {CONTAINER} on {address} (database {data})", flush=True
     )
