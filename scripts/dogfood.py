@@ -3,11 +3,12 @@
 Starts a master and a slave serving the steps of ``dogfood/slave.toml`` on
 free loopback ports and runs its ``dogfood`` pipeline as one job through the
 master's ``arko.v1.Jobs/Run`` with the real ``grpcurl`` binary: the pipeline
-job runs ``lint`` and ``test`` at once, then ``wheel``, then ``deploy``, each
-as a child job, printing each step's start and end as they come. Then it
-prints the job's tree (``arko job ID``), shows the deployed master answering,
-and stops everything it started: the deployed master (the ``undeploy`` step),
-the slave and the master.
+job runs ``lint`` and ``test`` at once, then ``wheel``, then ``image`` (the
+master's and the slave's images, built with podman), then ``deploy`` of the
+master's image as a container, each as a child job, printing each step's
+start and end as they come. Then it prints the job's tree (``arko job ID``),
+shows the deployed master answering, and stops everything it started: the
+deployed container (the ``undeploy`` step), the slave and the master.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def main() -> int:
         fleet.slave(master, "--config", str(config))
         print(f"master on {master.address}, dogfood slave ({config.relative_to(ROOT)}) registered")
         try:
-            job_id = run_pipeline(master.address, {"port": str(port), "http_port": str(http_port)})
+            job_id = run_pipeline(
+                master.address, {"port": str(port), "http_port": str(http_port), "source": "image"}
+            )
             if not job_id:
                 return 1
             show_tree(master.address, job_id)
