@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from arko.testing import Daemon, Fleet
 from bench.config import BenchConfig
-from bench.observe import ForeignLoad
+from bench.observe import ForeignLoad, cpu_seconds
 from bench.procs import (
     LoadGen,
     start_bare_relay,
@@ -54,6 +56,8 @@ class Endpoint:
     args: dict[str, Any]
     slow: bool = False
     """Slow peers get fewer sequential calls, to keep the run short."""
+    hop_pid: int | None = None
+    """The process between caller and slave (a master or a relay), whose CPU per job is kept."""
 
 
 @dataclass(slots=True)
@@ -94,16 +98,17 @@ def start_rig(fleet: Fleet, workdir: Path, say: Say) -> DispatchRig:
     _, redis_url = start_redis(fleet)
     start_celery_worker(fleet, redis_url)
 
-    def execute(label: str, address: str, slow: bool = False) -> Endpoint:
-        return Endpoint(label, "unary", {"address": address, "target": "execute"}, slow)
+    def execute(label: str, hop: Daemon, slow: bool = False) -> Endpoint:
+        args = {"address": hop.address, "target": "execute"}
+        return Endpoint(label, "unary", args, slow, hop_pid=hop.pid)
 
     endpoints = {
         "direct": Endpoint("direct", "unary", {"address": slave.address, "target": "direct"}),
-        "master": execute("master", guarded.address),
-        "master_open": execute("master_open", master.address),
-        "master4": execute("master4", master4.address),
-        "relay": execute("relay", relay.address),
-        "naive": execute("naive", naive.address, slow=True),
+        "master": execute("master", guarded),
+        "master_open": execute("master_open", master),
+        "master4": execute("master4", master4),
+        "relay": execute("relay", relay),
+        "naive": execute("naive", naive, slow=True),
         "celery": Endpoint("celery", "celery", {"redis_url": redis_url}, slow=True),
     }
     return DispatchRig(
@@ -122,8 +127,13 @@ def timed(
     """One bounded run of ``ep``; fails loudly if any call failed.
 
     The share of the machine other processes used meanwhile is kept in the
-    result (``foreign_cpu``), so a disturbed repeat can be recognised.
+    result (``foreign_cpu``), so a disturbed repeat can be recognised. For an
+    endpoint with a hop, the hop process's user+system CPU per call (warm-up
+    calls included, as they are in the CPU it used) is kept as
+    ``hop_cpu_ms``: a figure a busy machine barely moves, unlike latency.
     """
+    hop = psutil.Process(ep.hop_pid) if ep.hop_pid is not None else None
+    hop_before = cpu_seconds(hop) if hop is not None else 0.0
     with ForeignLoad() as foreign:
         result = gen.run(
             ep.op,
@@ -135,6 +145,9 @@ def timed(
             **ep.args,
         )
     result["foreign_cpu"] = foreign.fraction
+    if hop is not None:
+        calls = result["count"] + result["errors"] + warmup
+        result["hop_cpu_ms"] = (cpu_seconds(hop) - hop_before) * 1e3 / max(calls, 1)
     if result["errors"]:
         raise RuntimeError(f"{ep.label}: {result['errors']} calls failed: {result['first_error']}")
     return result

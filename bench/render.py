@@ -87,6 +87,23 @@ def table(
             "p50 latency (ms) direct", *(thr["direct"][c]["p50_ms"].show(1) for c in concurrencies)
         )
     )
+    cpu = s.get("hop_cpu_ms", {})
+    if cpu:
+        lines += ["", "2b. CPU of the hop process per job (ms, user+system)"]
+        lines.append(_row("", "one by one", "@64"))
+        for label in ("relay", "master", "master_open"):
+            if label in cpu:
+                by = cpu[label]
+                lines.append(_row(LABELS[label], by["@1"].show(3), by["@64"].show(3)))
+        if "hop_cpu_ratios" in s:
+            ratios = s["hop_cpu_ratios"]
+            lines.append(
+                _row(
+                    "ratio master/relay",
+                    ratios["master/relay @1"].show(),
+                    ratios["master/relay @64"].show(),
+                )
+            )
     peak = s["peak"]
     lines += [
         "",

@@ -6,11 +6,13 @@ never reaches the output even if a call site forgets.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 from arko.common.redact import redact_mapping
@@ -25,14 +27,27 @@ def redact_secrets(
     return redact_mapping(event_dict)
 
 
+def _json_line(event: Any, **options: Any) -> bytes:
+    """A log event as JSON bytes: orjson, several times faster than ``json``.
+
+    ``json`` (``default`` is structlog's fallback, the value's repr) for what
+    orjson refuses, such as an integer beyond 64 bits: a log call never fails.
+    """
+    try:
+        return orjson.dumps(event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(event, **options).encode()
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "console") -> None:
     """Send structured logs to stderr at ``level`` as console lines or JSON lines."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    if fmt == "json":
+        renderer: Any = structlog.processors.JSONRenderer(serializer=_json_line)
+        factory: Any = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -43,6 +58,6 @@ def configure_logging(level: str = "info", fmt: LogFormat = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -10,6 +10,7 @@ exposes is answered with the closest ones that exist, so a caller who wrote
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ class MethodName:
         return f"/{self.service}/{self.method}"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_method_name(raw: str) -> MethodName:
-    """Parse a caller's method name.
+    """Parse a caller's method name (cached: a job asks it more than once, and
+    callers run the same few methods again and again).
 
     Raises:
         InvalidArgument: the name is empty, too long or not ``Service.Method``.

@@ -31,6 +31,7 @@ is known (:mod:`arko.master.secrets.references`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -56,8 +57,12 @@ _ANY = "google.protobuf.Any"
 M = TypeVar("M", bound=Message)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """True when a field or parameter called ``name`` must never be shown."""
+    """True when a field or parameter called ``name`` must never be shown.
+
+    Cached: every log line and every job asks it of the same few names.
+    """
     return bool(_SECRET_NAME.search(name))
 
 
@@ -82,8 +87,17 @@ def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Values with nothing inside to hide: by far the most common, so checked first
+# by exact type (an ``isinstance`` against ``Mapping`` is an ABC check, slow
+# on every field of every log line).
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def _redact(value: Any) -> Any:
     """Look inside mappings, lists, tuples and JSON texts (a message given in params)."""
+    kind = type(value)
+    if kind in _PLAIN or (kind is str and not _looks_structured(value)):
+        return value
     if isinstance(value, Mapping):
         return redact_mapping(value)
     if isinstance(value, list | tuple):

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from arko.common.auth import JOB_ID_HEADER, tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.jobs.executor import render_reply
+from arko.master.jobs.executor import ReplyTree
 from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.admission import RateLimit, check_protected, peer_address
 from arko.master.slaves.registry import Registry
@@ -118,7 +118,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         if outcome.streaming:
             body = json.dumps([_as_dict(m) for m in outcome.messages], indent=2)
         else:
-            body = render_reply(outcome.messages[0])
+            reply = outcome.reply or ReplyTree.of(outcome.messages[0])
+            body = reply.indented()
         message = f"{request.method.strip()} done: Job finished with status OK: {body}"
         return execution_pb2.JobStatus(message=message, job_id=job.id)
 

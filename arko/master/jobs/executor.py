@@ -73,14 +73,29 @@ class Limits:
             )
 
 
-def render_reply(reply: Message) -> str:
-    """The reply as grpcurl prints it: indented JSON, default fields included."""
-    return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True)
+@dataclass(frozen=True, slots=True)
+class ReplyTree:
+    """A reply as a JSON value, default fields included: what both renderings print.
 
+    ``MessageToJson`` is ``json.dumps`` of this very value, so a job's reply
+    is converted once and dumped in each form it is shown in. (Not always an
+    object: a well-known wrapper type is a bare value.)
+    """
 
-def render_compact(reply: Message) -> str:
-    """The reply as one line of JSON, default fields included: one output event."""
-    return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True, indent=None)
+    value: Any
+
+    @classmethod
+    def of(cls, reply: Message) -> ReplyTree:
+        """Convert ``reply`` (the slow part: pure-Python protobuf JSON)."""
+        return cls(json_format.MessageToDict(reply, always_print_fields_with_no_presence=True))
+
+    def indented(self) -> str:
+        """As grpcurl prints it."""
+        return json.dumps(self.value, indent=2)
+
+    def compact(self) -> str:
+        """On one line: one output event."""
+        return json.dumps(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +286,7 @@ class Executor:
             on_start(slave.address)
             log.debug("job_dispatched", method=name.dotted, slave=slave.address, **context)
             metadata = slave.metadata + credentials
-            call = _Call(channel, name.path, request, reply_cls, timeout, metadata)
+            call = _Call(slave, channel, name.path, request, reply_cls, timeout, metadata)
             try:
                 if desc.server_streaming:
                     await call.stream(on_message)
@@ -318,6 +333,7 @@ def refused_as_full(exc: grpc.aio.AioRpcError) -> bool:
 class _Call:
     """One call to a slave's method over a leased channel, as raw bytes."""
 
+    slave: Slave
     channel: grpc.aio.Channel
     path: str
     request: Message
@@ -326,19 +342,15 @@ class _Call:
     metadata: Metadata
 
     async def unary(self) -> Message:
-        call = self.channel.unary_unary(
-            self.path,
-            request_serializer=type(self.request).SerializeToString,
-            response_deserializer=self.reply_cls.FromString,
+        call = self.slave.multicallable(
+            self.channel, self.path, type(self.request), self.reply_cls, streaming=False
         )
         reply: Message = await call(self.request, timeout=self.timeout, metadata=self.metadata)
         return reply
 
     async def stream(self, on_message: OnMessage) -> None:
-        call = self.channel.unary_stream(
-            self.path,
-            request_serializer=type(self.request).SerializeToString,
-            response_deserializer=self.reply_cls.FromString,
+        call = self.slave.multicallable(
+            self.channel, self.path, type(self.request), self.reply_cls, streaming=True
         )
         stream = call(self.request, timeout=self.timeout, metadata=self.metadata)
         try:

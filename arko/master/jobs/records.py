@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from google.protobuf.message import Message
 
@@ -48,6 +49,18 @@ REFUSED_FILE = "refused.jsonl"
 _WHOLE = tuple(name for name in JOB_FIELDS if name not in ("id", "state"))
 _GET_FIELDS = operator.attrgetter(*JOB_FIELDS)
 _TIME_AT = tuple(JOB_FIELDS.index(name) for name in JOB_TIMES)
+
+
+def journal_line(fields: dict[str, Any]) -> bytes:
+    """One journal line: compact JSON and a newline.
+
+    orjson, several times faster than ``json`` on every job's path; ``json``
+    only for what orjson refuses (an integer beyond 64 bits in typed arguments).
+    """
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
 def _stamp(seconds: float | None) -> dt.datetime | None:
@@ -72,7 +85,7 @@ class Job:
 
     # A JobRow's fields (times as Unix seconds while in flight), and what
     # only a job in flight has.
-    __slots__ = (*JOB_FIELDS, "journal_seq", "secrets")
+    __slots__ = (*JOB_FIELDS, "journal_seq", "secrets", "_final_row")
 
     def __init__(
         self,
@@ -114,6 +127,7 @@ class Job:
         # journal carry only what changed. After a rotation the next line is
         # whole again, so every journal replays on its own.
         self.journal_seq = -1
+        self._final_row: JobRow | None = None
 
     @property
     def finished(self) -> bool:
@@ -133,11 +147,20 @@ class Job:
         return self.hide_secrets(text)[:MAX_STORED_TEXT]
 
     def row(self) -> JobRow:
-        """The record as the store keeps it."""
+        """The record as the store keeps it.
+
+        A record in a final state changes no more: it is built once, for the
+        FINISHED event and the flush that stores it alike.
+        """
+        if self._final_row is not None:
+            return self._final_row
         values = list(_GET_FIELDS(self))
         for i in _TIME_AT:
             values[i] = _stamp(values[i])
-        return JobRow(*values)
+        row = JobRow(*values)
+        if self.state in FINAL:
+            self._final_row = row
+        return row
 
 
 class JobRecorder:
@@ -241,7 +264,7 @@ class JobRecorder:
         self._wake.set()
 
     def _write(self, fields: dict[str, Any]) -> None:
-        os.write(self._fd, json.dumps(fields, separators=(",", ":")).encode() + b"\n")
+        os.write(self._fd, journal_line(fields))
 
     def begin(
         self,

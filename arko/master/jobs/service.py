@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from arko.common.auth import JOB_ID_HEADER, JOB_MASTER_HEADER, JOB_TOKEN_HEADER
 from arko.common.errors import ArkoError, InternalError, InvalidArgument
 from arko.master.cluster.coordination import ALONE, Coordinator
-from arko.master.jobs.executor import Executor, JobInput, render_compact
+from arko.master.jobs.executor import Executor, JobInput, ReplyTree
 from arko.master.jobs.live import (
     ACCEPTED,
     FINISHED,
@@ -63,6 +63,9 @@ class Outcome:
 
     messages: list[Message]
     streaming: bool
+    reply: ReplyTree | None = None
+    """The last message converted, when it holds no secret value: an adapter
+    renders it rather than converting the message again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,12 +369,18 @@ class JobService:
                 self._recorder.accepted(job)  # QUEUED in the record while it waits
 
         collected = 0
+        # The last message, converted once: its text is the record's result,
+        # and its tree (when it holds no secret) the adapter's reply.
+        last_text, last_tree = "", None
 
         async def on_message(message: Message) -> None:
-            nonlocal collected
+            nonlocal collected, last_text, last_tree
             while pending and sink is not None:
                 await sink(pending.pop(0))
-            text = render_compact(job.hide_reply(message))  # scrubbed before it is rendered
+            hidden = job.hide_reply(message)  # scrubbed before it is rendered
+            tree = ReplyTree.of(hidden)
+            text = last_text = tree.compact()
+            last_tree = tree if hidden is message else None
             if collect:
                 messages.append(message)
                 collected += len(text)
@@ -423,15 +432,14 @@ class JobService:
             error = InternalError(f"arko could not run the job: {type(exc).__name__}: {exc}")
             self._recorder.failed(job, error.code.name, error.message, live.next_seq)
         else:
-            last = render_compact(job.hide_reply(messages[-1])) if messages else ""
-            self._recorder.succeeded(job, last, live.next_seq)
+            self._recorder.succeeded(job, last_text, live.next_seq)
         finished = self._finish(live, started)
         if sink is not None:
             for event in [*pending, finished]:
                 await sink(event)
         if error is not None:
             raise error
-        return Outcome(messages, streaming)
+        return Outcome(messages, streaming, last_tree)
 
     def _cancelled(self, live: LiveJob) -> ArkoError | None:
         """Record a cancelled job; the error to answer with if its caller is still there."""
