@@ -4,6 +4,7 @@ them (arko.slave.builtin.podman), without starting podman."""
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from arko.slave.builtin.runners import NotRunnable
 from arko.slave.builtin.steps import StepsService, plugin
 from arko.slave.builtin.stepspec import StepSpec, memory_bytes
 from arko.slave.settings import SlaveSettings
+from tests import readme
 
 IMAGE = "localhost/arko-base:latest"
 
@@ -129,3 +131,12 @@ def test_an_image_on_the_inprocess_engine_is_a_start_up_error() -> None:
     settings = SlaveSettings(steps={"unit": _spec()})
     with pytest.raises(StartupError, match=r"step 'unit' names the image .* --engine podman"):
         plugin(settings)
+
+
+def test_the_manuals_example_is_a_valid_configuration() -> None:
+    """The step the manual shows under "Steps in containers" loads as written."""
+    text = readme.section("Steps in containers", "docs/pipelines.md")
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    steps = tomllib.loads(block)["steps"]
+    spec = StepSpec.model_validate(steps["unit"])
+    assert (spec.image, spec.network, spec.memory, spec.cpus) == (IMAGE, "none", "2g", 1)
