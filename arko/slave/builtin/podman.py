@@ -38,7 +38,7 @@ from pathlib import Path
 import structlog
 
 from arko.common.errors import StartupError
-from arko.slave.builtin.runners import NotRunnable, end_group
+from arko.slave.builtin.runners import NotRunnable, end_group, gone
 from arko.slave.builtin.stepspec import StepSpec
 
 log = structlog.get_logger("arko.slave.steps")
@@ -52,6 +52,8 @@ NAME_PREFIX = "arko-step-"
 _ANSWER_TIMEOUT = 30.0
 # Seconds `podman rm` may take besides the stop's grace.
 _REMOVE_TIMEOUT = 60.0
+# Seconds `podman run` gets to exit by itself once its container is removed.
+_CLIENT_EXIT = 10.0
 _SETUP = (
     "install Debian's podman and runc (apt-get install podman runc catatonit), and on hosts "
     "whose cgroups or ulimits podman's defaults do not fit point CONTAINERS_CONF at a "
@@ -170,6 +172,9 @@ class PodmanLaunch:
         try:
             if early:
                 await remove(self.podman, self.name, grace, self.step)
+                # Left alone, the client reports the container's end and exits;
+                # signalled now, it would complain that the container is gone.
+                await gone(pgid, _CLIENT_EXIT)
             await end_group(pgid, grace, self.step)
             if early:  # made by a client stopped before it had started the container
                 await remove(self.podman, self.name, 0, self.step)

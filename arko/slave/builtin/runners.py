@@ -64,16 +64,21 @@ def track(pgid: int, live: bool) -> None:
         _LIVE_GROUPS.discard(pgid)
 
 
+async def gone(pgid: int, within: float) -> bool:
+    """Wait up to ``within`` seconds for the group to end; whether it has."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while kill(pgid, 0):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(_POLL)
+    return True
+
+
 async def end_group(pgid: int, grace: float, step: str) -> None:
     """SIGTERM the group, SIGKILL whatever is left after ``grace`` seconds."""
-    if not kill(pgid, signal.SIGTERM):
+    if not kill(pgid, signal.SIGTERM) or await gone(pgid, grace):
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while loop.time() < deadline:
-        await asyncio.sleep(_POLL)
-        if not kill(pgid, 0):
-            return
     if kill(pgid, signal.SIGKILL):
         log.info("step_killed", step=step, pgid=pgid)
 
