@@ -14,6 +14,9 @@ PYTEST := $(PY) -m pytest $(if $(filter 1,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKER
 export CONTAINERS_CONF ?= $(CURDIR)/containers/containers.conf
 # The image container steps are tested on; make image-base builds it.
 BASE_IMAGE := localhost/arko-base:latest
+# What the test passes need for the container tests, unless
+# ARKO_TEST_CONTAINERS=off says the machine has no container engine.
+CONTAINER_NEEDS := $(if $(filter off,$(ARKO_TEST_CONTAINERS)),,containers image-base)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto fmt lint test test-unit test-sqlite test-postgres demo demo-tls bench bench-capacity bench-children bench-containers bench-hooks clean dogfood ui ui-test chromium containers image-base screenshots docs docs-check
@@ -43,18 +46,18 @@ lint: $(STAMP) ## ruff and mypy.
 
 # The two passes run at the same time, each on TEST_WORKERS workers; each
 # pass's output is printed whole when it ends (--output-sync).
-test: $(STAMP) lint docs-check ui-test chromium containers image-base ## Lint, check the manual, the UI's tests, then test-sqlite and test-postgres at once.
+test: $(STAMP) lint docs-check ui-test chromium $(CONTAINER_NEEDS) ## Lint, check the manual, the UI's tests, then test-sqlite and test-postgres at once.
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-unit: $(STAMP) ## The unit tests only (tests/unit, no daemons): well under a minute.
 	$(PYTEST) tests/unit
 
-test-sqlite: $(STAMP) ui chromium containers image-base ## The whole test suite, masters on SQLite, on TEST_WORKERS workers (2).
+test-sqlite: $(STAMP) ui chromium $(CONTAINER_NEEDS) ## The whole test suite, masters on SQLite, on TEST_WORKERS workers (2).
 	ARKO_TEST_MASTER_DB=sqlite $(PYTEST) --durations=20
 
 # Never skipped quietly: with no PostgreSQL the run stops, saying so, unless
 # ARKO_TEST_POSTGRES=off says the machine has none.
-test-postgres: $(STAMP) ui chromium containers image-base ## The integration suite again, masters on PostgreSQL (ARKO_TEST_POSTGRES), on TEST_WORKERS workers.
+test-postgres: $(STAMP) ui chromium $(CONTAINER_NEEDS) ## The integration suite again, masters on PostgreSQL (ARKO_TEST_POSTGRES), on TEST_WORKERS workers.
 	@if [ "$$ARKO_TEST_POSTGRES" = off ]; then \
 		echo "test-postgres: SKIPPED on purpose (ARKO_TEST_POSTGRES=off)"; \
 	else \

@@ -172,7 +172,7 @@ def test_timeout_kills_and_removes_the_container(
     assert containers_named(name) == [name]
     events, error = _collect(stream)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert "ran past its timeout of 3s" in str(error.details())
+    assert "ran past its timeout of 10s" in str(error.details())
     # Its command got SIGTERM (128 + 15); podman had nothing to complain of.
     assert [(o["stream"], o.get("exitCode")) for o in _outputs(events)] == [("EXIT", 143)]
     assert containers_named(name) == []
