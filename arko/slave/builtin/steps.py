@@ -53,7 +53,6 @@ READ_AHEAD = 256
 _PRIVATE_ENV_PREFIX = "ARKO_SLAVE_"
 # The method a pipeline's steps run as, each a child job.
 _RUN = "arko.v1.Steps.Run"
-__all__ = ["NotRunnable", "StepRun", "StepsService", "plugin"]
 
 
 class StepRun:
