@@ -17,6 +17,7 @@ from arko.common.retry import Backoff
 from arko.common.server import create_server
 from arko.common.tls import TlsConfig
 from arko.gen import register_pb2
+from arko.slave.builtin.podman import check_podman
 from arko.slave.capacity import CapacityGate, StatusServicer
 from arko.slave.guard import MasterOnly
 from arko.slave.metrics import CallMetrics, SlaveMetrics
@@ -67,6 +68,8 @@ class Slave(Lifecycle):
         s = self.settings
         if s.mode == "delegate":
             raise StartupError("--mode delegate is not supported yet; use standalone or rpc")
+        # Told now, not at the first containerised build.
+        engine = await check_podman() if s.engine == "podman" else s.engine
         services = load_services(s.service, s)
         self._tls = tls = s.tls_config()
         self._join_token = s.join_token_value()
@@ -108,6 +111,7 @@ class Slave(Lifecycle):
             "slave_started",
             port=self.port,
             mode=s.mode,
+            engine=engine,
             services=[x.name for x in services],
             tls="mutual" if tls and tls.mutual else bool(tls),
             master_only=guarded,

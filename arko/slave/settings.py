@@ -78,9 +78,12 @@ class SlaveSettings(DaemonSettings):
         "standalone",
         description="standalone: serve and register; rpc: serve only; delegate: not supported yet",
     )
-    engine: Literal["inprocess"] = Field(
+    engine: Literal["inprocess", "podman"] = Field(
         "inprocess",
-        description="How pipeline methods run; only 'inprocess' (this process) so far",
+        description="How build steps run. inprocess: every step as a process of this slave's "
+        "host; podman: a step that names an image runs in a fresh podman container of it, "
+        "removed when the step ends (podman must answer `podman info` at start-up). Pipeline "
+        "methods always run in this process",
     )
     advertise_host: str = Field(
         "",

@@ -8,16 +8,19 @@ process group (the command and everything it spawned) can be signalled at
 once: when the call is cancelled, when the step outlives its timeout, and
 when its command exits while children it left behind still run. The group
 gets SIGTERM, then SIGKILL after the step's ``kill_grace``.
+
+A step that names an image runs in a container instead (``--engine podman``):
+the process the slave starts is then ``podman run``, and stopping the step
+also removes its container (:mod:`arko.slave.builtin.runners` is the seam,
+:mod:`arko.slave.builtin.podman` the engine).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,8 @@ import structlog
 from arko.common.errors import ArkoError, InvalidArgument, StartupError
 from arko.common.redact import REDACTED, is_secret_name
 from arko.sdk import JobContext, JobError, NotAJob
+from arko.slave.builtin.podman import PodmanRunner
+from arko.slave.builtin.runners import HostRunner, Launch, NotRunnable, Runner, kill, track
 from arko.slave.builtin.stepspec import PipelineSpec, StepSpec
 from arko.slave.plugins import Service
 from arko.v1 import jobs_pb2, steps_pb2, steps_pb2_grpc
@@ -44,35 +49,10 @@ EXIT = steps_pb2.StepOutput.EXIT
 LINE_LIMIT = 1 << 20
 # Lines read ahead of the caller: past this the pipes fill and the step waits.
 READ_AHEAD = 256
-_POLL = 0.05
 # Variables of the slave a step does not inherit: its own settings (the join token).
 _PRIVATE_ENV_PREFIX = "ARKO_SLAVE_"
 # The method a pipeline's steps run as, each a child job.
 _RUN = "arko.v1.Steps.Run"
-# Process groups of steps still running, killed if the slave exits before they end.
-_LIVE_GROUPS: set[int] = set()
-
-
-class NotRunnable(ArkoError):
-    """The step is declared but cannot run here (a missing tool, a container engine)."""
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-def _kill(pgid: int, sig: int) -> bool:
-    """Signal a process group; False when none of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    """A slave that exits mid-step leaves no step process behind."""
-    for pgid in list(_LIVE_GROUPS):
-        _kill(pgid, signal.SIGKILL)
 
 
 class StepRun:
@@ -91,30 +71,31 @@ class StepRun:
         self._queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(READ_AHEAD)
         self._stop = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
+        self._launch: Launch | None = None
         self._readers: list[asyncio.Task[None]] = []
         self._watcher: asyncio.Task[None] | None = None
 
-    async def start(self, argv: list[str], cwd: Path, env: Mapping[str, str]) -> None:
-        """Start the command in a new session.
+    async def start(self, launch: Launch) -> None:
+        """Start the launch's program in a new session.
 
         Raises:
             NotRunnable: the program or the working folder does not exist.
         """
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *launch.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                cwd=cwd,
-                env=dict(env),
+                cwd=launch.cwd,
+                env=dict(launch.env),
                 start_new_session=True,
                 limit=LINE_LIMIT,
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             raise NotRunnable(f"step {self.name!r} cannot start: {exc}") from None
-        self._proc = proc
-        _LIVE_GROUPS.add(proc.pid)
+        self._proc, self._launch = proc, launch
+        track(proc.pid, live=True)
         assert proc.stdout is not None and proc.stderr is not None, "pipes were asked for"
         self._readers = [
             asyncio.create_task(self._read(proc.stdout, STDOUT)),
@@ -152,31 +133,19 @@ class StepRun:
             self.timed_out = not done
         finally:
             stopped.cancel()
-        await self._end_group(proc.pid)
+        assert self._launch is not None, "started"
+        await self._launch.end(proc.pid, self.spec.kill_grace, early=not exited.done())
         self.exit_code = await exited
-        _LIVE_GROUPS.discard(proc.pid)
+        track(proc.pid, live=False)
         if self._stop.is_set():  # nobody reads any more: do not wait on a full queue
             for reader in self._readers:
                 reader.cancel()
-
-    async def _end_group(self, pgid: int) -> None:
-        """SIGTERM the group, SIGKILL whatever is left after the grace period."""
-        if not _kill(pgid, signal.SIGTERM):
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.spec.kill_grace
-        while loop.time() < deadline:
-            await asyncio.sleep(_POLL)
-            if not _kill(pgid, 0):
-                return
-        if _kill(pgid, signal.SIGKILL):
-            log.info("step_killed", step=self.name, pgid=pgid)
 
     def stop(self) -> None:
         """End the step now (the caller left); the group is signalled at once."""
         if self._proc is not None and self.exit_code is None and not self._stop.is_set():
             self._stop.set()
-            _kill(self._proc.pid, signal.SIGTERM)
+            kill(self._proc.pid, signal.SIGTERM)
 
     async def lines(self) -> AsyncIterator[tuple[int, str]]:
         """Output lines in the order they were read, until both pipes are closed."""
@@ -192,17 +161,25 @@ class StepRun:
 
 
 class StepsService(steps_pb2_grpc.StepsServicer):
-    """Runs the steps of one slave's configuration."""
+    """Runs the steps of one slave's configuration.
+
+    ``containers`` runs the steps that name an image; without it (``--engine
+    inprocess``) the configuration must declare none, which :func:`plugin`
+    checks at start-up.
+    """
 
     def __init__(
         self,
         steps: Mapping[str, StepSpec],
         base: Path,
         pipelines: Mapping[str, PipelineSpec] | None = None,
+        containers: Runner | None = None,
     ) -> None:
         self._steps = dict(steps)
         self._base = base
         self._pipelines = dict(pipelines or {})
+        self._host: Runner = HostRunner()
+        self._containers = containers
 
     def _spec(self, name: str) -> StepSpec:
         spec = self._steps.get(name)
@@ -237,10 +214,19 @@ class StepsService(steps_pb2_grpc.StepsServicer):
                     f"parameter {pname!r} of step {name!r}: {shown} is not {param.rule()}"
                 )
             values[pname] = value
-        return spec.command(values, sys.executable)
+        return spec.command(values, self._runner(name, spec).python)
+
+    def _runner(self, name: str, spec: StepSpec) -> Runner:
+        if spec.image is None:
+            return self._host
+        if self._containers is None:  # plugin() refuses such a configuration
+            raise NotRunnable(f"step {name!r} names an image: start the slave with --engine podman")
+        return self._containers
 
     def _cwd(self, spec: StepSpec) -> Path:
-        return self._base / spec.cwd if spec.cwd is not None else self._base
+        """The step's folder: its workdir (an image's) or cwd, relative to the config's."""
+        folder = spec.workdir or spec.cwd
+        return self._base / folder if folder is not None else self._base
 
     def _env(self, spec: StepSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIX)}
@@ -252,8 +238,10 @@ class StepsService(steps_pb2_grpc.StepsServicer):
             return
         need = StepSpec(argv=spec.needs.argv, cwd=None, timeout=spec.needs.timeout, kill_grace=1)
         run = StepRun(f"{name} (needs)", need)
+        command = need.command({}, self._host.python)
+        launch = self._host.launch(name, need, command, self._cwd(spec), self._env(spec))
         try:
-            await run.start(need.command({}, sys.executable), self._cwd(spec), self._env(spec))
+            await run.start(launch)
             async for _ in run.lines():
                 pass
         except NotRunnable:  # the checking program itself is missing
@@ -274,12 +262,15 @@ class StepsService(steps_pb2_grpc.StepsServicer):
             argv = self.command(name, request.params)
             spec = self._steps[name]
             await self._check_needs(name, spec)
+            launch = self._runner(name, spec).launch(
+                name, spec, argv, self._cwd(spec), self._env(spec)
+            )
             run = StepRun(name, spec)
-            await run.start(argv, self._cwd(spec), self._env(spec))
+            await run.start(launch)
         except ArkoError as exc:
             log.info("step_refused", step=name, code=exc.code.name, reason=exc.message)
             await context.abort(exc.code, exc.message)
-        log.info("step_started", step=name, pid=run.pid)
+        log.info("step_started", step=name, pid=run.pid, **launch.facts)
         number = 0
         try:
             async for kind, text in run.lines():
@@ -407,7 +398,9 @@ def plugin(settings: SlaveSettings) -> list[Service]:
     config shipped in a repository works from wherever the slave starts.
 
     Raises:
-        StartupError: the configuration declares no step.
+        StartupError: the configuration declares no step, a pipeline names an
+            undeclared one, or steps name an image while the slave has no
+            container engine (or ask for more CPUs than the host has).
     """
     if not settings.steps:
         raise StartupError(
@@ -421,9 +414,32 @@ def plugin(settings: SlaveSettings) -> list[Service]:
                 "(declare them as [steps.NAME] tables)"
             )
     base = settings.config.resolve().parent if settings.config is not None else Path.cwd()
-    service = StepsService(settings.steps, base, settings.pipelines)
+    service = StepsService(settings.steps, base, settings.pipelines, _containers(settings))
     return [
         Service.of(
             steps_pb2.DESCRIPTOR, "Steps", service, steps_pb2_grpc.add_StepsServicer_to_server
         )
     ]
+
+
+def _containers(settings: SlaveSettings) -> Runner | None:
+    """The runner of the steps that name an image, None when none does.
+
+    Raises:
+        StartupError: such a step on a slave without ``--engine podman``, or
+            one asking for more CPUs than this host has.
+    """
+    images = {name: spec for name, spec in settings.steps.items() if spec.image is not None}
+    if not images:
+        return None
+    if settings.engine != "podman":
+        name, spec = next(iter(sorted(images.items())))
+        raise StartupError(
+            f"step {name!r} names the image {spec.image}, but --engine {settings.engine} runs "
+            "steps on the host: start the slave with --engine podman"
+        )
+    cores = os.cpu_count() or 1
+    for name, spec in sorted(images.items()):
+        if spec.cpus is not None and spec.cpus > cores:
+            raise StartupError(f"step {name!r} asks for {spec.cpus:g} CPUs; this host has {cores}")
+    return PodmanRunner.find()

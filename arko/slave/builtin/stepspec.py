@@ -11,6 +11,18 @@ built-in ``arko.v1.Steps`` service (:mod:`arko.slave.builtin.steps`)::
     timeout = 60                    # seconds, then the process group is killed
     params.who = { pattern = "[a-z]{1,20}", default = "world" }
 
+A step that names an ``image`` runs in a fresh container of it (the slave's
+``--engine podman``, :mod:`arko.slave.builtin.podman`); ``{python}`` then means
+the image's ``python3``::
+
+    [steps.unit]
+    image = "localhost/arko-base:latest"
+    argv = ["{python}", "-m", "pytest", "-q"]
+    workdir = ".."                  # bind-mounted at /work, the step's cwd
+    network = "none"                # none (default) | host | bridge
+    memory = "2g"                   # a hard limit: no swap past it
+    cpus = 1
+
 A ``[pipelines.NAME]`` table runs declared steps as child jobs of one job::
 
     [pipelines.release]
@@ -28,13 +40,39 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Placeholders every step may use besides its parameters.
 RESERVED = frozenset({"python"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A memory size as podman takes it, with its unit always written: "2048" alone
+# would be bytes, a mistake nobody means.
+_MEMORY = re.compile(r"([1-9][0-9]*)([bkmg])", re.IGNORECASE)
+_UNIT = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+# Podman (runc) refuses a smaller limit; saying so at start-up beats a failed build.
+MIN_MEMORY = 6 << 20
+# Settings that only mean something in a container.
+_CONTAINER_ONLY = ("workdir", "network", "memory", "cpus")
+
+
+def memory_bytes(size: str) -> int:
+    """Bytes of a size such as ``512m`` or ``2g`` (units b, k, m, g; 1k = 1024).
+
+    Raises:
+        ValueError: not a whole number with one of those units, or below 6m.
+    """
+    found = _MEMORY.fullmatch(size)
+    if found is None:
+        raise ValueError(
+            f"memory {size!r} is not a size such as 512m or 2g "
+            "(a whole number and a unit: b, k, m or g)"
+        )
+    count = int(found[1]) * _UNIT[found[2].lower()]
+    if count < MIN_MEMORY:
+        raise ValueError(f"memory {size!r} is below podman's least, 6m")
+    return count
 
 
 class ParamSpec(BaseModel):
@@ -101,6 +139,44 @@ class StepSpec(BaseModel):
     )
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     needs: NeedSpec | None = None
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^\S+$",
+        description="Image to run the step in, a fresh container each time (the slave's "
+        "--engine podman); absent: on the slave's host",
+    )
+    workdir: Path | None = Field(
+        default=None,
+        description="Folder bind-mounted at /work, the container's cwd; relative to the "
+        "config file's (default: cwd)",
+    )
+    network: Literal["none", "host", "bridge"] = Field(
+        default="none", description="The container's network: none (default), host or bridge"
+    )
+    memory: str | None = Field(default=None, description="The container's memory limit, e.g. 2g")
+    cpus: float | None = Field(
+        default=None, gt=0, description="CPUs the container may use, e.g. 1.5"
+    )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            memory_bytes(value)  # raises ValueError saying what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _container_settings_need_an_image(self) -> Self:
+        if self.image is None:
+            given = [name for name in _CONTAINER_ONLY if name in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"a step without an image has no container to give {', '.join(given)}"
+                )
+        elif self.cwd is not None and self.workdir is not None:
+            raise ValueError("give workdir or cwd, not both: in a container workdir is the cwd")
+        return self
 
     @model_validator(mode="after")
     def _placeholders_declared(self) -> Self:
