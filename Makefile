@@ -72,7 +72,7 @@ demo: $(STAMP) ## Start a master and a slave, run the grpcurl and webhook calls,
 demo-tls: $(STAMP) ## The same call with mutual TLS on every link (throw-away CA).
 	$(PY) scripts/demo_tls.py
 
-dogfood: $(STAMP) ## arko lints, tests, packages and deploys this checkout through arko.
+dogfood: $(STAMP) containers image-base ## arko lints, tests, packages, builds its images and deploys this checkout through arko.
 	$(PY) -m scripts.dogfood
 
 bench: $(STAMP) ## Run the benchmarks (not part of make test); BENCH_ARGS=--quick for a short run.
