@@ -62,13 +62,18 @@ async def _serve(daemon: Daemon) -> int:
     return daemon.exit_code
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (Linux and macOS), else asyncio's own.
+def event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when wanted and installed (Linux and macOS), else asyncio's own.
 
     gRPC's asyncio stack runs on it unchanged, and a job's hop through the
     master costs less CPU on it: the event loop's own work is a large share
-    of a job that does little else (``make bench``).
+    of a job that does little else (``make bench``). Not for the slave: its
+    steps are child processes, and children that libuv forked beside gRPC's
+    threads now and then died of SIGSEGV before their command ran
+    (``test_container_steps``, ``test_steps``); asyncio's own spawn never did.
     """
+    if not uvloop_wanted:
+        return None
     try:
         import uvloop
     except ImportError:  # Windows: uvloop is not built there
@@ -77,9 +82,14 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run_daemon(
-    settings_cls: type[S], factory: Callable[[S], Daemon], argv: Sequence[str] | None = None
+    settings_cls: type[S],
+    factory: Callable[[S], Daemon],
+    argv: Sequence[str] | None = None,
+    uvloop_wanted: bool = False,
 ) -> int:
     """Load settings, configure logs, run the daemon; return the exit status.
+
+    ``uvloop_wanted``: run on uvloop (see :func:`event_loop_factory`).
 
     Start-up problems print one line and exit 2; a signal stops it cleanly (0).
     """
@@ -91,7 +101,7 @@ def run_daemon(
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory(uvloop_wanted)) as runner:
             return runner.run(_serve(factory(settings)))
     except StartupError as exc:
         structlog.get_logger("arko").error("startup_failed", reason=exc.message)

@@ -11,7 +11,7 @@ from arko.master.settings import MasterSettings
 
 def main() -> None:
     """Entry point of the ``arko-master`` command."""
-    sys.exit(run_daemon(MasterSettings, Master))
+    sys.exit(run_daemon(MasterSettings, Master, uvloop_wanted=True))
 
 
 if __name__ == "__main__":
