@@ -78,11 +78,6 @@ def render_reply(reply: Message) -> str:
     return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True)
 
 
-def render_compact(reply: Message) -> str:
-    """The reply as one line of JSON, default fields included: one output event."""
-    return json_format.MessageToJson(reply, always_print_fields_with_no_presence=True, indent=None)
-
-
 @dataclass(frozen=True, slots=True)
 class JobInput:
     """What a job asks for: the method and its arguments, as the caller gave them."""
