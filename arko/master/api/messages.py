@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from arko.master.jobs.live import OUTPUT, Event
 from arko.master.jobs.state import JobState
 from arko.master.store.rows import JOB_TIMES, JobRow
 from arko.v1 import jobs_pb2
-
-_NANOS = 1_000_000_000
 
 
 def job_message(row: JobRow) -> jobs_pb2.Job:
@@ -48,18 +44,18 @@ def job_message(row: JobRow) -> jobs_pb2.Job:
 
 
 def event_message(job_id: str, event: Event) -> jobs_pb2.JobEvent:
-    """An event as the wire carries it (one per streamed line: built in one call)."""
-    nanos = int(event.time * 1e9)
-    output = event.kind == OUTPUT
+    """An event as the wire carries it."""
     message = jobs_pb2.JobEvent(
         job_id=job_id,
         seq=event.seq,
         kind=event.kind,
         state=event.state.wire,
-        time=Timestamp(seconds=nanos // _NANOS, nanos=nanos % _NANOS),
-        output=event.data if output else "",
-        note="" if output else event.data,
     )
+    message.time.FromNanoseconds(int(event.time * 1e9))
+    if event.kind == OUTPUT:
+        message.output = event.data
+    elif event.data:
+        message.note = event.data
     if event.record is not None:
         message.job.CopyFrom(job_message(event.record))
     return message
