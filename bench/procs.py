@@ -182,6 +182,11 @@ def start_bare_relay(fleet: Fleet, slave: str) -> Process:
     return _start_relay(fleet, "relay", slave)
 
 
+def start_stream_relay(fleet: Fleet, slave: str) -> Process:
+    """The bytes-only streaming relay (the floor of a streamed job) in front of ``slave``."""
+    return _start_relay(fleet, "stream_relay", slave)
+
+
 def _start_relay(fleet: Fleet, module: str, slave: str) -> Process:
     port = free_port()
     proc = start(

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from arko.common.auth import JOB_ID_HEADER, tokens_match
 from arko.common.errors import ArkoError, InternalError, InvalidArgument, Unauthenticated
 from arko.gen import execution_pb2, execution_pb2_grpc, register_pb2, register_pb2_grpc
-from arko.master.jobs.executor import ReplyTree
+from arko.master.jobs.render import ReplyTree
 from arko.master.jobs.service import JobService, Submission
 from arko.master.slaves.admission import RateLimit, check_protected, peer_address
 from arko.master.slaves.registry import Registry

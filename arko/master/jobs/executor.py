@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 import structlog
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from arko.common.capacity import REFUSED_CAPACITY, REFUSED_HEADER
@@ -71,31 +70,6 @@ class Limits:
                 f"parameters total {size} bytes; the limit is {self.max_param_bytes} "
                 "(--max_param_bytes)"
             )
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTree:
-    """A reply as a JSON value, default fields included: what both renderings print.
-
-    ``MessageToJson`` is ``json.dumps`` of this very value, so a job's reply
-    is converted once and dumped in each form it is shown in. (Not always an
-    object: a well-known wrapper type is a bare value.)
-    """
-
-    value: Any
-
-    @classmethod
-    def of(cls, reply: Message) -> ReplyTree:
-        """Convert ``reply`` (the slow part: pure-Python protobuf JSON)."""
-        return cls(json_format.MessageToDict(reply, always_print_fields_with_no_presence=True))
-
-    def indented(self) -> str:
-        """As grpcurl prints it."""
-        return json.dumps(self.value, indent=2)
-
-    def compact(self) -> str:
-        """On one line: one output event."""
-        return json.dumps(self.value)
 
 
 @dataclass(frozen=True, slots=True)

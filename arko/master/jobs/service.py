@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from arko.common.auth import JOB_ID_HEADER, JOB_MASTER_HEADER, JOB_TOKEN_HEADER
 from arko.common.errors import ArkoError, InternalError, InvalidArgument
 from arko.master.cluster.coordination import ALONE, Coordinator
-from arko.master.jobs.executor import Executor, JobInput, ReplyTree
+from arko.master.jobs.executor import Executor, JobInput
 from arko.master.jobs.live import (
     ACCEPTED,
     FINISHED,
@@ -39,6 +39,7 @@ from arko.master.jobs.live import (
     LiveJobs,
 )
 from arko.master.jobs.records import TOP_LEVEL, JobRecorder, Lineage
+from arko.master.jobs.render import ReplyTree
 from arko.master.jobs.state import FINAL, INTERRUPTED_REASON, JobState
 from arko.master.jobs.tokens import JobTokens
 from arko.master.secrets.references import NO_VAULT, SecretResolver

@@ -365,3 +365,26 @@ def test_shared_database_gets_each_job_before_it_is_sent_in_group_commits(
         await alone.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    "data",
+    ['{"number": 1, "text": "a \\"quoted\\" line"}', "snow \N{SNOWMAN}\n\t\x00 \ud800", ""],
+)
+def test_an_output_event_is_journaled_on_one_line_that_reads_back(
+    tmp_path: Path, data: str
+) -> None:
+    """Quotes, controls, non-ASCII and a lone surrogate (orjson refuses it: json writes
+    that line) all read back as written."""
+
+    async def scenario() -> None:
+        rec = JobRecorder(FakeStore(), tmp_path)  # type: ignore[arg-type]
+        await rec.recover()
+        job = rec.begin("MyPipelineLogs.Stream", {})
+        rec.output(job, 2, "OUTPUT", data)
+        (line,) = [line for p in tmp_path.glob("journal.*") for line in p.read_bytes().splitlines()]
+        fields = json.loads(line)
+        assert (fields["e"], fields["s"], fields["k"], fields["d"]) == (job.id, 2, "OUTPUT", data)
+        await rec.close()
+
+    run(scenario())
