@@ -38,7 +38,7 @@ from arko.common.notifier import Notifier
 from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import Finding, Prober, apply_status, shown_reason
-from arko.master.slaves.slave import Slave
+from arko.master.slaves.slave import OpenChannels, Slave
 from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ log = structlog.get_logger("arko.master.slaves.registry")
 
 MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100
+# Channels idle slaves keep open (see arko.master.slaves.slave): a fleet of
+# up to this many keeps every channel, as before; past it, idle slaves dial
+# on demand. About 20 KB each.
+IDLE_CHANNELS = 1000
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
 # Derived call secrets kept (one per live nonce; 64 bytes of hex and a nonce each).
 _SECRETS_KEPT = 65536
@@ -97,6 +101,8 @@ class Registry:
         coordinator: The other masters on the database: which slaves this
             master pings, and the lease of one registering here.
         metrics: Told of registrations and probes, when metrics are on.
+        idle_channels: Open channels past which idle slaves close theirs
+            after each probe.
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class Registry:
         coordinator: Coordinator = ALONE,
         max_slaves: int = 10000,
         metrics: MasterMetrics | None = None,
+        idle_channels: int = IDLE_CHANNELS,
     ) -> None:
         self._store = store
         self._max_slaves = max_slaves
@@ -131,6 +138,7 @@ class Registry:
         self._recent: set[tuple[str, int]] = set()
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._prober = prober
+        self._channels = OpenChannels(idle_channels)
         self._slaves: dict[tuple[str, int], Slave] = {}
         self._ordered: list[Slave] = []
         self._by_method: dict[str, list[Slave]] = {}
@@ -150,7 +158,7 @@ class Registry:
         log.info("slaves_loaded", count=len(self._slaves))
 
     def _restored(self, row: SlaveRow) -> Slave:
-        slave = Slave.from_row(row, self._prober.dial)
+        slave = Slave.from_row(row, self._prober.dial, self._channels)
         slave.secret = self._derived_secret(row.call_nonce)
         slave.owned = self._coordinator.alone  # else: once a heartbeat grants its lease
         return slave
@@ -498,6 +506,8 @@ class Registry:
                 self._log_change(slave)
             if after[0] != before[0]:
                 self.methods_version += 1  # descriptors of live slaves come first
+            if reason is None:
+                slave.rest()
             self._notify()
 
     def _take(self, slave: Slave, found: Finding) -> None:
