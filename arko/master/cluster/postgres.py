@@ -235,13 +235,13 @@ class PostgresCoordinator:
         """One heartbeat, then ``slaves`` take in the shared slave list and leases."""
         try:
             beat = await self.beat()
-            rows = await self._feed.read()
+            changes = await self._feed.changes()
         except Exception as exc:
             log.warning("heartbeat_failed", error=str(exc))
             if self.stale():  # others may hold our leases now: stop pinging
                 slaves.disown()
             return
-        slaves.sync(rows, beat.owned)
+        slaves.sync(changes.rows, beat.owned, changes.complete)
         log.debug("heartbeat", masters=beat.masters, pinging=len(beat.owned))
 
     async def beat(self) -> Beat:

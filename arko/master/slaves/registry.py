@@ -19,7 +19,7 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -136,6 +136,11 @@ class Registry:
         # Addresses registered or removed here since the last sync: a listing
         # read before that change must not undo it.
         self._recent: set[tuple[str, int]] = set()
+        # Those of the sync before: a claim may reach the leases one beat late.
+        self._settling: set[tuple[str, int]] = set()
+        # The leases the last sync was told of: a sync of changes only sets
+        # ``owned`` on the slaves whose lease changed.
+        self._held: frozenset[int] = frozenset()
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._prober = prober
         self._channels = OpenChannels(idle_channels)
@@ -369,52 +374,87 @@ class Registry:
         self._changed = asyncio.Event()
         self.changed()
 
-    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
+    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int], complete: bool = True) -> None:
         """Take in what the shared store says: slaves other masters registered,
         forgot or saw change, and which slaves this master now pings.
 
         A slave this master pings keeps the liveness its own probes found;
         for the others, the store's word (their pinging master's) is taken.
         Newly owned slaves are pinged in the next sweep.
+
+        Args:
+            rows: Every stored slave when ``complete``; else those changed
+                since the previous sync, the only ones folded in (a heartbeat
+                at 10,000 slaves where nothing changed folds nothing).
+            owned: The ids of the slaves whose lease this master holds.
+            complete: Whether ``rows`` is the whole table, so a slave absent
+                from it was forgotten or removed elsewhere.
         """
-        stored = {(r.host, r.port): r for r in rows}
         recent, self._recent = self._recent, set()
+        held, self._held = self._held, owned
         changed = False
-        for key, slave in list(self._slaves.items()):
-            if key not in stored and key not in recent:
-                self._drop(slave)
-                changed = True
-        for key, row in stored.items():
+        if complete:
+            stored = {(r.host, r.port) for r in rows}
+            for key, slave in list(self._slaves.items()):
+                if key not in stored and key not in recent:
+                    self._drop(slave)
+                    changed = True
+            # Whose lease changed, and who registered here lately, may own differently.
+            mayown: Iterable[Slave] = list(self._ordered)
+        else:
+            ids = held ^ owned
+            mayown = [s for s in self._ordered if s.id in ids] if ids else []
+        # Registered here in the last two beats: its claim may not be in ``owned`` yet.
+        settling, self._settling = self._settling | recent, recent
+        for key in settling:
             known = self._slaves.get(key)
-            if known is None:
-                if key in recent:
-                    continue  # removed here after the listing was read
-                known = self._restored(row)
-                known.pending = False
-                self._add(known)
+            if known is not None:
+                self._own(known, owned, recent)
+        for known in mayown:
+            self._own(known, owned, recent)
+        for row in rows:
+            if self._fold(row, owned, recent):
                 changed = True
-            slave = known
-            # Claimed at registration after this beat read the leases: still ours.
-            slave.owned = row.id in owned or (key in recent and slave.owned)
-            if row.call_nonce and self._join_token is not None:
-                slave.secret = self._derived_secret(row.call_nonce)
-            if slave.owned or slave.probe_lock.locked():
-                continue
-            if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
-                slave.status, slave.pending = row.status, False
-                self._set_methods(slave, row.methods)
-                if not slave.live:
-                    slave.reset_channel()
-                changed = True
-            if (row.labels, row.capacity) != (slave.labels, slave.capacity):
-                slave.labels, slave.capacity = row.labels, row.capacity
-                changed = True
-            if slave.refused:
+        for slave in self._ordered:
+            if slave.refused and not (slave.owned or slave.probe_lock.locked()):
                 # Full with other masters' jobs when it refused: it may have
                 # room now, and no status read of ours would say so.
                 slave.refused, changed = False, True
         if changed:
             self._notify()
+
+    def _own(self, slave: Slave, owned: frozenset[int], recent: set[tuple[str, int]]) -> None:
+        """Whether this master pings ``slave``, by the leases it holds now."""
+        # Claimed at registration after this beat read the leases: still ours.
+        slave.owned = slave.id in owned or ((slave.host, slave.port) in recent and slave.owned)
+
+    def _fold(self, row: SlaveRow, owned: frozenset[int], recent: set[tuple[str, int]]) -> bool:
+        """Take in one stored row; whether a slave changed for the jobs."""
+        key = (row.host, row.port)
+        slave = self._slaves.get(key)
+        changed = False
+        if slave is None:
+            if key in recent:
+                return False  # removed here after the listing was read
+            slave = self._restored(row)
+            slave.pending = False
+            self._add(slave)
+            changed = True
+        self._own(slave, owned, recent)
+        if row.call_nonce and self._join_token is not None:
+            slave.secret = self._derived_secret(row.call_nonce)
+        if slave.owned or slave.probe_lock.locked():
+            return changed
+        if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
+            slave.status, slave.pending = row.status, False
+            self._set_methods(slave, row.methods)
+            if not slave.live:
+                slave.reset_channel()
+            changed = True
+        if (row.labels, row.capacity) != (slave.labels, slave.capacity):
+            slave.labels, slave.capacity = row.labels, row.capacity
+            changed = True
+        return changed
 
     def disown(self) -> None:
         """Stop pinging every slave: the database is out of reach, so other
@@ -425,6 +465,7 @@ class Registry:
         """
         for slave in self._ordered:
             slave.owned = False
+        self._held = frozenset()  # so the next sync hands back every lease held
 
     def _drop(self, slave: Slave) -> None:
         """Forget ``slave`` in memory (another master removed or forgot it)."""
