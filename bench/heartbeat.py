@@ -83,7 +83,8 @@ async def _measure(db: str, slaves: int, repeats: int, feed: str | None) -> dict
         registry = Registry(
             store, Prober(5.0), join_token="bench-token", name="bench0", coordinator=_Shared()
         )
-        registry.sync(*await reader(), frozenset())  # the first beat adds them all
+        first, _ = await reader()
+        registry.sync(first, frozenset())  # the first beat adds them all
         reads, syncs, cpus = [], [], []
         for _ in range(repeats):
             began, cpu = time.perf_counter(), time.process_time()
