@@ -141,6 +141,8 @@ class Registry:
         # The leases the last sync was told of: a sync of changes only sets
         # ``owned`` on the slaves whose lease changed.
         self._held: frozenset[int] = frozenset()
+        # Rows not folded in because a probe of their slave was running then.
+        self._deferred: dict[tuple[str, int], SlaveRow] = {}
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._prober = prober
         self._channels = OpenChannels(idle_channels)
@@ -412,7 +414,9 @@ class Registry:
                 self._own(known, owned, recent)
         for known in mayown:
             self._own(known, owned, recent)
-        for row in rows:
+        # Rows a probe kept from being folded last time come first, so a newer one wins.
+        deferred, self._deferred = self._deferred, {}
+        for row in [*(deferred.values() if not complete else ()), *rows]:
             if self._fold(row, owned, recent):
                 changed = True
         for slave in self._ordered:
@@ -443,7 +447,10 @@ class Registry:
         self._own(slave, owned, recent)
         if row.call_nonce and self._join_token is not None:
             slave.secret = self._derived_secret(row.call_nonce)
-        if slave.owned or slave.probe_lock.locked():
+        if slave.owned:
+            return changed
+        if slave.probe_lock.locked():
+            self._deferred[key] = row  # a probe is settling it now: fold it next time
             return changed
         if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
             slave.status, slave.pending = row.status, False

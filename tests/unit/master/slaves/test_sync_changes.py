@@ -94,3 +94,17 @@ def test_a_slave_claimed_at_registration_is_given_up_if_the_lease_is_not_ours() 
         return [kept, slave.owned]
 
     assert asyncio.run(scenario()) == [True, False]
+
+
+def test_a_row_met_while_its_slave_is_probed_is_folded_at_the_next_beat() -> None:
+    async def scenario() -> list[int]:
+        registry = registry_of(ROWS, frozenset())
+        slave = registry.slaves()[0]
+        down = dataclasses.replace(ROWS[0], status=STATUS_DOWN)
+        async with slave.probe_lock:
+            registry.sync([down], frozenset(), complete=False)
+            during = slave.status
+        registry.sync([], frozenset(), complete=False)
+        return [during, slave.status]
+
+    assert asyncio.run(scenario()) == [STATUS_LIVE, STATUS_DOWN]
