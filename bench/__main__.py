@@ -33,6 +33,7 @@ from bench import heartbeat, postgres, profile
 from bench.config import FULL, QUICK, BenchConfig
 from bench.dispatch import DispatchRig, sequential_latency, start_rig, throughput, timed
 from bench.fleet import fleet_scale, memory, memory_live
+from bench.fleet import render as render_fleet
 from bench.procs import REPO, LoadGen, export_arko, start_loadgen
 from bench.render import plot, table
 from bench.report import machine_info, summarise, targets
@@ -170,6 +171,13 @@ def _parser() -> argparse.ArgumentParser:
         "heartbeat slave read); print, write no files",
     )
     parser.add_argument(
+        "--fleet-only",
+        action="store_true",
+        help="measure only the fleet: registration and sweeps over the fleet addresses, "
+        "memory and a restarted master's sweep with live slaves, the heartbeat slave "
+        "read; print them, write no files",
+    )
+    parser.add_argument(
         "--streaming-only",
         action="store_true",
         help="measure only streamed output and the log-line cost; print them, write no files",
@@ -218,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.streaming_only:
         with Fleet(workdir).running() as fleet:
             print(render_streaming(streaming(cfg, fleet, workdir, say)))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    if args.fleet_only:
+        with Fleet(workdir).running() as fleet:
+            gen = start_loadgen(fleet)
+            scale = fleet_scale(cfg, fleet, gen, workdir, say)
+            live = memory_live(cfg, fleet, gen, workdir, say)
+        print(render_fleet(scale, live))
+        print(heartbeat.render(heartbeat.heartbeat_read(cfg, workdir, say)))
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
     if args.postgres_only:

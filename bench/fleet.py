@@ -313,20 +313,25 @@ def _restart_sweep(fleet: Fleet, db: Path, slaves: int, timeout: float) -> dict[
         deadline = time.monotonic() + 10 * timeout + SLACK
         started: dict[str, Any] | None = None
         done: dict[str, Any] | None = None
+        # Registrations that failed on a loaded machine stored nothing: the
+        # sweep to wait for is of the slaves the master loaded.
+        loaded = slaves
         with RssPeak(proc, interval=0.05) as peak:
             while done is None:
                 if time.monotonic() > deadline or not master.alive():
-                    raise TimeoutError(f"restarted master did not sweep {slaves} slaves in time")
+                    raise TimeoutError(f"restarted master did not sweep {loaded} slaves in time")
                 for event in tail.read():
                     if event.get("event") == "master_started":
                         started = event
-                    elif event.get("event") == SWEEP_EVENT and event.get("slaves") == slaves:
+                    elif event.get("event") == "slaves_loaded":
+                        loaded = int(event["count"])
+                    elif event.get("event") == SWEEP_EVENT and event.get("slaves") == loaded:
                         done = event
                 time.sleep(POLL)
         cpu = cpu_seconds(proc)
         time.sleep(1.0)
         return {
-            "slaves": slaves,
+            "slaves": loaded,
             "live": int(done.get("live", 0)),
             "sweep_seconds": event_time(done) - event_time(started) if started else float("nan"),
             "cpu_seconds_until_swept": cpu,
@@ -335,3 +340,26 @@ def _restart_sweep(fleet: Fleet, db: Path, slaves: int, timeout: float) -> dict[
         }
     finally:
         master.stop()
+
+
+def render(scale: dict[str, Any], live: dict[str, Any]) -> str:
+    """What :func:`fleet_scale` and :func:`memory_live` measured, as a few lines of text."""
+    rates = ", ".join(f"{r['rate']:.0f}" for r in scale["registrations"])
+    sweeps = ", ".join(
+        f"{s['seconds']:.2f} s ({s['cpu_seconds']:.2f} s CPU)" for s in scale["sweeps"]
+    )
+    restart, reg = live["restart_sweep"], live["registration"]
+    return "\n".join(
+        [
+            f"Fleet: {scale['slaves']} slaves ({scale['live']} live, {scale['dead']} dead ports)",
+            f"  registrations/s, fresh masters: {rates}",
+            f"  sweeps: {sweeps}; master RSS {scale['master_rss_mb']:.1f} MB",
+            f"Live fleet: {live['slaves']} slaves",
+            f"  registered at {reg['rate']:.0f}/s ({reg['errors']} failed): RSS "
+            f"{live['registered_mb']:.1f} MB (peak {live['registration_peak_mb']:.1f}), "
+            f"idle {live['idle_mb']:.1f} MB",
+            f"  restarted master: first sweep {restart['sweep_seconds']:.2f} s "
+            f"({restart['live']} live, {restart['cpu_seconds_until_swept']:.1f} s CPU), "
+            f"RSS peak {restart['peak_mb']:.1f} MB, after {restart['after_mb']:.1f} MB",
+        ]
+    )

@@ -31,8 +31,9 @@ class Slot:
 class Slaves(Protocol):
     """What a coordinator keeps in step with the other masters: the registry."""
 
-    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
-        """Take in the shared slave table and the slaves this master now pings."""
+    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int], complete: bool = True) -> None:
+        """Take in the shared slave table (or, unless ``complete``, its rows
+        changed since the last sync) and the slaves this master now pings."""
 
     def disown(self) -> None:
         """Stop pinging every slave: others may hold the leases now."""

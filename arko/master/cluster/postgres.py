@@ -235,13 +235,13 @@ class PostgresCoordinator:
         """One heartbeat, then ``slaves`` take in the shared slave list and leases."""
         try:
             beat = await self.beat()
-            rows = await self._feed.read()
+            changes = await self._feed.changes()
         except Exception as exc:
             log.warning("heartbeat_failed", error=str(exc))
             if self.stale():  # others may hold our leases now: stop pinging
                 slaves.disown()
             return
-        slaves.sync(rows, beat.owned)
+        slaves.sync(changes.rows, beat.owned, changes.complete)
         log.debug("heartbeat", masters=beat.masters, pinging=len(beat.owned))
 
     async def beat(self) -> Beat:
@@ -330,8 +330,12 @@ class PostgresCoordinator:
                 self.name,
                 mine - share,
             )
-        rows = await conn.fetch('SELECT id FROM "slave" WHERE owner = $1', self.name)
-        return [int(row["id"]) for row in rows], masters
+        # One array, not a row per slave: at 10,000 slaves the rows cost
+        # 3.6 ms of CPU per beat to decode, the array 0.8 ms.
+        ids = await conn.fetchval(
+            "SELECT coalesce(array_agg(id), '{}') FROM \"slave\" WHERE owner = $1", self.name
+        )
+        return list(ids), masters
 
     async def claim(self, slave_id: int) -> bool:
         """Take the lease of a slave that just registered here, if nobody holds it.

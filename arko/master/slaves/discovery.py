@@ -11,6 +11,7 @@ database is blocking, so this speaks the stream over ``grpc.aio`` itself.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +53,13 @@ class DiscoveryError(ArkoError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Catalog:
-    """What one slave serves: its descriptors and its ``Service.Method`` names."""
+    """What one slave serves: its descriptors and its ``Service.Method`` names.
+
+    Slaves serving the same files share one (see :class:`Catalogs`): nothing
+    in it belongs to one slave, and its message classes are built once for all.
+    """
 
     protocol: str
     pool: descriptor_pool.DescriptorPool
@@ -81,6 +86,29 @@ class Catalog:
             cls = message_factory.GetMessageClass(desc)
             self._classes[desc.full_name] = cls
         return cls
+
+
+class Catalogs:
+    """The catalogs in use, one per distinct set of files: a fleet of slaves
+    serving the same services holds one descriptor pool, not one each.
+
+    A catalog is kept while some slave holds it (weak references), so a
+    service no slave serves any more leaves nothing behind.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: weakref.WeakValueDictionary[tuple[str, bytes], Catalog] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def get(self, protocol: str, fingerprint: bytes) -> Catalog | None:
+        """The catalog read with ``protocol`` from files hashing to ``fingerprint``, if held."""
+        return self._by_key.get((protocol, fingerprint))
+
+    def keep(self, catalog: Catalog) -> Catalog:
+        """``catalog``, now the one handed out for its files."""
+        self._by_key[(catalog.protocol, catalog.fingerprint)] = catalog
+        return catalog
 
 
 def _request(**kwargs: Any) -> reflection_pb2.ServerReflectionRequest:
@@ -196,6 +224,7 @@ async def discover(
     protocol: str | None = None,
     metadata: Metadata = None,
     known: Catalog | None = None,
+    shared: Catalogs | None = None,
 ) -> Catalog:
     """Read a slave's services over ``channel`` within ``timeout`` seconds.
 
@@ -205,6 +234,8 @@ async def discover(
         protocol: "v1" or "v1alpha" when known to work for this slave; tried alone.
         metadata: Sent with the reflection call (the slave's call secret).
         known: The slave's current catalog; returned as is when nothing changed.
+        shared: Catalogs other slaves hold: one read from the same files is
+            returned rather than built again (and a new one is kept there).
 
     Raises:
         DiscoveryError: reflection is missing, failed or answered garbage.
@@ -226,6 +257,9 @@ async def discover(
         fingerprint = digest.digest()
         if known is not None and known.fingerprint == fingerprint and known.protocol == proto:
             return known  # unchanged: skip rebuilding the pool and its classes
+        held = shared.get(proto, fingerprint) if shared is not None else None
+        if held is not None:
+            return held  # another slave serves the same files
         pool = _build_pool(files)
         methods: list[str] = []
         for name in services:
@@ -234,5 +268,6 @@ async def discover(
             except KeyError:
                 raise DiscoveryError(f"reflection lists {name} but sends no descriptor") from None
             methods.extend(f"{name}.{m.name}" for m in svc.methods)
-        return Catalog(proto, pool, tuple(methods), fingerprint, comments_of(files.values()))
+        catalog = Catalog(proto, pool, tuple(methods), fingerprint, comments_of(files.values()))
+        return shared.keep(catalog) if shared is not None else catalog
     raise DiscoveryError("no reflection protocol left to try")

@@ -2,8 +2,8 @@
 
 :class:`Prober` makes the calls: the health check, the ``arko.v1.Slave/Status``
 read (capacity, labels, version), the discovery refresh, and the two
-questions registration asks. It returns what it found and keeps no state, so
-the registry alone decides what a finding means for its records.
+questions registration asks. It returns what it found and keeps no state of
+any slave, so the registry alone decides what a finding means for its records.
 :class:`Pinger` is the ping loop: every interval it has the registry probe
 each slave this master pings, then forget the long-dead ones.
 
@@ -25,7 +25,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from arko.master.slaves.discovery import Catalog, DiscoveryError, discover
+from arko.master.slaves.discovery import Catalog, Catalogs, DiscoveryError, discover
 from arko.master.slaves.slave import Dialer, Slave, plaintext
 from arko.v1 import slave_pb2, slave_pb2_grpc
 
@@ -105,17 +105,22 @@ def apply_status(slave: Slave, status: slave_pb2.SlaveStatus | None) -> None:
 
 
 class Prober:
-    """The calls the master makes to judge a slave, each bounded by ``timeout`` seconds."""
+    """The calls the master makes to judge a slave, each bounded by ``timeout`` seconds.
+
+    What it reads of one slave it keeps nowhere; only the catalogs are
+    shared, so slaves serving the same files hold one between them.
+    """
 
     def __init__(self, timeout: float, dial: Dialer = plaintext) -> None:
         self.timeout = timeout
         self.dial = dial  # every channel to a slave, the slaves' own included
+        self._catalogs = Catalogs()
 
     async def check(self, slave: Slave) -> Finding:
         """Check health, read the status and refresh the catalog, on the slave's channel."""
         try:
             async with asyncio.timeout(self.timeout):
-                with slave.lease() as channel:
+                with slave.lease(probe=True) as channel:
                     serving = await self._health(slave, channel)
                     if serving is False:
                         return Finding(NOT_SERVING)
@@ -126,7 +131,9 @@ class Prober:
                     status = await read_status(channel, self.timeout, slave.metadata)
                     known = slave.catalog
                     hint = known.protocol if known else None
-                    catalog = await discover(channel, self.timeout, hint, slave.metadata, known)
+                    catalog = await discover(
+                        channel, self.timeout, hint, slave.metadata, known, self._catalogs
+                    )
         except TimeoutError:
             return Finding(f"no answer within {self.timeout:g}s")
         except grpc.aio.AioRpcError as exc:
@@ -166,7 +173,7 @@ class Prober:
         """Whether ``slave`` still takes calls made with the call secret it has now."""
         try:
             async with asyncio.timeout(self.timeout):
-                with slave.lease() as channel:
+                with slave.lease(probe=True) as channel:
                     await read_status(channel, self.timeout, slave.metadata)
         except (TimeoutError, grpc.aio.AioRpcError):
             return False

@@ -19,7 +19,7 @@ import functools
 import ipaddress
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -38,7 +38,7 @@ from arko.common.notifier import Notifier
 from arko.master.cluster.coordination import ALONE, Coordinator
 from arko.master.slaves.discovery import Catalog
 from arko.master.slaves.probe import Finding, Prober, apply_status, shown_reason
-from arko.master.slaves.slave import Slave
+from arko.master.slaves.slave import OpenChannels, Slave
 from arko.master.store.rows import STATUS_DOWN, STATUS_LIVE, SlaveRow, Store, now
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ log = structlog.get_logger("arko.master.slaves.registry")
 
 MAX_SECRET = 256
 FLEET_LOG_LIMIT = 100
+# Channels idle slaves keep open (see arko.master.slaves.slave): a fleet of
+# up to this many keeps every channel, as before; past it, idle slaves dial
+# on demand. About 20 KB each.
+IDLE_CHANNELS = 1000
 _REFUSED = grpc.StatusCode.UNAUTHENTICATED
 # Derived call secrets kept (one per live nonce; 64 bytes of hex and a nonce each).
 _SECRETS_KEPT = 65536
@@ -97,6 +101,8 @@ class Registry:
         coordinator: The other masters on the database: which slaves this
             master pings, and the lease of one registering here.
         metrics: Told of registrations and probes, when metrics are on.
+        idle_channels: Open channels past which idle slaves close theirs
+            after each probe.
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class Registry:
         coordinator: Coordinator = ALONE,
         max_slaves: int = 10000,
         metrics: MasterMetrics | None = None,
+        idle_channels: int = IDLE_CHANNELS,
     ) -> None:
         self._store = store
         self._max_slaves = max_slaves
@@ -129,8 +136,16 @@ class Registry:
         # Addresses registered or removed here since the last sync: a listing
         # read before that change must not undo it.
         self._recent: set[tuple[str, int]] = set()
+        # Those of the sync before: a claim may reach the leases one beat late.
+        self._settling: set[tuple[str, int]] = set()
+        # The leases the last sync was told of: a sync of changes only sets
+        # ``owned`` on the slaves whose lease changed.
+        self._held: frozenset[int] = frozenset()
+        # Rows not folded in because a probe of their slave was running then.
+        self._deferred: dict[tuple[str, int], SlaveRow] = {}
         self._forget_after = forget_after  # seconds down before a slave is dropped; 0: never
         self._prober = prober
+        self._channels = OpenChannels(idle_channels)
         self._slaves: dict[tuple[str, int], Slave] = {}
         self._ordered: list[Slave] = []
         self._by_method: dict[str, list[Slave]] = {}
@@ -150,7 +165,7 @@ class Registry:
         log.info("slaves_loaded", count=len(self._slaves))
 
     def _restored(self, row: SlaveRow) -> Slave:
-        slave = Slave.from_row(row, self._prober.dial)
+        slave = Slave.from_row(row, self._prober.dial, self._channels)
         slave.secret = self._derived_secret(row.call_nonce)
         slave.owned = self._coordinator.alone  # else: once a heartbeat grants its lease
         return slave
@@ -361,52 +376,92 @@ class Registry:
         self._changed = asyncio.Event()
         self.changed()
 
-    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int]) -> None:
+    def sync(self, rows: Sequence[SlaveRow], owned: frozenset[int], complete: bool = True) -> None:
         """Take in what the shared store says: slaves other masters registered,
         forgot or saw change, and which slaves this master now pings.
 
         A slave this master pings keeps the liveness its own probes found;
         for the others, the store's word (their pinging master's) is taken.
         Newly owned slaves are pinged in the next sweep.
+
+        Args:
+            rows: Every stored slave when ``complete``; else those changed
+                since the previous sync, the only ones folded in (a heartbeat
+                at 10,000 slaves where nothing changed folds nothing).
+            owned: The ids of the slaves whose lease this master holds.
+            complete: Whether ``rows`` is the whole table, so a slave absent
+                from it was forgotten or removed elsewhere.
         """
-        stored = {(r.host, r.port): r for r in rows}
         recent, self._recent = self._recent, set()
+        held, self._held = self._held, owned
         changed = False
-        for key, slave in list(self._slaves.items()):
-            if key not in stored and key not in recent:
-                self._drop(slave)
-                changed = True
-        for key, row in stored.items():
+        if complete:
+            stored = {(r.host, r.port) for r in rows}
+            for key, slave in list(self._slaves.items()):
+                if key not in stored and key not in recent:
+                    self._drop(slave)
+                    changed = True
+            # Whose lease changed, and who registered here lately, may own differently.
+            mayown: Iterable[Slave] = list(self._ordered)
+        else:
+            ids = held ^ owned
+            mayown = [s for s in self._ordered if s.id in ids] if ids else []
+        # Registered here in the last two beats: its claim may not be in ``owned`` yet.
+        settling, self._settling = self._settling | recent, recent
+        for key in settling:
             known = self._slaves.get(key)
-            if known is None:
-                if key in recent:
-                    continue  # removed here after the listing was read
-                known = self._restored(row)
-                known.pending = False
-                self._add(known)
+            if known is not None:
+                self._own(known, owned, recent)
+        for known in mayown:
+            self._own(known, owned, recent)
+        # Rows a probe kept from being folded last time come first, so a newer one wins.
+        deferred, self._deferred = self._deferred, {}
+        for row in [*(deferred.values() if not complete else ()), *rows]:
+            if self._fold(row, owned, recent):
                 changed = True
-            slave = known
-            # Claimed at registration after this beat read the leases: still ours.
-            slave.owned = row.id in owned or (key in recent and slave.owned)
-            if row.call_nonce and self._join_token is not None:
-                slave.secret = self._derived_secret(row.call_nonce)
-            if slave.owned or slave.probe_lock.locked():
-                continue
-            if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
-                slave.status, slave.pending = row.status, False
-                self._set_methods(slave, row.methods)
-                if not slave.live:
-                    slave.reset_channel()
-                changed = True
-            if (row.labels, row.capacity) != (slave.labels, slave.capacity):
-                slave.labels, slave.capacity = row.labels, row.capacity
-                changed = True
-            if slave.refused:
+        for slave in self._ordered:
+            if slave.refused and not (slave.owned or slave.probe_lock.locked()):
                 # Full with other masters' jobs when it refused: it may have
                 # room now, and no status read of ours would say so.
                 slave.refused, changed = False, True
         if changed:
             self._notify()
+
+    def _own(self, slave: Slave, owned: frozenset[int], recent: set[tuple[str, int]]) -> None:
+        """Whether this master pings ``slave``, by the leases it holds now."""
+        # Claimed at registration after this beat read the leases: still ours.
+        slave.owned = slave.id in owned or ((slave.host, slave.port) in recent and slave.owned)
+
+    def _fold(self, row: SlaveRow, owned: frozenset[int], recent: set[tuple[str, int]]) -> bool:
+        """Take in one stored row; whether a slave changed for the jobs."""
+        key = (row.host, row.port)
+        slave = self._slaves.get(key)
+        changed = False
+        if slave is None:
+            if key in recent:
+                return False  # removed here after the listing was read
+            slave = self._restored(row)
+            slave.pending = False
+            self._add(slave)
+            changed = True
+        self._own(slave, owned, recent)
+        if row.call_nonce and self._join_token is not None:
+            slave.secret = self._derived_secret(row.call_nonce)
+        if slave.owned:
+            return changed
+        if slave.probe_lock.locked():
+            self._deferred[key] = row  # a probe is settling it now: fold it next time
+            return changed
+        if (row.status, row.methods) != (slave.status, slave.methods) or slave.pending:
+            slave.status, slave.pending = row.status, False
+            self._set_methods(slave, row.methods)
+            if not slave.live:
+                slave.reset_channel()
+            changed = True
+        if (row.labels, row.capacity) != (slave.labels, slave.capacity):
+            slave.labels, slave.capacity = row.labels, row.capacity
+            changed = True
+        return changed
 
     def disown(self) -> None:
         """Stop pinging every slave: the database is out of reach, so other
@@ -417,6 +472,7 @@ class Registry:
         """
         for slave in self._ordered:
             slave.owned = False
+        self._held = frozenset()  # so the next sync hands back every lease held
 
     def _drop(self, slave: Slave) -> None:
         """Forget ``slave`` in memory (another master removed or forgot it)."""
@@ -498,6 +554,8 @@ class Registry:
                 self._log_change(slave)
             if after[0] != before[0]:
                 self.methods_version += 1  # descriptors of live slaves come first
+            if reason is None:
+                slave.rest()
             self._notify()
 
     def _take(self, slave: Slave, found: Finding) -> None:

@@ -1,9 +1,13 @@
 """One slave as the master sees it: its address, liveness, catalog and channel.
 
-The channel and the catalog (descriptors from reflection) live as long as the
-slave answers, so jobs never re-dial or re-read reflection; a failed probe
-drops the channel, because a channel in reconnect backoff would keep a slave
-that came back looking dead.
+The catalog (descriptors from reflection) lives as long as the slave answers,
+so jobs never re-read reflection. So does the channel, up to a number of
+open channels (:class:`OpenChannels`): past it, a slave no job used since its
+last probe has its channel closed after each probe and dialled again on
+demand, because an open channel costs tens of kilobytes and a fleet of
+10,000 mostly idle slaves would hold hundreds of megabytes for nothing. A
+failed probe drops the channel, because a channel in reconnect backoff would
+keep a slave that came back looking dead.
 
 Whoever uses the channel (a job, a probe) leases it for the whole use. A
 dropped channel is closed only when its last lease ends, so nothing ever
@@ -42,6 +46,24 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 
 
 Dialer = Callable[[str], grpc.aio.Channel]
+
+
+class OpenChannels:
+    """How many of a registry's slaves hold a channel, against how many may while idle.
+
+    Args:
+        idle_limit: Past this many open channels, idle slaves give theirs up
+            after each probe (busy ones keep them, however many).
+    """
+
+    def __init__(self, idle_limit: int) -> None:
+        self.idle_limit = idle_limit
+        self.count = 0
+
+    @property
+    def over(self) -> bool:
+        """Whether more channels are open than idle slaves may keep."""
+        return self.count > self.idle_limit
 
 
 def plaintext(address: str) -> grpc.aio.Channel:
@@ -98,12 +120,14 @@ class Slave:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = ""
     refused: bool = False
+    used: bool = False  # a job leased the channel since the last probe
 
     reason: str = ""
     last_seen: float = 0.0
     owned: bool = True
     caller: str = ""
     probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    channels: OpenChannels = field(default_factory=lambda: OpenChannels(1 << 30))
     _channel: grpc.aio.Channel | None = None
     _leases: dict[grpc.aio.Channel, int] = field(default_factory=dict)
     # Each channel's callables, made once per method, as a generated stub
@@ -112,9 +136,12 @@ class Slave:
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
-    def from_row(cls, row: SlaveRow, dial: Dialer = plaintext) -> Slave:
-        """A slave restored from the store, before its first probe."""
-        return cls(
+    def from_row(
+        cls, row: SlaveRow, dial: Dialer = plaintext, channels: OpenChannels | None = None
+    ) -> Slave:
+        """A slave restored from the store, before its first probe; ``channels``
+        counts its channel with its registry's others."""
+        slave = cls(
             id=row.id,
             host=row.host,
             port=row.port,
@@ -123,6 +150,9 @@ class Slave:
             dial=dial,
             pending=True,
         )
+        if channels is not None:
+            slave.channels = channels
+        return slave
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -164,12 +194,19 @@ class Slave:
         """The cached channel, opened on first use (lease it to start calls on it)."""
         if self._channel is None:
             self._channel = self.dial(self.address)
+            self.channels.count += 1
         return self._channel
 
     @contextlib.contextmanager
-    def lease(self) -> Iterator[grpc.aio.Channel]:
-        """The current channel, kept open until the ``with`` block ends."""
+    def lease(self, probe: bool = False) -> Iterator[grpc.aio.Channel]:
+        """The current channel, kept open until the ``with`` block ends.
+
+        A lease for anything but a probe marks the slave used, so it keeps
+        its channel past the next probe (see :meth:`rest`).
+        """
         channel = self.channel
+        if not probe:
+            self.used = True
         self._leases[channel] = self._leases.get(channel, 0) + 1
         try:
             yield channel
@@ -201,6 +238,16 @@ class Slave:
             )
         return call
 
+    def rest(self) -> None:
+        """After a probe: close the channel when too many are open, no job
+        used it since the previous probe, and no call runs on it now.
+
+        The next job or probe dials again; the slave stays live.
+        """
+        used, self.used = self.used, False
+        if not used and self.channels.over and self._channel not in self._leases:
+            self.reset_channel()
+
     def current(self, channel: grpc.aio.Channel) -> bool:
         """Whether ``channel`` is still the one new calls should use."""
         return channel is self._channel
@@ -227,8 +274,10 @@ class Slave:
         finishes them), so the old channel closes when its last lease ends.
         """
         channel, self._channel = self._channel, None
-        if channel is not None and channel not in self._leases:
-            self._close_later(channel)
+        if channel is not None:
+            self.channels.count -= 1
+            if channel not in self._leases:
+                self._close_later(channel)
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:
         self._callables.pop(channel, None)
@@ -239,6 +288,8 @@ class Slave:
     async def close(self) -> None:
         """Close every channel now, cancelling whatever still runs on them."""
         channels = {*self._leases, *([self._channel] if self._channel else [])}
+        if self._channel is not None:
+            self.channels.count -= 1
         self._channel = None
         self._leases.clear()
         self._callables.clear()
