@@ -19,8 +19,8 @@ import grpc
 from arko.common.errors import ArkoError, InvalidArgument
 from arko.common.methods import parse_method_name
 from arko.gen import execution_pb2, execution_pb2_grpc
-from arko.master.jobs.executor import render_reply
 from arko.master.jobs.params import build_request
+from arko.master.jobs.render import ReplyTree
 from arko.master.slaves.discovery import discover
 from bench.serving import relay_flags, serve_execution
 
@@ -46,7 +46,7 @@ async def naive_execute(address: str, method: str, params: dict[str, str], timeo
             response_deserializer=reply_cls.FromString,
         )
         reply = await call(request, timeout=timeout)
-    return f"{method.strip()} done: Job finished with status OK: {render_reply(reply)}"
+    return f"{method.strip()} done: Job finished with status OK: {ReplyTree.of(reply).indented()}"
 
 
 class NaiveExecution(execution_pb2_grpc.ExecutionServicer):
