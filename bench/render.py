@@ -192,7 +192,7 @@ def table(
         lines += [f"  {t['percent']:5.1f}%  {t['thread']}" for t in prof.get("threads", [])]
         lines.append("   source files on the stack (inclusive):")
         lines += [f"  {f['percent']:5.1f}%  {f['file']}" for f in prof["files"]]
-    lines += ["", "Issue-5 targets"]
+    lines += ["", "Targets (issue 5, then issue 26 against the bare relay)"]
     for t in tg:
         verdict = "PASS" if t["ok"] else "FAIL"
         lines.append(f"  [{verdict}] {t['target']:<58} {t['shown']:>12}   ({t['limit']})")

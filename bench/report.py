@@ -1,4 +1,4 @@
-"""From raw runs to what a reader sees: summaries, issue-5 targets, the table, the plot.
+"""From raw runs to what a reader sees: summaries, targets (issues 5, 26), table, plot.
 
 Raw runs stay in ``results.json`` beside their summaries, so a figure can
 always be traced back to the repeats it came from.
@@ -224,7 +224,7 @@ def summarise(raw: dict[str, Any], cfg_ping_timeout: float) -> dict[str, Any]:
 
 
 def targets(raw: dict[str, Any], s: dict[str, Any], ping_timeout: float) -> list[dict[str, Any]]:
-    """Each issue-5 target with its figure from this run and whether it holds."""
+    """Each target (issues 5 and 26) with its figure from this run and whether it holds."""
     lr, nv, fl, mem = s["latency_ratios"], s["naive"], s["fleet"], s["memory"]
     at64 = s["throughput_ratios"]["master/direct"].get(64, Spread.of([]))
     floor64 = s["throughput_ratios"]["relay/direct"].get(64, Spread.of([]))
