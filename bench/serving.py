@@ -5,23 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable, Sequence
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 from arko.common.server import create_server
 from arko.gen import execution_pb2, execution_pb2_grpc
 
 
-async def serve_execution(
-    host: str, port: int, servicer: execution_pb2_grpc.ExecutionServicer
+async def serve_until_signalled(
+    host: str, port: int, services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]]
 ) -> None:
-    """Serve ``servicer`` (with health and reflection) until SIGTERM or SIGINT."""
-    name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
-    built = create_server(
-        host,
-        port,
-        [(name, lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, srv))],
-    )
+    """Serve ``services`` (with health and reflection) until SIGTERM or SIGINT."""
+    built = create_server(host, port, services)
     await built.server.start()
     await built.health.set("", health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
@@ -30,6 +27,18 @@ async def serve_execution(
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await built.server.stop(1.0)
+
+
+async def serve_execution(
+    host: str, port: int, servicer: execution_pb2_grpc.ExecutionServicer
+) -> None:
+    """Serve ``servicer`` (with health and reflection) until SIGTERM or SIGINT."""
+    name = execution_pb2.DESCRIPTOR.services_by_name["Execution"].full_name
+    await serve_until_signalled(
+        host,
+        port,
+        [(name, lambda srv: execution_pb2_grpc.add_ExecutionServicer_to_server(servicer, srv))],
+    )
 
 
 def relay_flags(prog: str, description: str | None) -> argparse.ArgumentParser:

@@ -10,16 +10,13 @@ same run: the master cannot stream faster than this, whatever it does.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2
 
-from arko.common.server import create_server
 from arko.gen import pipeline_pb2
-from bench.serving import relay_flags
+from bench.serving import relay_flags, serve_until_signalled
 
 SERVICE = pipeline_pb2.DESCRIPTOR.services_by_name["MyPipelineLogs"].full_name
 
@@ -47,17 +44,9 @@ async def serve(host: str, port: int, slave: str) -> None:
                 )
             },
         )
-        built = create_server(
+        await serve_until_signalled(
             host, port, [(SERVICE, lambda srv: srv.add_generic_rpc_handlers((handler,)))]
         )
-        await built.server.start()
-        await built.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await built.server.stop(1.0)
 
 
 def main(argv: list[str] | None = None) -> None:
